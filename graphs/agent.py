@@ -1,0 +1,53 @@
+"""The keel agent graph: wiring only. Nodes live in nodes/, guards and routing in graphs/edges.py."""
+
+from __future__ import annotations
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from graphs.edges import Routes
+from graphs.state import AgentState, InputState
+from keel.backends import Backends
+from keel.context import RunContext
+from nodes.approval import make_approval
+from nodes.decide import make_decide
+from nodes.fallback import make_fallback
+from nodes.finalize import make_finalize
+from nodes.permission import make_permission_check
+from nodes.plan import make_plan
+from nodes.recall import make_recall
+from nodes.tool import make_tool
+
+__all__ = ["build_graph", "make_graph", "NODES"]
+
+NODES = ("recall", "plan", "decide", "permission_check", "approval", "tool", "fallback", "finalize")
+
+
+def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    """The guarded agent graph over the given backends."""
+    routes = Routes(b.limits)
+    g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
+    g.add_node("recall", make_recall(b))
+    g.add_node("plan", make_plan(b))
+    g.add_node("decide", make_decide(b))
+    g.add_node("permission_check", make_permission_check(b))
+    g.add_node("approval", make_approval(b))
+    g.add_node("tool", make_tool(b))
+    g.add_node("fallback", make_fallback(b))
+    g.add_node("finalize", make_finalize(b))
+    g.add_edge(START, "recall")
+    g.add_edge("recall", "plan")
+    g.add_conditional_edges("plan", routes.after_plan)
+    g.add_conditional_edges("decide", routes.after_decide)
+    g.add_conditional_edges("permission_check", routes.after_permission)
+    g.add_conditional_edges("approval", routes.after_approval)
+    g.add_conditional_edges("tool", routes.after_tool)
+    g.add_edge("fallback", "finalize")
+    g.add_edge("finalize", END)
+    return g.compile(checkpointer=checkpointer, name="keel")
+
+
+def make_graph() -> CompiledStateGraph:
+    """Entry point for `langgraph.json`: the server supplies the checkpointer."""
+    return build_graph(Backends.from_settings())

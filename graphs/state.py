@@ -1,0 +1,80 @@
+"""The agent's state: what flows through the graph and is checkpointed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+__all__ = ["InputState", "AgentState", "PendingCall", "CallStatus", "TerminatedReason"]
+
+CallStatus = Literal["new", "allowed", "ask", "done"]
+TerminatedReason = Literal[
+    "max_steps", "timeout", "run_cost_cap", "budget_exceeded", "llm_unavailable", "llm_error"
+]
+
+
+class PendingCall(TypedDict, total=False):
+    """One tool call of the current model turn and what has been decided about it."""
+
+    id: str
+    """The model's tool_call_id."""
+    name: str
+    """The tool the model asked for."""
+    args: dict[str, Any]
+    """The arguments to run with (the approver's edit replaces the model's)."""
+    status: CallStatus
+    """new: not checked yet; allowed: will run; ask: waits for approval; done: answered."""
+    resource: str
+    """The resource string the permission matrix was asked about."""
+    rule: str
+    """The matched rule, explained."""
+    approved_by: str
+    """The approver, for a call that went through approval."""
+
+
+class InputState(TypedDict):
+    """What a caller sends: the conversation so far (normally one new human message)."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    """Messages of the conversation; new ones are appended."""
+
+
+class AgentState(InputState, total=False):
+    """The full state of a run, checkpointed after every step."""
+
+    execution_id: str
+    """The execution this state belongs to (copied from the run context by recall)."""
+    task: str
+    """The latest human request, as text."""
+    recalled: list[str]
+    """What recall found worth remembering for this task."""
+    plan: str
+    """The model's short plan for the task."""
+    steps: int
+    """Model turns taken in this run."""
+    run_cost: float
+    """USD spent by this run so far."""
+    input_tokens: int
+    """Prompt tokens used by this run."""
+    output_tokens: int
+    """Completion tokens used by this run."""
+    started_at: float
+    """Run start, seconds since the epoch."""
+    deadline: float
+    """Run deadline, seconds since the epoch."""
+    pending: list[PendingCall]
+    """Tool calls of the current model turn and their decisions."""
+    tools_used: list[str]
+    """Tools executed successfully in this run."""
+    tools_failed: list[str]
+    """Tools that failed, timed out or were refused in this run."""
+    terminated_reason: TerminatedReason | None
+    """Why the run stopped early; None when it finished normally."""
+    error: str | None
+    """What went wrong when the model or a store failed (already redacted)."""
+    status: str
+    """Final status: succeeded, terminated or failed."""
+    answer: str
+    """The final answer, filtered for secrets and personal data."""

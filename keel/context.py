@@ -1,0 +1,42 @@
+"""The run's identity: LangGraph runtime context, set by the caller, never by the model or graph input."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+
+__all__ = ["RunContext", "InvalidContext"]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+
+
+class InvalidContext(ValueError):
+    """A run context field is missing or malformed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunContext:
+    """Who runs this agent and under which version. Given as `context=` to the graph."""
+
+    user_id: str = field(metadata={"description": "The user the run acts for (from auth or CLI flags)."})
+    """The user the run acts for."""
+    role: str = field(default="user", metadata={"description": "Role looked up in the permission matrix."})
+    """Role looked up in the permission matrix."""
+    tenant: str = field(default="default", metadata={"description": "Tenant that owns the user."})
+    """Tenant that owns the user."""
+    execution_id: str = field(
+        default_factory=lambda: str(uuid.uuid4()),
+        metadata={"description": "Id of this execution (one per run request)."},
+    )
+    """Id of this execution; a resumed run keeps its execution id."""
+    version: str = field(default="v1", metadata={"description": "Graph/prompt version of this run."})
+    """Graph/prompt version of this run."""
+
+    def __post_init__(self) -> None:
+        for name in ("user_id", "role", "tenant", "execution_id", "version"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not _ID.match(value):
+                raise InvalidContext(
+                    f"run context {name}={value!r} is invalid: 1-128 characters of letters, digits, '_.@-'"
+                )

@@ -1,0 +1,58 @@
+"""Programmatic Alembic upgrades of the records database (no CLI, no CWD-relative alembic.ini)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "upgrade"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+ADVISORY_LOCK_KEY = 0x6B65656C_7265_63
+"""`pg_advisory_xact_lock` key serialising concurrent migrations on PostgreSQL (taken in env.py)."""
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations, optionally bound to a connection."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("path_separator", "os")
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this package."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _upgrade_sync(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+def _current_sync(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def upgrade(conn: AsyncConnection, revision: str = "head") -> None:
+    """Upgrade the database to `revision` inside `conn`'s transaction, which the caller commits.
+
+    On PostgreSQL env.py first takes a transaction-scoped advisory lock, so concurrent upgrades
+    run one after the other and the later ones find the schema at head. On SQLite the
+    caller's `BEGIN IMMEDIATE` does the same.
+    """
+    await conn.run_sync(_upgrade_sync, revision)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current_sync)

@@ -1,0 +1,184 @@
+"""The records schema as SQLAlchemy Core tables, shared by SQLite and PostgreSQL.
+
+The tables here describe the schema as it is at migration head; the migrations in
+`keel/records/migrations/versions/` create it. Change both together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "EXECUTION_STATUSES",
+    "APPROVAL_STATUSES",
+    "TOOL_RESULT_STATUSES",
+    "UTCDateTime",
+    "metadata",
+    "executions",
+    "audit",
+    "approvals",
+    "tool_results",
+    "outbox",
+]
+
+EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated")
+APPROVAL_STATUSES = ("pending", "approved", "edited", "rejected", "expired")
+TOOL_RESULT_STATUSES = ("ok", "error", "timeout")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every backend.
+
+    Values are converted to UTC on the way in (naive values are refused) and come back aware
+    in UTC. SQLite keeps them as UTC text without an offset, which sorts correctly.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: records timestamps must be timezone-aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _money() -> sa.Numeric[Any]:
+    return sa.Numeric(18, 8, asdecimal=True)
+
+
+def _json(nullable: bool = False) -> sa.JSON:
+    # none_as_null: Python None is SQL NULL, not the JSON literal `null`.
+    return sa.JSON(none_as_null=nullable)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+executions = sa.Table(
+    "executions",
+    metadata,
+    sa.Column("execution_id", sa.String(64), primary_key=True),
+    sa.Column("thread_id", sa.String(128), nullable=False, index=True),
+    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("task", sa.Text, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("terminated_reason", sa.String(64)),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Column("steps", sa.Integer, nullable=False),
+    sa.Column("input_tokens", sa.Integer, nullable=False),
+    sa.Column("output_tokens", sa.Integer, nullable=False),
+    sa.Column("total_tokens", sa.Integer, nullable=False),
+    sa.Column("cost", _money(), nullable=False),
+    sa.Column("tools_used", _json(), nullable=False),
+    sa.Column("tools_failed", _json(), nullable=False),
+    sa.Column("succeeded", sa.Boolean),
+    sa.Column("answer", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
+    sa.Index(None, "started_at"),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("execution_id", sa.String(64), nullable=False, index=True),
+    sa.Column("thread_id", sa.String(128), nullable=False, index=True),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("tool", sa.String(128)),
+    sa.Column("tool_call_id", sa.String(128)),
+    sa.Column("decision", sa.String(32)),
+    sa.Column("rule", sa.Text),
+    sa.Column("resource", sa.Text),
+    sa.Column("args", _json(nullable=True)),
+    sa.Column("status", sa.String(32)),
+    sa.Column("result_digest", sa.String(128)),
+    sa.Column("duration_ms", sa.Integer),
+    sa.Column("detail", sa.Text),
+)
+
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("approval_id", sa.String(64), primary_key=True),
+    sa.Column("thread_id", sa.String(128), nullable=False),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("tool_call_id", sa.String(128), nullable=False),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("args", _json(), nullable=False),
+    sa.Column("args_hash", sa.String(128), nullable=False),
+    sa.Column("resource", sa.Text),
+    sa.Column("rule", sa.Text),
+    sa.Column("requester", sa.String(128), nullable=False, index=True),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("decided_by", sa.String(128)),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("decision_reason", sa.Text),
+    sa.Column("edited_args", _json(nullable=True)),
+    sa.UniqueConstraint("thread_id", "tool_call_id"),
+    sa.CheckConstraint(_in("status", APPROVAL_STATUSES), name="status"),
+)
+
+tool_results = sa.Table(
+    "tool_results",
+    metadata,
+    sa.Column("thread_id", sa.String(128), primary_key=True),
+    sa.Column("tool_call_id", sa.String(128), primary_key=True),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("tool", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("output", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("status", TOOL_RESULT_STATUSES), name="status"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("thread_id", sa.String(128), nullable=False),
+    sa.Column("tool_call_id", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("recipient", sa.Text, nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("thread_id", "tool_call_id"),
+)

@@ -1,0 +1,181 @@
+"""Row value objects of the records database: one frozen dataclass per table row.
+
+Field names equal column names. Timestamps are timezone-aware UTC; money is `Decimal`.
+The audit log has two types: `AuditEvent` is what callers append (no id yet) and `AuditRow`
+is an `AuditEvent` as stored, with its database `id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = [
+    "ApprovalStatus",
+    "ExecutionStatus",
+    "ToolResultStatus",
+    "Execution",
+    "AuditEvent",
+    "AuditRow",
+    "Approval",
+    "ToolResult",
+    "OutboxMessage",
+    "utcnow",
+]
+
+ExecutionStatus = Literal["running", "awaiting_approval", "succeeded", "failed", "terminated"]
+ApprovalStatus = Literal["pending", "approved", "edited", "rejected", "expired"]
+ToolResultStatus = Literal["ok", "error", "timeout"]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class _Row:
+    __slots__ = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON-friendly data: datetimes in ISO 8601, Decimal as str, tuples as lists."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Execution(_Row):
+    """One run of the agent: who ran what, how it ended, and what it used."""
+
+    execution_id: str
+    thread_id: str
+    user_id: str
+    role: str
+    tenant: str
+    version: str
+    task: str
+    status: ExecutionStatus = "running"
+    terminated_reason: str | None = None
+    started_at: datetime = field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    duration_ms: int | None = None
+    steps: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost: Decimal = Decimal("0")
+    tools_used: tuple[str, ...] = ()
+    """Names of the tools called, in order."""
+    tools_failed: tuple[str, ...] = ()
+    """Names of the tools whose call did not end `ok`."""
+    succeeded: bool | None = None
+    answer: str | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools_used", tuple(self.tools_used))
+        object.__setattr__(self, "tools_failed", tuple(self.tools_failed))
+        cost = self.cost
+        object.__setattr__(self, "cost", Decimal(str(cost)) if isinstance(cost, float) else Decimal(cost))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditEvent(_Row):
+    """One audit entry to append: a tool call, a permission decision, an approval request or decision."""
+
+    execution_id: str
+    thread_id: str
+    user_id: str
+    role: str
+    tenant: str
+    event: str
+    """`tool_call`, `permission`, `approval_requested`, `approval_decision`, …"""
+    ts: datetime = field(default_factory=utcnow)
+    tool: str | None = None
+    tool_call_id: str | None = None
+    decision: str | None = None
+    """allow / deny / ask / approve / edit / reject / expired."""
+    rule: str | None = None
+    resource: str | None = None
+    args: dict[str, Any] | None = None
+    """Tool arguments, already redacted by the caller."""
+    status: str | None = None
+    """ok / error / timeout / denied / rejected / invalid / replayed."""
+    result_digest: str | None = None
+    duration_ms: int | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditRow(AuditEvent):
+    """An audit entry as stored, with its append-order `id`."""
+
+    id: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Approval(_Row):
+    """A request for a human decision on one tool call, bound to the hash of the args shown."""
+
+    thread_id: str
+    execution_id: str
+    tool_call_id: str
+    tool: str
+    args: dict[str, Any]
+    """Arguments as shown to the approver (redacted)."""
+    args_hash: str
+    requester: str
+    """The user_id whose run asked."""
+    role: str
+    tenant: str
+    expires_at: datetime
+    approval_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    resource: str | None = None
+    rule: str | None = None
+    reason: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    status: ApprovalStatus = "pending"
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    edited_args: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolResult(_Row):
+    """The recorded outcome of one tool call, keyed by (thread_id, tool_call_id) for idempotency."""
+
+    thread_id: str
+    tool_call_id: str
+    execution_id: str
+    tool: str
+    status: ToolResultStatus
+    output: str
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutboxMessage(_Row):
+    """An email queued by `send_email`; `id` is set once stored."""
+
+    thread_id: str
+    tool_call_id: str
+    user_id: str
+    recipient: str
+    subject: str
+    body: str
+    created_at: datetime = field(default_factory=utcnow)
+    id: int | None = None

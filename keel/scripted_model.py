@@ -1,0 +1,167 @@
+"""The offline scripted model: deterministic, tool-calling, and labelled as scripted in every answer.
+
+It is not a language model. It reads the latest request as a list of imperative clauses separated
+by `then`, `;` or new lines and turns each into one tool call:
+
+    read <path> | list <path> | write <path>: <text> | delete <path>
+    summarize <path> into <path> | search <words> in <path> | email <address> about <subject>: <text>
+
+It answers with a summary of what the tools returned. `make run` uses it so the whole runtime can
+be exercised without a network or model weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+
+__all__ = ["ScriptedChatModel", "SCRIPTED_LABEL"]
+
+SCRIPTED_LABEL = "[keel offline scripted model — not an LLM]"
+
+_SPLIT = re.compile(r"\s*(?:;|\n|\bthen\b|\band then\b)\s*", re.IGNORECASE)
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^summari[sz]e\s+(?P<src>\S+)\s+(?:into|to)\s+(?P<dst>\S+)$", re.I), "summarize"),
+    (re.compile(r"^read\s+(?P<path>\S+)$", re.I), "read_file"),
+    (re.compile(r"^list(?:\s+files)?(?:\s+in)?(?:\s+(?P<path>\S+))?$", re.I), "list_files"),
+    (re.compile(r"^write\s+(?P<path>\S+?)\s*:\s*(?P<content>.+)$", re.I | re.S), "write_file"),
+    (re.compile(r"^delete\s+(?P<path>\S+)$", re.I), "delete_file"),
+    (
+        re.compile(r"^search\s+(?:notes\s+)?(?:for\s+)?(?P<query>.+?)(?:\s+in\s+(?P<path>\S+))?$", re.I),
+        "search_notes",
+    ),
+    (
+        re.compile(
+            r"^(?:e-?mail|send email to)\s+(?P<to>\S+@\S+)\s+about\s+(?P<subject>[^:]+):\s*(?P<body>.+)$",
+            re.I | re.S,
+        ),
+        "send_email",
+    ),
+]
+
+
+def _clauses(task: str) -> list[str]:
+    return [c.strip().rstrip(".") for c in _SPLIT.split(task) if c and c.strip().rstrip(".")]
+
+
+def _actions(task: str) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls the task asks for, in order; `summarize` becomes a read then a write."""
+    actions: list[tuple[str, dict[str, Any]]] = []
+    for clause in _clauses(task):
+        for pattern, kind in _PATTERNS:
+            if m := pattern.match(clause):
+                groups = {k: v for k, v in m.groupdict().items() if v is not None}
+                if kind == "summarize":
+                    actions.append(("read_file", {"path": groups["src"]}))
+                    actions.append(("write_file", {"path": groups["dst"], "content": "@summary"}))
+                elif kind == "send_email":
+                    actions.append(
+                        (
+                            kind,
+                            {
+                                "to": groups["to"],
+                                "subject": groups["subject"].strip(),
+                                "body": groups["body"].strip(),
+                            },
+                        )
+                    )
+                else:
+                    actions.append((kind, groups))
+                break
+    return actions
+
+
+def _summary(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    heads = [ln.lstrip("#").strip() for ln in lines if ln.startswith("#")]
+    points = heads or lines[:5]
+    return "# Summary\n\n" + "\n".join(f"- {p}" for p in points[:8]) + "\n"
+
+
+def _latest_request(messages: list[BaseMessage]) -> tuple[int, str]:
+    for index in range(len(messages) - 1, -1, -1):
+        if isinstance(messages[index], HumanMessage):
+            return index, str(messages[index].content)
+    return -1, ""
+
+
+def _usage(messages: list[BaseMessage], reply: str) -> dict[str, int]:
+    prompt = sum(len(str(m.content)) for m in messages) // 4 + 1
+    out = len(reply) // 4 + 1
+    return {"input_tokens": prompt, "output_tokens": out, "total_tokens": prompt + out}
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A deterministic offline stand-in for an LLM, clearly labelled as such."""
+
+    model_name: str = "keel-scripted"
+
+    @property
+    def _llm_type(self) -> str:
+        return "keel-scripted"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self.bind(tools=list(tools), **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        start, task = _latest_request(messages)
+        actions = _actions(task)
+        if not kwargs.get("tools"):
+            reply = self._plan(actions)
+            message = AIMessage(content=reply, usage_metadata=_usage(messages, reply))
+        else:
+            message = self._act(messages[start + 1 :], actions, start, task)
+            message.usage_metadata = _usage(messages, str(message.content) + str(message.tool_calls))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @staticmethod
+    def _plan(actions: list[tuple[str, dict[str, Any]]]) -> str:
+        if not actions:
+            return f"{SCRIPTED_LABEL} Plan: answer directly (no tool needed)."
+        steps = "; ".join(
+            f"{i}. {name} {args.get('path') or args.get('to') or args.get('query', '')}".strip()
+            for i, (name, args) in enumerate(actions, 1)
+        )
+        return f"{SCRIPTED_LABEL} Plan: {steps}"
+
+    def _act(
+        self, since: list[BaseMessage], actions: list[tuple[str, dict[str, Any]]], start: int, task: str
+    ) -> AIMessage:
+        done = sum(1 for m in since if isinstance(m, AIMessage) and m.tool_calls)
+        results = [m for m in since if isinstance(m, ToolMessage)]
+        if done < len(actions):
+            name, args = actions[done]
+            if args.get("content") == "@summary":
+                last = str(results[-1].content) if results else ""
+                args = {**args, "content": _summary(last)}
+            seed = f"{start}:{task}:{done}".encode()
+            call_id = "call_" + hashlib.sha256(seed).hexdigest()[:16]
+            return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id}])
+        return AIMessage(content=self._answer(task, actions, results))
+
+    @staticmethod
+    def _answer(task: str, actions: list[tuple[str, dict[str, Any]]], results: list[ToolMessage]) -> str:
+        if not actions:
+            return (
+                f"{SCRIPTED_LABEL} I can only follow simple instructions offline: read, list, write, "
+                f"summarize, search, delete and email. Your request was: {task!r}"
+            )
+        lines = [f"{SCRIPTED_LABEL} Here is what happened:"]
+        for (name, args), result in zip(actions, results, strict=False):
+            target = args.get("path") or args.get("to") or args.get("query", "")
+            first = str(result.content).strip().splitlines()[0] if str(result.content).strip() else "(empty)"
+            outcome = "failed" if result.status == "error" else "done"
+            lines.append(f"- {name} {target}: {outcome} — {first[:160]}")
+        return "\n".join(lines)

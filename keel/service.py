@@ -1,0 +1,220 @@
+"""keel as a library: run, resume and approve, over one set of backends. The CLI and demo use this."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import HumanMessage
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
+
+from graphs.agent import build_graph
+from keel.approvals import ApprovalDecision
+from keel.backends import Backends, open_checkpointer
+from keel.context import InvalidContext, RunContext
+from keel.errors import Conflict, Forbidden, NotFound
+from keel.records import Approval
+from keel.settings import Settings
+from tools.registry import ToolRegistry
+
+__all__ = ["Keel", "RunOutcome", "StepCallback"]
+
+StepCallback = Callable[[str, dict[str, Any]], None]
+CONTINUE_PROMPT = "Continue the task from where you stopped."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    """How a run request ended: finished, terminated early, or paused for approval."""
+
+    thread_id: str
+    execution_id: str
+    status: str
+    """succeeded | terminated | awaiting_approval"""
+    answer: str = ""
+    terminated_reason: str | None = None
+    approval: dict[str, Any] | None = None
+    """The pending approval request when status is awaiting_approval."""
+    path: list[str] = field(default_factory=list)
+    """Nodes this request went through, in order."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "thread_id": self.thread_id,
+            "execution_id": self.execution_id,
+            "status": self.status,
+            "answer": self.answer,
+            "terminated_reason": self.terminated_reason,
+            "approval": self.approval,
+            "path": self.path,
+        }
+
+
+class Keel:
+    """One process's entry point to keel: `async with Keel.open() as keel: await keel.run(...)`."""
+
+    def __init__(self, backends: Backends, graph: CompiledStateGraph) -> None:
+        self.backends = backends
+        self.graph = graph
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls,
+        settings: Settings | None = None,
+        *,
+        model: BaseChatModel | None = None,
+        model_name: str | None = None,
+        registry: ToolRegistry | None = None,
+    ) -> AsyncIterator[Keel]:
+        """Build the backends, migrate, open the checkpointer; close all on exit."""
+        backends = Backends.from_settings(settings, model=model, model_name=model_name, registry=registry)
+        try:
+            await backends.ready()
+            async with open_checkpointer(backends.settings) as saver:
+                yield cls(backends, build_graph(backends, checkpointer=saver))
+        finally:
+            await backends.aclose()
+
+    @property
+    def records(self):  # noqa: ANN201 - keel.records.Records
+        return self.backends.records
+
+    def _context(self, user_id: str, role: str, tenant: str, execution_id: str | None = None) -> RunContext:
+        if role not in self.backends.policy.roles:
+            known = ", ".join(sorted(self.backends.policy.roles))
+            raise InvalidContext(f"unknown role {role!r} (known: {known})")
+        return RunContext(
+            user_id=user_id,
+            role=role,
+            tenant=tenant,
+            execution_id=execution_id or str(uuid.uuid4()),
+            version=self.backends.settings.version,
+        )
+
+    async def run(
+        self,
+        task: str,
+        *,
+        user_id: str,
+        role: str = "user",
+        tenant: str = "default",
+        thread_id: str | None = None,
+        on_step: StepCallback | None = None,
+    ) -> RunOutcome:
+        """Start a run on a new or existing thread."""
+        if not task.strip():
+            raise InvalidContext("the task is empty")
+        ctx = self._context(user_id, role, tenant)
+        thread_id = thread_id or str(uuid.uuid4())
+        if (prior := await self.records.latest_execution(thread_id)) is not None:
+            if prior.user_id != user_id:
+                raise Forbidden(f"thread {thread_id} belongs to another user")
+            if prior.status == "awaiting_approval":
+                raise Conflict(f"thread {thread_id} is waiting for an approval; decide it first")
+        return await self._drive({"messages": [HumanMessage(task)]}, thread_id, ctx, on_step)
+
+    async def resume(self, thread_id: str, *, on_step: StepCallback | None = None) -> RunOutcome:
+        """Continue a thread: after a crash from its last checkpoint; after an early stop with a new turn."""
+        prior = await self.records.latest_execution(thread_id)
+        if prior is None:
+            raise NotFound(f"no run on thread {thread_id}")
+        snapshot = await self.graph.aget_state(self._config(thread_id))
+        if any(task.interrupts for task in snapshot.tasks):
+            raise Conflict(f"thread {thread_id} is waiting for an approval; approve or reject it to resume")
+        ctx = self._context(prior.user_id, prior.role, prior.tenant, prior.execution_id)
+        if snapshot.next:
+            return await self._drive(None, thread_id, ctx, on_step)
+        if prior.status == "terminated":
+            ctx = self._context(prior.user_id, prior.role, prior.tenant)
+            return await self._drive({"messages": [HumanMessage(CONTINUE_PROMPT)]}, thread_id, ctx, on_step)
+        raise Conflict(f"thread {thread_id} finished ({prior.status}); start a new run on it instead")
+
+    async def pending_approvals(self, *, requester: str | None = None) -> list[Approval]:
+        """Approval requests still waiting, oldest first."""
+        return await self.records.list_approvals(status="pending", requester=requester)
+
+    async def decide(
+        self,
+        approval_id: str,
+        decision: str,
+        *,
+        approver: str,
+        approver_role: str,
+        args: dict[str, Any] | None = None,
+        reason: str | None = None,
+        on_step: StepCallback | None = None,
+    ) -> RunOutcome:
+        """Record a human decision on an approval request, then resume its thread."""
+        row = await self.records.get_approval(approval_id)
+        if row is None:
+            raise NotFound(f"no approval request {approval_id}")
+        if not self.backends.policy.is_approver(approver_role):
+            raise Forbidden(f"role {approver_role!r} may not decide approvals")
+        choice = ApprovalDecision(
+            decision=decision,
+            approver=approver,
+            args=args,
+            reason=reason,  # type: ignore[arg-type]
+            args_hash=row.args_hash,
+        )
+        if row.status != "pending":
+            raise Conflict(f"approval {approval_id} was already {row.status} by {row.decided_by}")
+        expired = datetime.now(UTC) >= row.expires_at
+        won = await self.records.decide_approval(
+            approval_id,
+            status="expired" if expired else choice.status,
+            decided_by=approver,
+            reason=reason,
+            edited_args=choice.args,
+        )
+        if not won:
+            raise Conflict(f"approval {approval_id} was decided by someone else just now")
+        execution = await self.records.get_execution(row.execution_id)
+        if execution is None:
+            raise NotFound(f"no execution {row.execution_id} for approval {approval_id}")
+        ctx = self._context(execution.user_id, execution.role, execution.tenant, execution.execution_id)
+        return await self._drive(Command(resume=choice.as_resume()), row.thread_id, ctx, on_step)
+
+    @staticmethod
+    def _config(thread_id: str) -> dict[str, Any]:
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": 200}
+
+    async def _drive(
+        self, payload: Any, thread_id: str, ctx: RunContext, on_step: StepCallback | None
+    ) -> RunOutcome:
+        path: list[str] = []
+        approval: dict[str, Any] | None = None
+        async for chunk in self.graph.astream(
+            payload, self._config(thread_id), context=ctx, stream_mode="updates"
+        ):
+            for node, update in chunk.items():
+                if node == "__interrupt__":
+                    approval = dict(update[0].value)
+                    continue
+                path.append(node)
+                if on_step is not None:
+                    on_step(node, update or {})
+        values = (await self.graph.aget_state(self._config(thread_id))).values
+        if approval is not None:
+            return RunOutcome(
+                thread_id=thread_id,
+                execution_id=ctx.execution_id,
+                status="awaiting_approval",
+                approval=approval,
+                path=path,
+            )
+        return RunOutcome(
+            thread_id=thread_id,
+            execution_id=ctx.execution_id,
+            status=values.get("status", "failed"),
+            answer=values.get("answer", ""),
+            terminated_reason=values.get("terminated_reason"),
+            path=path,
+        )

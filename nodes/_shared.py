@@ -1,0 +1,81 @@
+"""Helpers the nodes share: the thread id, a bounded model call with usage accounting."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from keel.backends import Backends
+
+__all__ = ["thread_id_of", "ModelCall", "call_model", "ModelCallFailed"]
+
+
+def thread_id_of(config: RunnableConfig) -> str:
+    """The checkpoint thread of this run."""
+    thread = (config.get("configurable") or {}).get("thread_id")
+    if not thread:
+        raise ValueError("keel runs need a thread_id in config['configurable']")
+    return str(thread)
+
+
+class ModelCallFailed(Exception):
+    """The model did not answer: `reason` is `timeout` (run deadline) or `llm_unavailable`."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCall:
+    """A model answer and what it used."""
+
+    message: AIMessage
+    input_tokens: int
+    output_tokens: int
+    cost: float
+
+
+async def call_model(
+    b: Backends,
+    model: Runnable,
+    messages: Sequence[BaseMessage],
+    state: Mapping[str, Any],
+    config: RunnableConfig | None = None,
+) -> ModelCall:
+    """Call the model within the model timeout and the run deadline; price its usage."""
+    remaining = state.get("deadline", float("inf")) - time.time()
+    timeout = min(b.settings.model_timeout_s, remaining)
+    if timeout <= 0:
+        raise ModelCallFailed("timeout", "the run deadline passed before the model call")
+    try:
+        async with asyncio.timeout(timeout):
+            message = await model.ainvoke(list(messages), config)
+    except TimeoutError:
+        reason = "timeout" if remaining <= b.settings.model_timeout_s else "llm_unavailable"
+        raise ModelCallFailed(reason, f"the model did not answer within {timeout:.1f} s") from None
+    except Exception as exc:  # noqa: BLE001 - any provider error means the model is unavailable
+        raise ModelCallFailed("llm_unavailable", f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(message, AIMessage):
+        raise ModelCallFailed("llm_unavailable", f"the model returned {type(message).__name__}")
+    usage = message.usage_metadata or {}
+    inp, out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
+    return ModelCall(
+        message=message, input_tokens=inp, output_tokens=out, cost=b.prices.model_cost(b.model_name, inp, out)
+    )
+
+
+def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:
+    """State fields after one model call."""
+    return {
+        "input_tokens": state.get("input_tokens", 0) + call.input_tokens,
+        "output_tokens": state.get("output_tokens", 0) + call.output_tokens,
+        "run_cost": state.get("run_cost", 0.0) + call.cost,
+    }

@@ -1,0 +1,162 @@
+"""approval: a call the policy says `ask` for waits here (a LangGraph interrupt) for a human decision."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from graphs.state import AgentState, PendingCall
+from keel.approvals import ApprovalDecision, parse_decision
+from keel.audit import audit_event
+from keel.backends import Backends
+from keel.context import RunContext
+from keel.records import Approval
+from keel.redaction import redact
+from nodes._shared import thread_id_of
+from tools.executor import ToolCallRefused, args_digest
+
+__all__ = ["make_approval", "approval_id_for"]
+
+_AUDIT_DECISION = {"approved": "approve", "edited": "edit", "rejected": "reject", "expired": "expired"}
+
+
+def approval_id_for(thread_id: str, tool_call_id: str) -> str:
+    """The approval id of a call: stable, so a re-run node finds its request again."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"keel:{thread_id}:{tool_call_id}"))
+
+
+def make_approval(b: Backends):
+    """The approval node. Everything before `interrupt()` is idempotent, since a resume re-runs the node."""
+
+    async def _request(call: PendingCall, run: RunContext, thread: str) -> Approval:
+        rule = b.policy.decide(run.role, call["name"], call["resource"]).rule
+        ttl = rule.expires_s if rule is not None and rule.expires_s else b.settings.approval_ttl_s
+        now = datetime.now(UTC)
+        stored = await b.records.create_approval(
+            Approval(
+                approval_id=approval_id_for(thread, call["id"]),
+                thread_id=thread,
+                execution_id=run.execution_id,
+                tool_call_id=call["id"],
+                tool=call["name"],
+                args=redact(call["args"]),
+                args_hash=args_digest(call["args"]),
+                resource=call["resource"],
+                rule=call.get("rule", ""),
+                requester=run.user_id,
+                role=run.role,
+                tenant=run.tenant,
+                reason=f"policy asks for approval of {call['name']} on {call['resource']}",
+                created_at=now,
+                expires_at=now + timedelta(seconds=ttl),
+                status="pending",
+            )
+        )
+        await b.records.update_execution(run.execution_id, status="awaiting_approval")
+        return stored
+
+    async def _settle(row: Approval, answer: Any) -> Approval:
+        """Record the decision carried by the resume unless one was recorded already (by the CLI or API)."""
+        if row.status != "pending":
+            return row
+        decision: ApprovalDecision = parse_decision(answer)
+        status = decision.status
+        if datetime.now(UTC) >= row.expires_at:
+            status = "expired"
+        elif decision.args_hash is not None and decision.args_hash != row.args_hash:
+            raise ValueError("the decision was made for other arguments (args_hash differs); ask again")
+        await b.records.decide_approval(
+            row.approval_id,
+            status=status,
+            decided_by=decision.approver,
+            reason=decision.reason,
+            edited_args=decision.args,
+        )
+        return await b.records.get_approval(row.approval_id) or row
+
+    async def approval(
+        state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
+    ) -> dict[str, Any]:
+        run, thread = runtime.context, thread_id_of(config)
+        pending = list(state.get("pending", []))
+        index = next(i for i, c in enumerate(pending) if c.get("status") == "ask")
+        call = pending[index]
+        row = await _request(call, run, thread)
+        answer = interrupt(
+            {
+                "approval_id": row.approval_id,
+                "tool": row.tool,
+                "args": row.args,
+                "args_hash": row.args_hash,
+                "resource": row.resource,
+                "rule": row.rule,
+                "reason": row.reason,
+                "requester": row.requester,
+                "expires_at": row.expires_at.isoformat(),
+            }
+        )
+        row = await _settle(row, answer)
+        await b.records.update_execution(run.execution_id, status="running")
+        updated, reply = _apply(b, run, call, row)
+        pending[index] = updated
+        await b.records.append_audit(
+            audit_event(
+                run,
+                thread,
+                event="approval_decision",
+                tool=call["name"],
+                tool_call_id=call["id"],
+                args=updated.get("args"),
+                decision=_AUDIT_DECISION[row.status],
+                rule=updated.get("rule"),
+                resource=updated.get("resource"),
+                status=updated["status"] if updated["status"] == "allowed" else "rejected",
+                detail=f"{row.status} by {row.decided_by or 'nobody'}"
+                + (f": {row.decision_reason}" if row.decision_reason else ""),
+            )
+        )
+        out: dict[str, Any] = {"pending": pending}
+        if reply is not None:
+            out["messages"] = [reply]
+            out["tools_failed"] = [*state.get("tools_failed", []), call["name"]]
+        return out
+
+    return approval
+
+
+def _apply(
+    b: Backends, run: RunContext, call: PendingCall, row: Approval
+) -> tuple[PendingCall, ToolMessage | None]:
+    """The call after the decision, and the ToolMessage the model gets when it will not run."""
+
+    def refused(text: str) -> tuple[PendingCall, ToolMessage]:
+        message = ToolMessage(content=text, tool_call_id=call["id"], name=call["name"], status="error")
+        return {**call, "status": "done"}, message
+
+    if row.status == "approved":
+        return {**call, "status": "allowed", "approved_by": row.decided_by or ""}, None
+    if row.status == "edited":
+        try:
+            checked = b.executor.check(call["name"], row.edited_args or {}, run)
+        except ToolCallRefused as exc:
+            return refused(f"the approver's edit is invalid: {exc.message}")
+        decision = b.policy.decide(run.role, call["name"], checked.resource)
+        if decision.effect == "deny":
+            return refused(f"the edited call is denied by policy ({decision.describe()})")
+        return {
+            **call,
+            "args": row.edited_args or {},
+            "status": "allowed",
+            "resource": checked.resource,
+            "rule": decision.describe(),
+            "approved_by": row.decided_by or "",
+        }, None
+    why = "the approval request expired" if row.status == "expired" else f"rejected by {row.decided_by}"
+    reason = f": {row.decision_reason}" if row.decision_reason else ""
+    return refused(f"{why}{reason}. The call was not executed; do not retry it.")

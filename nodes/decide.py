@@ -1,0 +1,48 @@
+"""decide: the model, tools bound, chooses the next tool calls or answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from graphs.state import AgentState, PendingCall
+from keel.backends import Backends
+from keel.context import RunContext
+from keel.prompts import system_prompt
+from nodes._shared import ModelCallFailed, call_model, usage_update
+
+__all__ = ["make_decide"]
+
+
+def make_decide(b: Backends):
+    """The decide node."""
+    bound = b.model.bind_tools(b.registry.schemas())
+
+    async def decide(
+        state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
+    ) -> dict[str, Any]:
+        messages = [SystemMessage(system_prompt(runtime.context, state)), *state["messages"]]
+        steps = state.get("steps", 0) + 1
+        try:
+            call = await call_model(b, bound, messages, state, config)
+        except ModelCallFailed as exc:
+            return {"steps": steps, "terminated_reason": exc.reason, "error": exc.detail}
+        pending: list[PendingCall] = [
+            {"id": tc["id"] or f"call_{steps}_{i}", "name": tc["name"], "args": tc["args"], "status": "new"}
+            for i, tc in enumerate(call.message.tool_calls)
+        ]
+        pending += [
+            {
+                "id": bad.get("id") or f"invalid_{steps}_{i}",
+                "name": bad.get("name") or "",
+                "args": None,
+                "status": "new",
+            }
+            for i, bad in enumerate(call.message.invalid_tool_calls)
+        ]
+        return {"messages": [call.message], "steps": steps, "pending": pending, **usage_update(state, call)}
+
+    return decide

@@ -1,0 +1,47 @@
+"""fallback: the run cannot go on; end it with a clear status and an honest answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from graphs.state import AgentState
+from keel.backends import Backends
+from keel.context import RunContext
+from nodes._shared import thread_id_of
+from policies.guards import first_failure
+
+__all__ = ["make_fallback", "fallback_message"]
+
+
+def fallback_message(reason: str, thread: str, b: Backends, error: str | None = None) -> str:
+    """What the user is told when a run ends early, by reason."""
+    resume = f"Progress is saved: resume with thread {thread}."
+    if reason == "max_steps":
+        return f"I reached the limit of {b.settings.max_steps} steps before finishing. {resume}"
+    if reason == "timeout":
+        return f"I ran out of time ({b.settings.run_timeout_s:.0f} s for a run) before finishing. {resume}"
+    if reason == "run_cost_cap":
+        return f"This run reached its cost cap of ${b.settings.run_cost_cap:.4f}. {resume}"
+    if reason == "budget_exceeded":
+        return f"Your budget has no room for another step. {resume}"
+    return (
+        "The assistant's model is unavailable right now, so I could not finish your request. "
+        f"{resume} Please try again later."
+    )
+
+
+def make_fallback(b: Backends):
+    """The fallback node (the fallback model chain joins here later)."""
+
+    async def fallback(
+        state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
+    ) -> dict[str, Any]:
+        reason = state.get("terminated_reason") or first_failure(state, b.limits) or "llm_unavailable"
+        text = fallback_message(reason, thread_id_of(config), b, state.get("error"))
+        return {"terminated_reason": reason, "messages": [AIMessage(content=text, name="keel-fallback")]}
+
+    return fallback

@@ -1,0 +1,56 @@
+"""finalize: filter the answer, write the execution record, end the run."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from graphs.state import AgentState
+from keel.backends import Backends
+from keel.context import RunContext
+from keel.redaction import redact_text
+
+__all__ = ["make_finalize"]
+
+
+def make_finalize(b: Backends):
+    """The finalize node."""
+
+    async def finalize(
+        state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
+    ) -> dict[str, Any]:
+        run = runtime.context
+        last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
+        raw = last.text if last is not None else ""
+        answer = redact_text(raw)
+        reason = state.get("terminated_reason")
+        status = "terminated" if reason else "succeeded"
+        ended = time.time()
+        await b.records.update_execution(
+            run.execution_id,
+            status=status,
+            terminated_reason=reason,
+            ended_at=datetime.fromtimestamp(ended, UTC),
+            duration_ms=int((ended - state.get("started_at", ended)) * 1000),
+            steps=state.get("steps", 0),
+            input_tokens=state.get("input_tokens", 0),
+            output_tokens=state.get("output_tokens", 0),
+            total_tokens=state.get("input_tokens", 0) + state.get("output_tokens", 0),
+            cost=state.get("run_cost", 0.0),
+            tools_used=state.get("tools_used", []),
+            tools_failed=state.get("tools_failed", []),
+            succeeded=reason is None,
+            answer=answer,
+            error=state.get("error"),
+        )
+        out: dict[str, Any] = {"status": status, "answer": answer}
+        if last is not None and answer != raw:
+            out["messages"] = [AIMessage(content=answer, id=last.id, name=last.name)]
+        return out
+
+    return finalize

@@ -1,0 +1,88 @@
+"""permission_check: each new tool call is validated and put to the permission matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from graphs.state import AgentState, PendingCall
+from keel.audit import audit_event
+from keel.backends import Backends
+from keel.context import RunContext
+from nodes._shared import thread_id_of
+from tools.executor import ToolCallRefused
+
+__all__ = ["make_permission_check"]
+
+
+def _refusal(call: PendingCall, text: str) -> ToolMessage:
+    return ToolMessage(content=text, tool_call_id=call["id"], name=call["name"] or "unknown", status="error")
+
+
+def make_permission_check(b: Backends):
+    """The permission_check node: allow → tool, ask → approval, deny/invalid → a ToolMessage saying so."""
+
+    async def permission_check(
+        state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
+    ) -> dict[str, Any]:
+        run, thread = runtime.context, thread_id_of(config)
+        pending: list[PendingCall] = []
+        replies: list[ToolMessage] = []
+        failed = list(state.get("tools_failed", []))
+        for call in state.get("pending", []):
+            if call.get("status") != "new":
+                pending.append(call)
+                continue
+            try:
+                if call.get("args") is None:
+                    raise ToolCallRefused(
+                        "invalid_args", f"arguments for {call['name']!r} are not valid JSON"
+                    )
+                checked = b.executor.check(call["name"], call["args"], run)
+            except ToolCallRefused as exc:
+                await b.records.append_audit(
+                    audit_event(
+                        run,
+                        thread,
+                        event="permission",
+                        tool=call["name"] or None,
+                        tool_call_id=call["id"],
+                        args=call.get("args"),
+                        decision="invalid",
+                        status=exc.kind,
+                        detail=exc.message,
+                    )
+                )
+                replies.append(_refusal(call, f"error: {exc.message}. Fix the call and try again."))
+                failed.append(call["name"] or "unknown")
+                pending.append({**call, "status": "done"})
+                continue
+            decision = b.policy.decide(run.role, call["name"], checked.resource)
+            rule = decision.describe()
+            await b.records.append_audit(
+                audit_event(
+                    run,
+                    thread,
+                    event="permission",
+                    tool=call["name"],
+                    tool_call_id=call["id"],
+                    args=call["args"],
+                    decision=decision.effect,
+                    rule=rule,
+                    resource=checked.resource,
+                    status="denied" if decision.effect == "deny" else None,
+                )
+            )
+            if decision.effect == "deny":
+                replies.append(_refusal(call, f"denied by policy ({rule}). Do not retry this call."))
+                failed.append(call["name"])
+                pending.append({**call, "status": "done", "resource": checked.resource, "rule": rule})
+            else:
+                status = "allowed" if decision.effect == "allow" else "ask"
+                pending.append({**call, "status": status, "resource": checked.resource, "rule": rule})
+        return {"messages": replies, "pending": pending, "tools_failed": failed}
+
+    return permission_check

@@ -1,0 +1,37 @@
+"""plan: the model writes a short plan for the task; decide re-uses it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from graphs.state import AgentState
+from keel.backends import Backends
+from keel.context import RunContext
+from keel.prompts import PLAN_INSTRUCTION, system_prompt
+from nodes._shared import ModelCallFailed, call_model, usage_update
+
+__all__ = ["make_plan"]
+
+
+def make_plan(b: Backends):
+    """The plan node. A failed plan call is not fatal: decide works without a plan."""
+
+    async def plan(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        if not b.settings.plan_enabled:
+            return {"plan": ""}
+        messages = [
+            SystemMessage(system_prompt(runtime.context, state)),
+            *state["messages"],
+            HumanMessage(PLAN_INSTRUCTION),
+        ]
+        try:
+            call = await call_model(b, b.model, messages, state, config)
+        except ModelCallFailed:
+            return {"plan": ""}
+        return {"plan": call.message.text.strip(), **usage_update(state, call)}
+
+    return plan

@@ -1,0 +1,81 @@
+"""recall: start the execution record, reset the run's counters, bring back what the records hold."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain_core.messages import HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from graphs.state import AgentState
+from keel.backends import Backends
+from keel.context import InvalidContext, RunContext
+from keel.records import Execution
+from nodes._shared import thread_id_of
+
+__all__ = ["make_recall"]
+
+
+def _task_of(state: AgentState) -> str:
+    for message in reversed(state.get("messages", [])):
+        if isinstance(message, HumanMessage):
+            return message.text if hasattr(message, "text") else str(message.content)
+    return ""
+
+
+def make_recall(b: Backends):
+    """The recall node."""
+
+    async def recall(
+        state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
+    ) -> dict[str, Any]:
+        await b.ready()
+        run = runtime.context
+        if run.role not in b.policy.roles:
+            known = ", ".join(sorted(b.policy.roles))
+            raise InvalidContext(f"unknown role {run.role!r} (known: {known})")
+        task = _task_of(state)
+        now = time.time()
+        recent = await b.records.list_executions(user_id=run.user_id, limit=3)
+        await b.records.start_execution(
+            Execution(
+                execution_id=run.execution_id,
+                thread_id=thread_id_of(config),
+                user_id=run.user_id,
+                role=run.role,
+                tenant=run.tenant,
+                version=run.version,
+                task=task,
+                status="running",
+                started_at=datetime.fromtimestamp(now, UTC),
+            )
+        )
+        recalled = [
+            f"earlier task {e.task[:120]!r} ended {e.status}"
+            + (f" ({e.terminated_reason})" if e.terminated_reason else "")
+            for e in recent
+            if e.execution_id != run.execution_id
+        ]
+        return {
+            "execution_id": run.execution_id,
+            "task": task,
+            "recalled": recalled,
+            "plan": "",
+            "steps": 0,
+            "run_cost": 0.0,
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "started_at": now,
+            "deadline": now + b.settings.run_timeout_s,
+            "pending": [],
+            "tools_used": [],
+            "tools_failed": [],
+            "terminated_reason": None,
+            "status": "running",
+            "answer": "",
+        }
+
+    return recall

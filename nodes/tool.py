@@ -1,0 +1,53 @@
+"""tool: runs the allowed calls of the turn through the executor (exactly once per tool_call_id)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from graphs.state import AgentState
+from keel.backends import Backends
+from keel.context import RunContext
+from nodes._shared import thread_id_of
+
+__all__ = ["make_tool"]
+
+
+def make_tool(b: Backends):
+    """The tool node. When it returns, every call of the turn has its ToolMessage."""
+
+    async def tool(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        run, thread = runtime.context, thread_id_of(config)
+        used = list(state.get("tools_used", []))
+        failed = list(state.get("tools_failed", []))
+        cost = state.get("run_cost", 0.0)
+        messages = []
+        for call in state.get("pending", []):
+            if call.get("status") != "allowed":
+                continue
+            outcome = await b.executor.execute(
+                call["id"],
+                call["name"],
+                call["args"],
+                run,
+                thread,
+                deadline=state.get("deadline", float("inf")),
+            )
+            messages.append(outcome.message)
+            if outcome.status in ("ok", "replayed"):
+                used.append(call["name"])
+            else:
+                failed.append(call["name"])
+            if outcome.status != "replayed":
+                cost += b.prices.tool_cost(call["name"])
+        return {
+            "messages": messages,
+            "pending": [],
+            "tools_used": used,
+            "tools_failed": failed,
+            "run_cost": cost,
+        }
+
+    return tool

@@ -1,0 +1,25 @@
+"""Policies: the permission matrix (``matrix.py``) and the shipped policy and price files."""
+
+from policies.matrix import (
+    DEFAULT_POLICY,
+    EFFECTS,
+    MAX_POLICY_BYTES,
+    Decision,
+    Effect,
+    PolicyError,
+    PolicyMatrix,
+    Rule,
+    UnknownRole,
+)
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "EFFECTS",
+    "MAX_POLICY_BYTES",
+    "Decision",
+    "Effect",
+    "PolicyError",
+    "PolicyMatrix",
+    "Rule",
+    "UnknownRole",
+]

@@ -1,0 +1,79 @@
+"""Shared fixtures: both storage profiles, a fresh PostgreSQL database, a keel with a scripted fake model."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from keel.service import Keel
+from keel.settings import Settings
+from keel.testing.fake_model import FakeChatModel
+from tools.registry import ToolRegistry
+
+PG_ADMIN = os.environ.get("KEEL_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/postgres")
+
+for _name in [k for k in os.environ if k.startswith("KEEL_")]:
+    if _name != "KEEL_TEST_PG_ADMIN":
+        os.environ.pop(_name)
+os.environ.setdefault("LANGSMITH_TRACING", "false")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """A fresh PostgreSQL database for this test session, dropped at the end."""
+    name = f"keel_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings for one profile, with a private home and workspace."""
+    if request.param == "postgres":
+        return Settings(profile="postgres", database_url=request.getfixturevalue("pg_url"), home=tmp_path)
+    return Settings(home=tmp_path)
+
+
+@pytest.fixture
+def workspace(settings: Settings) -> Path:
+    """The workspace, seeded with a shared handbook and a draft in alice's home."""
+    root = settings.workspace_root
+    (root / "shared").mkdir(parents=True)
+    (root / "shared" / "handbook.md").write_text("# Handbook\n## Deploy on Tuesdays\n", encoding="utf-8")
+    (root / "home" / "alice").mkdir(parents=True)
+    (root / "home" / "alice" / "draft.md").write_text("old draft\n", encoding="utf-8")
+    (root / "home" / "alice" / "keep.md").write_text("keep me\n", encoding="utf-8")
+    (root / "home" / "bob").mkdir(parents=True)
+    (root / "home" / "bob" / "secret.md").write_text("bob's\n", encoding="utf-8")
+    return root
+
+
+KeelFactory = Callable[..., AbstractAsyncContextManager[Keel]]
+
+
+@pytest.fixture
+def make_keel(settings: Settings, workspace: Path) -> KeelFactory:
+    """`async with make_keel(turns, registry=..., **settings_overrides) as keel` with a FakeChatModel."""
+
+    @asynccontextmanager
+    async def factory(
+        turns: list[Any], *, registry: ToolRegistry | None = None, **overrides: Any
+    ) -> AsyncIterator[Keel]:
+        s = settings.model_copy(update=overrides) if overrides else settings
+        model = FakeChatModel(turns)
+        async with Keel.open(s, model=model, model_name="fake-model", registry=registry) as keel:
+            keel.fake_model = model  # type: ignore[attr-defined]
+            yield keel
+
+    return factory

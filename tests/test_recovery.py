@@ -1,0 +1,121 @@
+"""Recovery: a crash mid-step never repeats a side effect; a paused run survives a process restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from keel.settings import Settings
+from keel.testing.fake_model import tool_call
+from tools.registry import default_registry
+from tools.spec import ToolSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Crash(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in keel catches it."""
+
+
+class _NoArgs(BaseModel):
+    pass
+
+
+def crashing_tool(state: dict) -> ToolSpec:
+    async def run(args: _NoArgs, ctx) -> str:
+        if not state.get("crashed"):
+            state["crashed"] = True
+            raise _Crash
+        return "fine this time"
+
+    return ToolSpec(
+        name="read_flaky",
+        description="crashes once",
+        args_model=_NoArgs,
+        run=run,
+        resource=lambda a, r, w: "shared:flaky",
+        resource_arg=None,
+        side_effect=False,
+    )
+
+
+async def test_side_effect_done_before_a_crash_is_not_repeated(make_keel):
+    """send_email commits its outbox row and its tool_results row together; the resumed run replays it."""
+    email = tool_call("send_email", call_id="mail-1", to="bob@example.com", subject="hi", body="hello bob")
+    flaky = tool_call("read_flaky", call_id="flaky-1")
+    turn = email.model_copy(update={"tool_calls": [*email.tool_calls, *flaky.tool_calls]})
+    crash_state: dict = {}
+    registry = default_registry().with_tools(crashing_tool(crash_state))
+    async with make_keel([turn, "Sent."], registry=registry) as keel:
+        with pytest.raises(_Crash):
+            await keel.run("email bob", user_id="carol", role="admin")
+        assert len(await keel.records.list_outbox(user_id="carol")) == 1
+        thread = (await keel.records.list_executions(user_id="carol"))[0].thread_id
+        snapshot = await keel.graph.aget_state({"configurable": {"thread_id": thread}})
+        assert snapshot.next == ("tool",)
+
+        out = await keel.resume(thread)
+        assert out.status == "succeeded" and out.path == ["tool", "decide", "finalize"]
+        assert len(await keel.records.list_outbox(user_id="carol")) == 1
+        statuses = [
+            (r.tool, r.status)
+            for r in await keel.records.audit_for(thread_id=thread)
+            if r.event == "tool_call"
+        ]
+        assert statuses == [("send_email", "ok"), ("send_email", "replayed"), ("read_flaky", "ok")]
+
+
+_PAUSE_SCRIPT = textwrap.dedent("""
+    import asyncio, json, sys
+    from keel.service import Keel
+    from keel.settings import Settings
+    from keel.testing.fake_model import FakeChatModel, tool_call
+
+    async def main():
+        settings = Settings(profile="postgres", database_url=sys.argv[1], home=sys.argv[2])
+        model = FakeChatModel([tool_call("delete_file", call_id="del-1", path="~/draft.md")])
+        async with Keel.open(settings, model=model, model_name="fake-model") as keel:
+            out = await keel.run("delete my draft", user_id="alice")
+            print(json.dumps(out.as_dict()), flush=True)
+            if len(sys.argv) > 3:
+                import os
+                os._exit(137)  # die with connections open, no clean-up
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("hard_kill", [False, True])
+async def test_paused_run_survives_a_process_restart(pg_url: str, tmp_path: Path, hard_kill: bool):
+    ws = tmp_path / "workspace" / "home" / "alice"
+    ws.mkdir(parents=True)
+    (ws / "draft.md").write_text("old")
+    argv = [sys.executable, "-c", _PAUSE_SCRIPT, pg_url, str(tmp_path)] + (["kill"] if hard_kill else [])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
+    proc = await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+    assert proc.returncode == (137 if hard_kill else 0), proc.stderr[-2000:]
+    paused = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert paused["status"] == "awaiting_approval"
+
+    from keel.service import Keel
+    from keel.testing.fake_model import FakeChatModel
+
+    settings = Settings(profile="postgres", database_url=pg_url, home=tmp_path)
+    async with Keel.open(settings, model=FakeChatModel(["Deleted."]), model_name="fake-model") as keel:
+        done = await keel.decide(
+            paused["approval"]["approval_id"], "approve", approver="ops", approver_role="admin"
+        )
+    assert done.status == "succeeded" and done.answer == "Deleted."
+    assert done.path == ["approval", "tool", "decide", "finalize"]
+    assert not (ws / "draft.md").exists()

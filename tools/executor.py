@@ -1,0 +1,246 @@
+"""Runs one tool call: validate, replay if done before, time out, record the result and the audit row."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from langchain_core.messages import ToolMessage
+from pydantic import BaseModel, ValidationError
+
+from keel.audit import audit_event
+from keel.context import RunContext
+from keel.records import AuditEvent, Records, ToolResult
+from keel.redaction import redact_text
+from tools.registry import ToolRegistry, UnknownTool
+from tools.spec import ToolContext, ToolInputError, ToolSpec
+from tools.workspace import Workspace
+
+__all__ = ["ToolExecutor", "CheckedCall", "ToolCallRefused", "ToolOutcome", "args_digest"]
+
+RefusalKind = Literal["unknown_tool", "invalid_args", "too_large"]
+
+
+class ToolCallRefused(Exception):
+    """A tool call that cannot run as asked; the message is meant for the model."""
+
+    def __init__(self, kind: RefusalKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckedCall:
+    """A call whose tool exists and whose args validate."""
+
+    spec: ToolSpec
+    args: BaseModel
+    resource: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolOutcome:
+    """What one executed call produced."""
+
+    message: ToolMessage
+    status: Literal["ok", "error", "timeout", "replayed"]
+    tool: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Call:
+    """One call being executed, and for whom."""
+
+    call_id: str
+    name: str
+    args: dict[str, Any]
+    run: RunContext
+    thread_id: str
+
+    def audit(self, **fields: Any) -> AuditEvent:
+        return audit_event(
+            self.run,
+            self.thread_id,
+            event="tool_call",
+            tool=self.name,
+            tool_call_id=self.call_id,
+            args=self.args,
+            **fields,
+        )
+
+
+def args_digest(args: dict[str, Any]) -> str:
+    """A stable hash of tool arguments (an approval binds to it)."""
+    blob = json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:8]:
+        where = ".".join(str(p) for p in err["loc"]) or "(arguments)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class ToolExecutor:
+    """The one place a tool runs."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        records: Records,
+        workspace: Workspace,
+        *,
+        default_timeout_s: float = 30.0,
+        max_args_bytes: int = 65_536,
+        max_output_chars: int = 20_000,
+    ) -> None:
+        self.registry = registry
+        self.records = records
+        self.workspace = workspace
+        self.default_timeout_s = default_timeout_s
+        self.max_args_bytes = max_args_bytes
+        self.max_output_chars = max_output_chars
+
+    def check(self, name: str, args: Any, run: RunContext) -> CheckedCall:
+        """Validate a call: the tool exists, args fit the size limit and the schema, the resource resolves."""
+        try:
+            spec = self.registry.get(name)
+        except UnknownTool:
+            known = ", ".join(self.registry.names())
+            raise ToolCallRefused("unknown_tool", f"unknown tool {name!r}; available: {known}") from None
+        if not isinstance(args, dict):
+            raise ToolCallRefused("invalid_args", f"arguments for {name} must be a JSON object")
+        size = len(json.dumps(args, default=str).encode())
+        if size > self.max_args_bytes:
+            raise ToolCallRefused(
+                "too_large", f"arguments for {name} are {size} bytes; the limit is {self.max_args_bytes}"
+            )
+        try:
+            parsed = spec.args_model.model_validate(args)
+            resource = spec.resource(parsed, run, self.workspace)
+        except ValidationError as exc:
+            raise ToolCallRefused("invalid_args", f"invalid arguments for {name}: {_explain(exc)}") from None
+        except ToolInputError as exc:
+            raise ToolCallRefused("invalid_args", f"invalid arguments for {name}: {exc}") from None
+        return CheckedCall(spec=spec, args=parsed, resource=resource)
+
+    def _clip(self, text: str) -> str:
+        text = redact_text(text)
+        if len(text) <= self.max_output_chars:
+            return text
+        cut = len(text) - self.max_output_chars
+        return text[: self.max_output_chars] + f"\n[… output truncated by keel: {cut} more characters]"
+
+    async def execute(
+        self,
+        call_id: str,
+        name: str,
+        args: dict[str, Any],
+        run: RunContext,
+        thread_id: str,
+        *,
+        deadline: float,
+    ) -> ToolOutcome:
+        """Run one approved call exactly once per (thread, tool_call_id); replay its result otherwise."""
+        call = _Call(call_id=call_id, name=name, args=args, run=run, thread_id=thread_id)
+        done = await self.records.get_tool_result(thread_id, call_id)
+        if done is not None:
+            await self.records.append_audit(
+                call.audit(status="replayed", detail="already executed; recorded result returned")
+            )
+            return self._outcome(call, done.output, "replayed" if done.status == "ok" else done.status)
+        try:
+            checked = self.check(name, args, run)
+        except ToolCallRefused as exc:
+            await self._record(call, None, "error", f"error: {exc.message}", "", time.perf_counter())
+            return self._outcome(call, f"error: {exc.message}", "error")
+        limit_s = min(checked.spec.timeout_s or self.default_timeout_s, deadline - time.time())
+        started = time.perf_counter()
+        status: Literal["ok", "error", "timeout"] = "ok"
+        raw = ""
+        try:
+            if limit_s <= 0:
+                raise TimeoutError
+            if checked.spec.transactional:
+                async with self.records.transaction() as conn:
+                    raw = await self._run(checked, call, limit_s, conn)
+                    output = self._clip(raw)
+                    await self._record(call, checked, "ok", output, raw, started, conn=conn)
+                return self._outcome(call, output, "ok")
+            raw = await self._run(checked, call, limit_s, None)
+            output = self._clip(raw)
+        except TimeoutError:
+            status = "timeout"
+            output = f"error: {name} timed out after {max(limit_s, 0):.1f} s and was cancelled"
+        except ToolInputError as exc:
+            status, output = "error", f"error: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a failing tool is reported to the model, not raised
+            status, output = "error", self._clip(f"error: {name} failed: {type(exc).__name__}: {exc}")
+        await self._record(call, checked, status, output, raw, started)
+        return self._outcome(call, output, status)
+
+    async def _run(self, checked: CheckedCall, call: _Call, limit_s: float, conn: Any) -> str:
+        ctx = ToolContext(
+            run=call.run,
+            thread_id=call.thread_id,
+            tool_call_id=call.call_id,
+            workspace=self.workspace,
+            records=self.records,
+            conn=conn,
+        )
+        async with asyncio.timeout(limit_s):
+            return str(await checked.spec.run(checked.args, ctx))
+
+    async def _record(
+        self,
+        call: _Call,
+        checked: CheckedCall | None,
+        status: str,
+        output: str,
+        raw: str,
+        started: float,
+        *,
+        conn: Any = None,
+    ) -> None:
+        """The tool_results row and the audit row, in one transaction (the tool's own, when it has one)."""
+        result = ToolResult(
+            thread_id=call.thread_id,
+            tool_call_id=call.call_id,
+            execution_id=call.run.execution_id,
+            tool=call.name,
+            status=status,
+            output=output,
+            created_at=datetime.now(UTC),
+        )
+        event = call.audit(
+            status=status,
+            resource=checked.resource if checked else None,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+            result_digest=hashlib.sha256(raw.encode()).hexdigest() if status == "ok" else None,
+            detail=None if status == "ok" else output,
+        )
+        if conn is not None:
+            await self.records.save_tool_result(result, conn=conn)
+            await self.records.append_audit(event, conn=conn)
+            return
+        async with self.records.transaction() as tx:
+            await self.records.save_tool_result(result, conn=tx)
+            await self.records.append_audit(event, conn=tx)
+
+    @staticmethod
+    def _outcome(call: _Call, output: str, status: Any) -> ToolOutcome:
+        message = ToolMessage(
+            content=output,
+            tool_call_id=call.call_id,
+            name=call.name,
+            status="success" if status in ("ok", "replayed") else "error",
+        )
+        return ToolOutcome(message=message, status=status, tool=call.name)

@@ -1,0 +1,70 @@
+"""How a tool is declared: its schema, effect, resource, timeout and cost."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
+    from keel.context import RunContext
+    from keel.records import Records
+    from tools.workspace import Workspace
+
+__all__ = ["ToolSpec", "ToolContext", "ToolInputError"]
+
+
+class ToolInputError(ValueError):
+    """The arguments are well-typed but cannot be acted on (a path outside the workspace, say)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolContext:
+    """What a running tool may use; built by the executor, never by the model."""
+
+    run: RunContext
+    thread_id: str
+    tool_call_id: str
+    workspace: Workspace
+    records: Records
+    conn: AsyncConnection | None = None
+    """The open records transaction, for tools whose effect is a records write."""
+
+
+ToolFn = Callable[[Any, ToolContext], Awaitable[str]]
+ResourceFn = Callable[[Any, "RunContext", "Workspace"], str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolSpec:
+    """A tool: pydantic args model, effect, the resource the permission matrix is asked about."""
+
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    run: ToolFn
+    resource: ResourceFn
+    """Maps validated args to a resource string (`own:<path>`, `email:<address>`, …)."""
+    resource_arg: str | None
+    """The argument that names the resource (documentation and approval display)."""
+    side_effect: bool
+    """Whether running it changes anything outside the run."""
+    transactional: bool = False
+    """Its effect is a records write, committed in one transaction with its tool_results row."""
+    timeout_s: float | None = None
+    """Per-tool timeout; the settings default (30 s) when None."""
+    cost: float = 0.0
+    """Estimated USD per call (the price table may override)."""
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI function-tool schema given to `bind_tools`."""
+        params = self.args_model.model_json_schema()
+        params.pop("title", None)
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": params},
+        }

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from keel.render import approvals_table, audit_table, executions_table, print_json, step_line
 
@@ -34,8 +36,21 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/] {message}", highlight=False, soft_wrap=True)
+    line = " ".join(message.split())
+    err.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for the user: the exception's own words, without KeyError's quotes."""
+    if type(exc) is KeyError and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        return f"invalid {exc.title}: {problems}"
+    return str(exc) or type(exc).__name__
 
 
 def _call(fn: Callable[[], Awaitable[T]]) -> T:
@@ -45,7 +60,7 @@ def _call(fn: Callable[[], Awaitable[T]]) -> T:
     try:
         return asyncio.run(fn())
     except (KeelError, ValueError, KeyError, OSError) as exc:
-        _fail(str(exc).strip("'\"") or type(exc).__name__)
+        _fail(_reason(exc))
     except Exception as exc:  # noqa: BLE001 - a store being down is reported, not traced
         _fail(f"{type(exc).__name__}: {exc}")
     raise AssertionError("unreachable")
@@ -271,7 +286,7 @@ def policy_check(
     except typer.Exit:
         raise
     except Exception as exc:  # noqa: BLE001 - every refusal is one line
-        _fail(str(exc).strip("'\""))
+        _fail(_reason(exc))
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
     else:

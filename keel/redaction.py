@@ -30,6 +30,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
+from pydantic import BaseModel
+
 __all__ = ["CYCLE", "MAX_DEPTH", "MAX_TEXT", "REDACTED", "Redactor", "redact", "redact_text"]
 
 REDACTED = "[REDACTED]"
@@ -37,34 +39,82 @@ CYCLE = "[CYCLE]"
 MAX_TEXT = 1_000_000
 MAX_DEPTH = 50
 
-_SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token", "apikey", "accesskey", "privatekey",
-                "authorization", "cookie", "session", "credential", "clientsecret", "refreshtoken", "xapikey")
+_SECRET_KEYS = (
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "authorization",
+    "cookie",
+    "session",
+    "credential",
+    "clientsecret",
+    "refreshtoken",
+    "xapikey",
+)
 _AUTH = r"auth(?!or(?!i[sz]ation))"  # auth, oauth, authorization; not author, authors, authority
-_COUNTERS = frozenset({
-    "tokens", "tokensused", "tokencount", "numtokens", "tokenusage", "tokenlimit", "tokenbudget",
-    "tokensremaining", "inputtokens", "outputtokens", "totaltokens", "prompttokens", "completiontokens",
-    "cachedtokens", "reasoningtokens", "audiotokens", "maxtokens", "maxinputtokens", "maxoutputtokens",
-    "maxcompletiontokens", "cachereadinputtokens", "cachecreationinputtokens", "cachereadtokens",
-    "cachecreationtokens", "inputtokendetails", "outputtokendetails", "inputtokensdetails",
-    "outputtokensdetails", "prompttokensdetails", "completiontokensdetails", "acceptedpredictiontokens",
-    "rejectedpredictiontokens", "tokenizer",
-})
+_COUNTERS = frozenset(
+    {  # usage counts stay visible although they contain "token"
+        "tokens",
+        "tokensused",
+        "tokencount",
+        "numtokens",
+        "tokenusage",
+        "tokenlimit",
+        "tokenbudget",
+        "tokenizer",
+        "tokensremaining",
+        "inputtokens",
+        "outputtokens",
+        "totaltokens",
+        "prompttokens",
+        "completiontokens",
+        "cachedtokens",
+        "reasoningtokens",
+        "audiotokens",
+        "maxtokens",
+        "maxinputtokens",
+        "maxoutputtokens",
+        "maxcompletiontokens",
+        "cachereadinputtokens",
+        "cachecreationinputtokens",
+        "cachereadtokens",
+        "cachecreationtokens",
+        "inputtokendetails",
+        "outputtokendetails",
+        "inputtokensdetails",
+        "outputtokensdetails",
+        "prompttokensdetails",
+        "completiontokensdetails",
+        "acceptedpredictiontokens",
+        "rejectedpredictiontokens",
+    }
+)
 _NORM = re.compile(r"[\s_.-]+")
 
 _PEM = re.compile(
-    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)", re.S)
+    r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)", re.S
+)
 _URL_CREDS = re.compile(r"://[^\s/@:\"'<>]*:[^\s/\"'<>]*@")  # the scheme before :// and the host stay
 _SLACK_HOOK = re.compile(r"(https://hooks\.slack\.com/services/)[A-Za-z0-9_/]+")
 # Each starts with a literal (fast scan); the lookbehind after it checks the character before the token.
-_TOKENS = tuple(re.compile(p, re.A) for p in (
-    r"sk-(?<![A-Za-z0-9]sk-)(?=[\w-]*[A-Z])[\w-]{20,}",  # OpenAI sk-, sk-proj-; Anthropic sk-ant-
-    r"[sr]k_(?<![A-Za-z0-9][sr]k_)(?:live|test)_[A-Za-z0-9]{10,}",  # Stripe
-    r"A(?<![A-Za-z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])",  # AWS access key id
-    r"gh(?<![A-Za-z0-9]gh)(?:[pousr]_[A-Za-z0-9]{30,}|ithub_pat_\w{22,})",  # GitHub
-    r"xox(?<![A-Za-z0-9]xox)[abeoprs]-[\w-]{10,}",  # Slack
-    r"AIza(?<![A-Za-z0-9]AIza)[\w-]{35}",  # Google API key
-    r"eyJ(?<![\w-]eyJ)[\w-]+\.[\w-]+\.[\w-]*",  # JWT
-))
+_TOKENS = tuple(
+    re.compile(p, re.A)
+    for p in (
+        r"sk-(?<![A-Za-z0-9]sk-)[\w-]{20,}",  # OpenAI sk-, sk-proj-; Anthropic sk-ant- (needs an uppercase)
+        r"[sr]k_(?<![A-Za-z0-9][sr]k_)(?:live|test)_[A-Za-z0-9]{10,}",  # Stripe
+        r"A(?<![A-Za-z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Za-z0-9])",  # AWS access key id
+        r"gh(?<![A-Za-z0-9]gh)[pousr]_[A-Za-z0-9]{30,}",  # GitHub classic tokens
+        r"github_pat_(?<![A-Za-z0-9]github_pat_)\w{22,}",  # GitHub fine-grained tokens
+        r"xox(?<![A-Za-z0-9]xox)[abeoprs]-[\w-]{10,}",  # Slack
+        r"AIza(?<![A-Za-z0-9]AIza)[\w-]{35}",  # Google API key
+        r"eyJ(?<![\w-]eyJ)[\w-]+\.[\w-]+\.[\w-]*",  # JWT
+    )
+)
 _KEY_HINTS = ("pass", "pwd", "secret", "token", "key", "auth", "cookie", "session", "cred")
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _KEY_WORD = re.compile(r"[\w.-]*", re.A)
@@ -75,17 +125,22 @@ _VALUE = re.compile(
     rf"(?:(?P<scheme>{_SCHEME})|(?!{_SCHEME}))(?!\[REDACTED\])(?:"
     r'\\"(?P<eq>(?:(?!\\").)*)\\"'  # \"...\" inside a JSON-encoded string
     r'|"(?P<dq>(?:[^"\\\n]|\\.)*)"|\'(?P<sq>(?:[^\'\\\n]|\\.)*)\''
-    r"|(?P<uq>\\?[\"']?)(?P<u>[^\s,;&\"'{}\[\]()<>]+))", re.I | re.A)
+    r"|(?P<uq>\\?[\"']?)(?P<u>[^\s,;&\"'{}\[\]()<>]+))",
+    re.I | re.A,
+)
+_QUOTES = (("eq", '\\"'), ("dq", '"'), ("sq", "'"))
 _LINE_VALUE = re.compile(r"(?!\[REDACTED\])[^\r\n\"']+")
 _BEARER = re.compile(r"\b(bearer|basic)(\s+)([\w.~+/-]{8,}=*)", re.I | re.A)
 _WORD = re.compile(r"[A-Za-z][a-z]*")
 _DIGIT_RUN = re.compile(r"\d(?<!\d\d)(?:[ -]?\d){12,}(?!\d)", re.A)
 _CARD_PREFIX = re.compile(r"[3456]|2[2-7]")
-_EMAIL = re.compile(
-    r"(?<![\w.%+-])[\w.%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])", re.A)
+_GROUP = re.compile(r"[0-9]+")
+_EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])")  # Unicode too
 _PHONE = re.compile(
     r"(?=[+(\d])(?<![\w+.-])(?:\+\d{8,15}"
-    r"|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]\d{1,5}){1,5})(?![\w-]|\.\d)", re.A)
+    r"|(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d{1,5}(?:[ .-]\d{1,5}){1,5})(?![\w-]|\.\d)",
+    re.A,
+)
 _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}")
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
@@ -120,36 +175,39 @@ def _looks_random(token: str) -> bool:
     entropy, density = _shannon(core), breaks / letters
     if entropy < min(4.2, 3.3 + 0.03 * (n - 24)):
         return False
-    return density >= max(0.18, 0.3 - 0.004 * (n - 24)) or (n >= 32 and density >= 0.12
-                                                             and entropy >= 3.9 + 0.015 * n)
+    return density >= max(0.18, 0.3 - 0.004 * (n - 24)) or (
+        n >= 32 and density >= 0.12 and entropy >= 3.9 + 0.015 * n
+    )
 
 
 def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch) * (2 if i % 2 else 1)
-        total += d - 9 if d > 9 else d
-    return total % 10 == 0
+    doubled = (int(d) * 2 for d in digits[-2::-2])
+    return (sum(map(int, digits[-1::-2])) + sum(d - 9 if d > 9 else d for d in doubled)) % 10 == 0
+
+
+def _token(match: re.Match[str]) -> str:
+    token = match.group(0)
+    return token if token.startswith("sk-") and not any(c.isupper() for c in token) else REDACTED  # slugs
 
 
 def _cards(match: re.Match[str]) -> str:
-    """Redact Luhn-valid 13-19 digit windows (aligned on separators) inside a run of digit groups."""
+    """Redact Luhn-valid 13-19 digit windows of 3+ digit groups inside a run of digit groups."""
     run = match.group(0)
-    groups = [(g.start(), g.end()) for g in re.finditer(r"\d+", run, re.A)]
+    groups = [(g.start(), g.end()) for g in _GROUP.finditer(run)]
     out, pos, i = [], 0, 0
     while i < len(groups):
-        best, count = None, 0
+        best, digits = None, ""
         for j in range(i, len(groups)):
-            count += groups[j][1] - groups[j][0]
-            if count > 19:
+            a, b = groups[j]
+            digits += run[a:b]
+            if b - a < 3 or len(digits) > 19:
                 break
-            digits = "".join(run[a:b] for a, b in groups[i:j + 1])
-            if count >= 13 and _CARD_PREFIX.match(digits) and _luhn(digits):
+            if len(digits) >= 13 and _CARD_PREFIX.match(digits) and _luhn(digits):
                 best = j
         if best is None:
             i += 1
             continue
-        out += [run[pos:groups[i][0]], REDACTED]
+        out += [run[pos : groups[i][0]], REDACTED]
         pos, i = groups[best][1], best + 1
     return "".join(out) + run[pos:]
 
@@ -178,16 +236,23 @@ def _bearer(match: re.Match[str]) -> str:
 
 def _truncate(text: str) -> str:
     marker = f"...[TRUNCATED from {len(text)} chars]"
-    kept = text[:MAX_TEXT - len(marker)]
+    kept = text[: MAX_TEXT - len(marker)]
     tail = _TAIL.search(kept, len(kept) - 4096)  # drop a token cut in half, so no partial secret survives
-    return (kept[:tail.start() + 1] if tail else kept) + marker
+    return (kept[: tail.start() + 1] if tail else kept) + marker
 
 
 class Redactor:
     """Configurable redaction of nested values and free text (see the module docstring for the rules)."""
 
-    def __init__(self, *, extra_keys: Iterable[str] = (), emails: bool = True, phones: bool = True,
-                 entropy: bool = True, min_entropy_len: int = 24) -> None:
+    def __init__(
+        self,
+        *,
+        extra_keys: Iterable[str] = (),
+        emails: bool = True,
+        phones: bool = True,
+        entropy: bool = True,
+        min_entropy_len: int = 24,
+    ) -> None:
         extra = [k for k in map(_normalise, extra_keys) if k]
         self._key_re = re.compile("|".join([*map(re.escape, (*_SECRET_KEYS, *extra)), _AUTH]))
         self._hint = re.compile("|".join(map(re.escape, (*_KEY_HINTS, *(k[:3] for k in extra)))))
@@ -207,8 +272,9 @@ class Redactor:
         """Redact secret and personal value patterns inside free text."""
         return self._text(text, self.entropy)
 
-    def structlog_processor(self, logger: Any, method_name: str,
-                            event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    def structlog_processor(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
         """structlog processor: place it after enrichment and before the renderer."""
         return self.redact(event_dict)
 
@@ -217,21 +283,20 @@ class Redactor:
             return self._text(value, self.entropy and not exempt)
         if value is None or isinstance(value, (bool, int, float, bytes)):
             return value
-        is_model = not isinstance(value, type) and callable(getattr(value, "model_dump", None))
         is_dc = dataclasses.is_dataclass(value) and not isinstance(value, type)
-        if not (is_model or is_dc or isinstance(value, (Mapping, list, tuple, set, frozenset))):
+        if not (is_dc or isinstance(value, (BaseModel, Mapping, list, tuple, set, frozenset))):
             return value
         if depth > MAX_DEPTH:
             return REDACTED
-        if id(value) in seen:
+        ident = id(value)
+        if ident in seen:
             return CYCLE
-        seen.add(id(value))
+        seen.add(ident)
         try:
-            if is_model:
-                return self._walk_map(value.model_dump().items(), depth, exempt, seen)
-            if is_dc:
-                fields = dataclasses.fields(value)
-                return self._walk_map(((f.name, getattr(value, f.name)) for f in fields), depth, exempt, seen)
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            elif is_dc:
+                value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
             if isinstance(value, Mapping):
                 return self._walk_map(value.items(), depth, exempt, seen)
             items = [self._walk(v, depth + 1, exempt, seen) for v in value]
@@ -244,10 +309,11 @@ class Redactor:
                     return items
             return items
         finally:
-            seen.discard(id(value))
+            seen.discard(ident)
 
-    def _walk_map(self, items: Iterable[tuple[Any, Any]], depth: int, exempt: bool,
-                  seen: set[int]) -> dict[Any, Any]:
+    def _walk_map(
+        self, items: Iterable[tuple[Any, Any]], depth: int, exempt: bool, seen: set[int]
+    ) -> dict[Any, Any]:
         out: dict[Any, Any] = {}
         for key, val in items:
             if isinstance(key, str):
@@ -288,7 +354,7 @@ class Redactor:
         if "://" in text:
             text = _SLACK_HOOK.sub(rf"\1{REDACTED}", _URL_CREDS.sub(f"://{REDACTED}@", text))
         for pattern in _TOKENS:
-            text = pattern.sub(REDACTED, text)
+            text = pattern.sub(_token, text)
         text = self._assignments(text)
         text = _BEARER.sub(_bearer, text)
         if self.emails and "@" in text:
@@ -318,18 +384,13 @@ class Redactor:
             if v is None:
                 continue
             end, scheme = v.end(), v.group("scheme") or ""
-            if v.group("u") is not None and "cookie" in m.group(1).lower():
+            if v.group("u") is not None and "cookie" in m.group(1).lower():  # a cookie header: the whole line
                 line = _LINE_VALUE.match(text, m.end())
                 end, value = (line.end() if line else end), REDACTED
-            elif v.group("eq") is not None:
-                value = f'{scheme}\\"{REDACTED}\\"'
-            elif v.group("dq") is not None:
-                value = f'{scheme}"{REDACTED}"'
-            elif v.group("sq") is not None:
-                value = f"{scheme}'{REDACTED}'"
-            else:
-                value = f"{scheme}{v.group('uq')}{REDACTED}"
-            out += [text[pos:m.end()], value]
+            else:  # keep the scheme word and the quotes around the value
+                quote = next((q for g, q in _QUOTES if v.group(g) is not None), v.group("uq"))
+                value = f"{scheme}{quote}{REDACTED}{quote if v.group('u') is None else ''}"
+            out += [text[pos : m.end()], value]
             pos = scanned = end
         return "".join(out) + text[pos:] if out else text
 

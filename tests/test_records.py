@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -32,6 +33,7 @@ from keel.records.tables import metadata
 
 PG_ADMIN = os.environ.get("KEEL_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+CHECKED = ("executions", "approvals", "tool_results")
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
@@ -85,7 +87,9 @@ async def records(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Rec
     await rec.setup()
     if request.param == "postgres":
         async with rec.transaction() as conn:
-            await conn.execute(sa.text("TRUNCATE executions, audit, approvals, tool_results, outbox RESTART IDENTITY"))
+            await conn.execute(
+                sa.text("TRUNCATE executions, audit, approvals, tool_results, outbox RESTART IDENTITY")
+            )
     yield rec
     await rec.close()
 
@@ -123,7 +127,12 @@ def tool_result(tool_call_id: str = "call-1", **kw) -> ToolResult:
 
 def message(tool_call_id: str = "call-1", user_id: str = "alice") -> OutboxMessage:
     return OutboxMessage(
-        thread_id="th-1", tool_call_id=tool_call_id, user_id=user_id, recipient="bob@x", subject="hi", body="hello"
+        thread_id="th-1",
+        tool_call_id=tool_call_id,
+        user_id=user_id,
+        recipient="bob@x",
+        subject="hi",
+        body="hello",
     )
 
 
@@ -140,6 +149,11 @@ async def test_setup_twice_reaches_head_and_matches_tables(fresh_url: str) -> No
         async with rec.engine.connect() as conn:
             diffs = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
         assert diffs == []
+        async with rec.engine.connect() as conn:
+            checks = await conn.run_sync(
+                lambda c: {t: [ck["name"] for ck in sa.inspect(c).get_check_constraints(t)] for t in CHECKED}
+            )
+        assert checks == {t: [f"ck_{t}_status"] for t in CHECKED}
     finally:
         await rec.close()
 
@@ -153,6 +167,34 @@ async def test_concurrent_setup_from_separate_engines(fresh_url: str) -> None:
         assert await engines[2].get_execution("ex-1") is not None
     finally:
         await asyncio.gather(*(r.close() for r in engines))
+
+
+async def test_concurrent_setup_from_separate_processes(fresh_url: str) -> None:
+    code = """if True:
+        import asyncio, sys
+        from keel.records import Records
+
+        async def main(url):
+            rec = Records.from_url(url)
+            try:
+                await rec.setup()
+            finally:
+                await rec.close()
+
+        asyncio.run(main(sys.argv[1]))
+    """
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, fresh_url, stderr=asyncio.subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    for proc in procs:
+        _, err = await proc.communicate()
+        assert proc.returncode == 0, err.decode()
+    rec = Records.from_url(fresh_url)
+    assert await current_revision(rec.engine) == head_revision()
+    await rec.close()
 
 
 async def test_ping_unreachable_postgres_names_the_address() -> None:
@@ -207,7 +249,13 @@ async def test_update_execution_sets_only_given_fields(records: Records) -> None
     )
     got = await records.get_execution("ex-1")
     assert got is not None
-    assert (got.status, got.steps, got.total_tokens, got.succeeded, got.answer) == ("succeeded", 4, 120, True, "42")
+    assert (got.status, got.steps, got.total_tokens, got.succeeded, got.answer) == (
+        "succeeded",
+        4,
+        120,
+        True,
+        "42",
+    )
     assert got.ended_at == ended and got.ended_at.tzinfo == UTC
     assert got.cost == Decimal("12345.12345678")
     assert got.tools_used == ("read_file", "send_email") and got.tools_failed == ("send_email",)
@@ -228,7 +276,10 @@ async def test_latest_and_list_executions_newest_first(records: Records) -> None
     assert latest is not None and latest.execution_id == "ex-2"
     assert await records.latest_execution("nope") is None
     assert [e.execution_id for e in await records.list_executions()] == ["other", "ex-2", "ex-1", "ex-0"]
-    assert [e.execution_id for e in await records.list_executions(user_id="alice", limit=2)] == ["other", "ex-2"]
+    assert [e.execution_id for e in await records.list_executions(user_id="alice", limit=2)] == [
+        "other",
+        "ex-2",
+    ]
     assert [e.execution_id for e in await records.list_executions(status="failed")] == ["ex-1"]
 
 
@@ -273,13 +324,19 @@ async def test_create_approval_is_idempotent(records: Records) -> None:
 
 async def test_list_approvals_filters_oldest_first(records: Records) -> None:
     for i, requester in enumerate(["alice", "bob", "alice"]):
-        await records.create_approval(approval(f"call-{i}", requester=requester, created_at=T0 + timedelta(seconds=i)))
+        await records.create_approval(
+            approval(f"call-{i}", requester=requester, created_at=T0 + timedelta(seconds=i))
+        )
     first = await records.approval_for_call("th-1", "call-0")
     assert first is not None
     assert await records.decide_approval(first.approval_id, status="rejected", decided_by="carol")
     assert [a.tool_call_id for a in await records.list_approvals()] == ["call-1", "call-2"]
     assert [a.tool_call_id for a in await records.list_approvals(requester="alice")] == ["call-2"]
-    assert [a.tool_call_id for a in await records.list_approvals(status=None)] == ["call-0", "call-1", "call-2"]
+    assert [a.tool_call_id for a in await records.list_approvals(status=None)] == [
+        "call-0",
+        "call-1",
+        "call-2",
+    ]
     assert [a.tool_call_id for a in await records.list_approvals(status="rejected")] == ["call-0"]
     assert len(await records.list_approvals(status=None, limit=2)) == 2
 
@@ -287,7 +344,10 @@ async def test_list_approvals_filters_oldest_first(records: Records) -> None:
 async def test_only_one_concurrent_decider_wins(records: Records) -> None:
     a = await records.create_approval(approval())
     outcomes = await asyncio.gather(
-        *(records.decide_approval(a.approval_id, status="approved", decided_by=f"approver-{i}") for i in range(8))
+        *(
+            records.decide_approval(a.approval_id, status="approved", decided_by=f"approver-{i}")
+            for i in range(8)
+        )
     )
     assert outcomes.count(True) == 1
     decided = await records.get_approval(a.approval_id)
@@ -305,7 +365,12 @@ async def test_decide_approval_records_edits_and_refuses_expired_approvals(recor
     )
     got = await records.get_approval(a.approval_id)
     assert got is not None
-    assert (got.status, got.edited_args, got.decision_reason, got.decided_at) == ("edited", edited, "typo", when)
+    assert (got.status, got.edited_args, got.decision_reason, got.decided_at) == (
+        "edited",
+        edited,
+        "typo",
+        when,
+    )
     with pytest.raises(ValueError):
         await records.decide_approval(a.approval_id, status="pending", decided_by="carol")
     old = await records.create_approval(approval("call-2", expires_at=T0))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
 
 from alembic import command
@@ -11,12 +13,28 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "upgrade"]
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "current_revision", "head_revision", "process_lock", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 ADVISORY_LOCK_KEY = 0x6B65656C_7265_63
 """`pg_advisory_xact_lock` key serialising concurrent migrations on PostgreSQL (taken in env.py)."""
+
+
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def process_lock() -> asyncio.Lock:
+    """This event loop's migration lock.
+
+    Alembic keeps its `context` and `op` proxies in module globals, so two upgrades may not
+    interleave in one process (engines waiting on the database lock would). Hold this around
+    `upgrade`; the database lock then only has other processes to serialise.
+    """
+    loop = asyncio.get_running_loop()
+    if (lock := _LOCKS.get(loop)) is None:
+        lock = _LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

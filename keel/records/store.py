@@ -118,7 +118,7 @@ class Records:
         database = self._engine.url.database
         if self._dialect == "sqlite" and database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        async with self._connect() as conn:
+        async with migrate.process_lock(), self._connect() as conn:
             await migrate.upgrade(conn)
 
     async def ping(self) -> None:
@@ -187,7 +187,7 @@ class Records:
         async with self._connect() as conn:
             await conn.execute(stmt)
 
-    async def update_execution(self, execution_id: str, **fields: Any) -> None:
+    async def update_execution(self, execution_id: str, /, **fields: Any) -> None:
         """Set some columns of an execution; an unknown field name raises ValueError."""
         unknown = set(fields) - _EXECUTION_FIELDS
         if unknown:
@@ -334,7 +334,12 @@ class Records:
 
     async def save_tool_result(self, r: ToolResult, *, conn: AsyncConnection | None = None) -> bool:
         """Record a tool call's result; False (and no change) if it was already recorded."""
-        stmt = self._insert(tool_results).values(_values(r)).on_conflict_do_nothing()
+        stmt = (
+            self._insert(tool_results)
+            .values(_values(r))
+            .on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True)  # psycopg's async cursor forgets it otherwise
+        )
         async with self._join(conn) as c:
             result = await c.execute(stmt)
         return result.rowcount == 1

@@ -49,15 +49,15 @@ def upgrade() -> None:
         sa.Column("succeeded", sa.Boolean),
         sa.Column("answer", sa.Text),
         sa.Column("error", sa.Text),
-        sa.PrimaryKeyConstraint("execution_id", name="pk_executions"),
+        sa.PrimaryKeyConstraint("execution_id", name=op.f("pk_executions")),
         sa.CheckConstraint(
             _in("status", "running", "awaiting_approval", "succeeded", "failed", "terminated"),
-            name="ck_executions_status",
+            name=op.f("ck_executions_status"),
         ),
     )
-    op.create_index("ix_executions_thread_id", "executions", ["thread_id"])
-    op.create_index("ix_executions_user_id", "executions", ["user_id"])
-    op.create_index("ix_executions_started_at", "executions", ["started_at"])
+    op.create_index(op.f("ix_executions_thread_id"), "executions", ["thread_id"])
+    op.create_index(op.f("ix_executions_user_id"), "executions", ["user_id"])
+    op.create_index(op.f("ix_executions_started_at"), "executions", ["started_at"])
 
     op.create_table(
         "audit",
@@ -79,10 +79,10 @@ def upgrade() -> None:
         sa.Column("result_digest", sa.String(128)),
         sa.Column("duration_ms", sa.Integer),
         sa.Column("detail", sa.Text),
-        sa.PrimaryKeyConstraint("id", name="pk_audit"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit")),
     )
-    op.create_index("ix_audit_execution_id", "audit", ["execution_id"])
-    op.create_index("ix_audit_thread_id", "audit", ["thread_id"])
+    op.create_index(op.f("ix_audit_execution_id"), "audit", ["execution_id"])
+    op.create_index(op.f("ix_audit_thread_id"), "audit", ["thread_id"])
 
     op.create_table(
         "approvals",
@@ -106,14 +106,15 @@ def upgrade() -> None:
         sa.Column("decided_at", _TS),
         sa.Column("decision_reason", sa.Text),
         sa.Column("edited_args", sa.JSON),
-        sa.PrimaryKeyConstraint("approval_id", name="pk_approvals"),
-        sa.UniqueConstraint("thread_id", "tool_call_id", name="uq_approvals_thread_id_tool_call_id"),
+        sa.PrimaryKeyConstraint("approval_id", name=op.f("pk_approvals")),
+        sa.UniqueConstraint("thread_id", "tool_call_id", name=op.f("uq_approvals_thread_id_tool_call_id")),
         sa.CheckConstraint(
-            _in("status", "pending", "approved", "edited", "rejected", "expired"), name="ck_approvals_status"
+            _in("status", "pending", "approved", "edited", "rejected", "expired"),
+            name=op.f("ck_approvals_status"),
         ),
     )
-    op.create_index("ix_approvals_requester", "approvals", ["requester"])
-    op.create_index("ix_approvals_status", "approvals", ["status"])
+    op.create_index(op.f("ix_approvals_requester"), "approvals", ["requester"])
+    op.create_index(op.f("ix_approvals_status"), "approvals", ["status"])
 
     op.create_table(
         "tool_results",
@@ -124,8 +125,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("output", sa.Text, nullable=False),
         sa.Column("created_at", _TS, nullable=False),
-        sa.PrimaryKeyConstraint("thread_id", "tool_call_id", name="pk_tool_results"),
-        sa.CheckConstraint(_in("status", "ok", "error", "timeout"), name="ck_tool_results_status"),
+        sa.PrimaryKeyConstraint("thread_id", "tool_call_id", name=op.f("pk_tool_results")),
+        sa.CheckConstraint(_in("status", "ok", "error", "timeout"), name=op.f("ck_tool_results_status")),
     )
 
     op.create_table(
@@ -138,10 +139,10 @@ def upgrade() -> None:
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("body", sa.Text, nullable=False),
         sa.Column("created_at", _TS, nullable=False),
-        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
-        sa.UniqueConstraint("thread_id", "tool_call_id", name="uq_outbox_thread_id_tool_call_id"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("thread_id", "tool_call_id", name=op.f("uq_outbox_thread_id_tool_call_id")),
     )
-    op.create_index("ix_outbox_user_id", "outbox", ["user_id"])
+    op.create_index(op.f("ix_outbox_user_id"), "outbox", ["user_id"])
 
 
 def downgrade() -> None:

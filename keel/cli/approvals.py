@@ -1,0 +1,95 @@
+"""`keel approvals`: list pending requests, approve (or edit) and reject them."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Any
+
+import typer
+
+from keel.cli._common import JsonOpt, call, fail, open_keel, out, print_json, printer, show_outcome
+from keel.render import approvals_table
+
+__all__ = ["approvals_app"]
+
+approvals_app = typer.Typer(no_args_is_help=True, help="Pending approval requests: list, approve, reject.")
+
+
+@approvals_app.command("list")
+def approvals_list(
+    user: str | None = typer.Option(None, "--user", help="Only this requester's."), as_json: bool = JsonOpt
+) -> None:
+    """Pending approval requests across threads, oldest first."""
+
+    async def go() -> Any:
+        async with open_keel() as keel:
+            return await keel.pending_approvals(requester=user)
+
+    rows = call(go)
+    if as_json:
+        print_json(out, [r.as_dict() for r in rows])
+    else:
+        out.print(approvals_table(rows))
+
+
+def _decide(
+    approval_id: str,
+    decision: str,
+    approver: str,
+    role: str,
+    args: str | None,
+    reason: str | None,
+    as_json: bool,
+) -> None:
+    parsed: dict[str, Any] | None = None
+    if args is not None:
+        try:
+            parsed = json.loads(args)
+        except json.JSONDecodeError as exc:
+            fail(f"--args is not valid JSON: {exc}")
+        if not isinstance(parsed, dict):
+            fail("--args must be a JSON object")
+
+    async def go() -> Any:
+        async with open_keel() as keel:
+            return await keel.decide(
+                approval_id,
+                decision,
+                approver=approver,
+                approver_role=role,
+                args=parsed,
+                reason=reason,
+                on_step=printer(as_json),
+            )
+
+    show_outcome(call(go), as_json)
+
+
+_APPROVER = typer.Option(getpass.getuser(), "--approver", help="Who decides (recorded).")
+_APPROVER_ROLE = typer.Option("admin", "--approver-role", help="The approver's role (must be an approver).")
+
+
+@approvals_app.command("approve")
+def approvals_approve(
+    approval_id: str,
+    approver: str = _APPROVER,
+    role: str = _APPROVER_ROLE,
+    args: str | None = typer.Option(None, "--args", help="Edited args as JSON (an edit)."),
+    reason: str | None = typer.Option(None, "--reason"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Approve a request (with --args: approve an edited call) and resume its run."""
+    _decide(approval_id, "edit" if args is not None else "approve", approver, role, args, reason, as_json)
+
+
+@approvals_app.command("reject")
+def approvals_reject(
+    approval_id: str,
+    approver: str = _APPROVER,
+    role: str = _APPROVER_ROLE,
+    reason: str | None = typer.Option(None, "--reason"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Reject a request and resume its run (the model is told)."""
+    _decide(approval_id, "reject", approver, role, None, reason, as_json)

@@ -1,0 +1,55 @@
+"""`keel audit` and `keel executions`: what happened, from the records."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from keel.cli._common import JsonOpt, call, open_keel, out, print_json
+from keel.render import audit_table, executions_table
+
+__all__ = ["audit_app", "executions_app"]
+
+audit_app = typer.Typer(no_args_is_help=True, help="The append-only audit log.")
+executions_app = typer.Typer(no_args_is_help=True, help="Execution records (one per run request).")
+
+
+@audit_app.command("tail")
+def audit_tail(
+    n: int = typer.Option(20, "-n", "--lines", min=1, max=10_000),
+    thread: str | None = typer.Option(None, "--thread"),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The latest audit rows (or a thread's)."""
+
+    async def go() -> Any:
+        async with open_keel() as keel:
+            if thread:
+                return (await keel.records.audit_for(thread_id=thread, limit=10_000))[-n:]
+            return await keel.records.tail_audit(n)
+
+    rows = call(go)
+    if as_json:
+        print_json(out, [r.as_dict() for r in rows])
+    else:
+        out.print(audit_table(rows))
+
+
+@executions_app.command("list")
+def executions_list(
+    user: str | None = typer.Option(None, "--user"),
+    limit: int = typer.Option(20, "--limit", min=1, max=1000),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Recent executions, newest first."""
+
+    async def go() -> Any:
+        async with open_keel() as keel:
+            return await keel.records.list_executions(user_id=user, limit=limit)
+
+    rows = call(go)
+    if as_json:
+        print_json(out, [r.as_dict() for r in rows])
+    else:
+        out.print(executions_table(rows))

@@ -10,6 +10,7 @@ from graphs.edges import Routes
 from graphs.state import AgentState, InputState
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.observability.instrument import instrument_node
 from nodes.approval import make_approval
 from nodes.decide import make_decide
 from nodes.fallback import make_fallback
@@ -26,16 +27,16 @@ NODES = ("recall", "plan", "decide", "permission_check", "approval", "tool", "fa
 
 def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     """The guarded agent graph over the given backends."""
-    routes = Routes(b.limits)
+    routes = Routes(b.limits, b.guards)
     g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
-    g.add_node("recall", make_recall(b))
-    g.add_node("plan", make_plan(b))
-    g.add_node("decide", make_decide(b))
-    g.add_node("permission_check", make_permission_check(b))
-    g.add_node("approval", make_approval(b))
-    g.add_node("tool", make_tool(b))
-    g.add_node("fallback", make_fallback(b))
-    g.add_node("finalize", make_finalize(b))
+    g.add_node("recall", instrument_node(b, "recall", make_recall(b)))
+    g.add_node("plan", instrument_node(b, "plan", make_plan(b)))
+    g.add_node("decide", instrument_node(b, "decide", make_decide(b)))
+    g.add_node("permission_check", instrument_node(b, "permission_check", make_permission_check(b)))
+    g.add_node("approval", instrument_node(b, "approval", make_approval(b)))
+    g.add_node("tool", instrument_node(b, "tool", make_tool(b)))
+    g.add_node("fallback", instrument_node(b, "fallback", make_fallback(b)))
+    g.add_node("finalize", instrument_node(b, "finalize", make_finalize(b)))
     g.add_edge(START, "recall")
     g.add_edge("recall", "plan")
     g.add_conditional_edges("plan", routes.after_plan)
@@ -43,11 +44,14 @@ def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None)
     g.add_conditional_edges("permission_check", routes.after_permission)
     g.add_conditional_edges("approval", routes.after_approval)
     g.add_conditional_edges("tool", routes.after_tool)
-    g.add_edge("fallback", "finalize")
+    g.add_conditional_edges("fallback", routes.after_fallback)
     g.add_edge("finalize", END)
     return g.compile(checkpointer=checkpointer, name="keel")
 
 
 def make_graph() -> CompiledStateGraph:
-    """Entry point for `langgraph.json`: the server supplies the checkpointer."""
-    return build_graph(Backends.from_settings())
+    """Entry point for `langgraph.json`: the server supplies the checkpointer and calls this per request,
+    so the backends (records engine, policy, model) are built once per process and shared."""
+    from keel.server.backends import server_backends
+
+    return build_graph(server_backends())

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Send
 
 from graphs.state import AgentState
+from keel.context import RunContext
 from policies.guards import RunLimits, first_failure
 
 __all__ = ["Routes"]
@@ -16,13 +20,32 @@ class Routes:
     """The graph's conditional edges, bound to the run limits."""
 
     limits: RunLimits
+    guards: Any = None
+    """keel.guards.Guards: the user's budget and the model's breaker, read before every model call."""
 
-    def _guarded(self, state: AgentState) -> Literal["decide", "fallback"]:
-        """The guard edge before every model call: any failing guard routes to fallback."""
-        return "fallback" if first_failure(state, self.limits) else "decide"
+    async def _guarded(
+        self, state: AgentState, runtime: Runtime[RunContext]
+    ) -> Literal["decide", "fallback"]:
+        """The guard edge before every model call: any failing guard routes to fallback.
 
-    def after_plan(self, state: AgentState) -> Literal["decide", "fallback"]:
-        return self._guarded(state)
+        The reason travels with the route (a `Send` carrying the state as this edge saw it), so fallback
+        names the guard that failed here even if, by the time it runs, another run has released budget.
+        The edge writes nothing: fallback decides what enters the state.
+        """
+        reason, message = first_failure(state, self.limits), None
+        found = None if reason or self.guards is None else await self.guards.check(state, runtime.context)
+        if found is not None:
+            reason, message = found.reason, found.message
+        if reason is None:
+            return "decide"
+        return Send(  # type: ignore[return-value]
+            "fallback", {**state, "terminated_reason": reason, "error": message or state.get("error")}
+        )
+
+    async def after_plan(
+        self, state: AgentState, runtime: Runtime[RunContext]
+    ) -> Literal["decide", "fallback"]:
+        return await self._guarded(state, runtime)
 
     def after_decide(self, state: AgentState) -> Literal["permission_check", "finalize", "fallback"]:
         if state.get("terminated_reason"):
@@ -31,16 +54,30 @@ class Routes:
             return "permission_check"
         return "finalize"
 
-    def after_permission(self, state: AgentState) -> Literal["approval", "tool", "decide", "fallback"]:
-        return self._next_for_pending(state)
+    async def after_permission(
+        self, state: AgentState, runtime: Runtime[RunContext]
+    ) -> Literal["approval", "tool", "decide", "fallback"]:
+        return await self._next_for_pending(state, runtime)
 
-    def after_approval(self, state: AgentState) -> Literal["approval", "tool", "decide", "fallback"]:
-        return self._next_for_pending(state)
+    async def after_approval(
+        self, state: AgentState, runtime: Runtime[RunContext]
+    ) -> Literal["approval", "tool", "decide", "fallback"]:
+        return await self._next_for_pending(state, runtime)
 
-    def after_tool(self, state: AgentState) -> Literal["decide", "fallback"]:
-        return self._guarded(state)
+    async def after_tool(
+        self, state: AgentState, runtime: Runtime[RunContext]
+    ) -> Literal["decide", "fallback"]:
+        return await self._guarded(state, runtime)
 
-    def _next_for_pending(self, state: AgentState) -> Literal["approval", "tool", "decide", "fallback"]:
+    async def after_fallback(
+        self, state: AgentState, runtime: Runtime[RunContext]
+    ) -> Literal["decide", "fallback", "finalize"]:
+        """Back to decide (through the guards) when fallback moved the run to the next model."""
+        return "finalize" if state.get("terminated_reason") else await self._guarded(state, runtime)
+
+    async def _next_for_pending(
+        self, state: AgentState, runtime: Runtime[RunContext]
+    ) -> Literal["approval", "tool", "decide", "fallback"]:
         statuses = {c.get("status") for c in state.get("pending", [])}
         if "new" in statuses:
             raise ValueError("a tool call reached routing without a permission decision")
@@ -48,4 +85,4 @@ class Routes:
             return "approval"
         if "allowed" in statuses:
             return "tool"
-        return self._guarded(state)
+        return await self._guarded(state, runtime)

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Annotated, Any, Literal
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict  # pydantic (Studio's schemas) needs it on Python < 3.12
+
+_DOCS = ConfigDict(use_attribute_docstrings=True)  # field docstrings become schema descriptions
 
 __all__ = ["InputState", "AgentState", "PendingCall", "CallStatus", "TerminatedReason"]
 
 CallStatus = Literal["new", "allowed", "ask", "done"]
 TerminatedReason = Literal[
-    "max_steps", "timeout", "run_cost_cap", "budget_exceeded", "llm_unavailable", "llm_error"
+    "max_steps",
+    "timeout",
+    "run_cost_cap",
+    "budget_exceeded",
+    "llm_unavailable",
+    "llm_error",
+    "guard_unavailable",
 ]
 
 
+@with_config(_DOCS)
 class PendingCall(TypedDict, total=False):
     """One tool call of the current model turn and what has been decided about it."""
 
@@ -34,6 +45,7 @@ class PendingCall(TypedDict, total=False):
     """The approver, for a call that went through approval."""
 
 
+@with_config(_DOCS)
 class InputState(TypedDict):
     """What a caller sends: the conversation so far (normally one new human message)."""
 
@@ -41,6 +53,7 @@ class InputState(TypedDict):
     """Messages of the conversation; new ones are appended."""
 
 
+@with_config(_DOCS)
 class AgentState(InputState, total=False):
     """The full state of a run, checkpointed after every step."""
 
@@ -70,6 +83,8 @@ class AgentState(InputState, total=False):
     """Tools executed successfully in this run."""
     tools_failed: list[str]
     """Tools that failed, timed out or were refused in this run."""
+    model_index: int
+    """Position in the fallback chain of the model this run is on (0: the primary)."""
     terminated_reason: TerminatedReason | None
     """Why the run stopped early; None when it finished normally."""
     error: str | None

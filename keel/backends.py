@@ -6,21 +6,30 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from keel.budget import BudgetLedger
+from keel.chain import fallback_models
 from keel.costs import PriceTable
+from keel.guards import Guards, build_guards
 from keel.models import make_chat_model
+from keel.observability.telemetry import Telemetry
 from keel.records import Records
 from keel.settings import Settings
+from memory.stores import MemoryBackends
 from policies.guards import RunLimits
 from policies.matrix import PolicyMatrix
+from policies.watcher import PolicyWatcher
 from tools.executor import ToolExecutor
 from tools.registry import ToolRegistry, default_registry
 from tools.workspace import Workspace
 
 __all__ = ["Backends", "open_checkpointer"]
+
+_CHECKPOINT_SETUP_LOCK = 0x6B65656C  # "keel"
 
 
 @dataclass(kw_only=True)
@@ -37,8 +46,21 @@ class Backends:
     model: BaseChatModel
     model_name: str
     limits: RunLimits
+    guards: Guards | None = None
+    """Budgets, breakers and rate limits (None only in the benchmark's unguarded baseline)."""
+    models: list[tuple[str, BaseChatModel]] = field(default_factory=list)
+    """The fallback chain: (name, model), the primary first."""
+    telemetry: Telemetry = field(default_factory=Telemetry.disabled)
+    """Logs, traces and the LangSmith tracer (keel.observability)."""
+    memory: MemoryBackends | None = None
+    """Long-term memory, working memory and the context fitter (memory/)."""
+    _close_guards: Any = field(default=None, repr=False)
     _ready: bool = field(default=False, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _policy_watch: PolicyWatcher | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._policy_watch = PolicyWatcher(self.policy)
 
     @classmethod
     def from_settings(
@@ -59,6 +81,10 @@ class Backends:
         prices.check_model(name)
         registry = registry or default_registry()
         workspace = Workspace(settings.workspace_root)
+        limits = RunLimits(max_steps=settings.max_steps, run_cost_cap=settings.run_cost_cap)
+        model = model or make_chat_model(settings)
+        chain = [(name, model), *fallback_models(settings)]
+        guards, close_guards = build_guards(settings, records, prices, limits, [n for n, _ in chain])
         executor = ToolExecutor(
             registry,
             records,
@@ -66,6 +92,7 @@ class Backends:
             default_timeout_s=settings.tool_timeout_s,
             max_args_bytes=settings.max_args_bytes,
             max_output_chars=settings.max_tool_output_chars,
+            guard=guards.tools,
         )
         return cls(
             settings=settings,
@@ -75,9 +102,14 @@ class Backends:
             registry=registry,
             workspace=workspace,
             executor=executor,
-            model=model or make_chat_model(settings),
+            model=model,
             model_name=name,
-            limits=RunLimits(max_steps=settings.max_steps, run_cost_cap=settings.run_cost_cap),
+            limits=limits,
+            guards=guards,
+            models=chain,
+            _close_guards=close_guards,
+            telemetry=Telemetry.from_settings(settings),
+            memory=MemoryBackends.from_settings(settings),
         )
 
     async def ready(self) -> None:
@@ -92,11 +124,33 @@ class Backends:
     def reload_policy(self) -> PolicyMatrix:
         """Re-read the permission matrix; on error the current one stays in force."""
         self.policy = self.policy.reload()
+        self._watch().replace(self.policy)
         return self.policy
+
+    def current_policy(self) -> PolicyMatrix:
+        """The matrix in force, re-read if its file changed (one `stat`); an invalid edit is logged and
+        the previous matrix stays in force."""
+        self.policy = self._watch().current()
+        return self.policy
+
+    def _watch(self) -> PolicyWatcher:
+        if self._policy_watch is None or self._policy_watch.matrix is not self.policy:
+            self._policy_watch = PolicyWatcher(self.policy)  # `policy` was replaced from outside
+        return self._policy_watch
 
     async def aclose(self) -> None:
         """Release connections."""
+        if self._close_guards is not None:
+            await self._close_guards()
         await self.records.close()
+        if self.memory is not None:
+            await self.memory.aclose()
+        self.telemetry.shutdown()
+
+    @property
+    def ledger(self) -> BudgetLedger | None:
+        """The budget ledger (in the records database)."""
+        return self.guards.ledger if self.guards is not None else None
 
 
 @asynccontextmanager
@@ -104,15 +158,26 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
     """The durable checkpointer of the profile: SQLite file (embedded) or PostgreSQL."""
     if settings.profile == "postgres":
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-        from psycopg import AsyncConnection
         from psycopg.rows import dict_row
+        from psycopg_pool import AsyncConnectionPool
 
-        # setup() needs an autocommit connection (see the architecture's known traps).
-        async with await AsyncConnection.connect(
-            settings.checkpoint_url, autocommit=True, prepare_threshold=0, row_factory=dict_row
-        ) as conn:
-            saver = AsyncPostgresSaver(conn)
-            await saver.setup()
+        # Autocommit connections (setup() needs them: see the architecture's known traps), pooled so
+        # that concurrent runs in one process do not queue behind a single connection.
+        async with AsyncConnectionPool(
+            settings.checkpoint_url,
+            min_size=1,
+            max_size=settings.checkpoint_pool_size,
+            kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+            open=False,
+        ) as pool:
+            saver = AsyncPostgresSaver(pool)
+            async with pool.connection() as lock_conn:
+                # Replicas starting together would race on the checkpointer's own migrations.
+                await lock_conn.execute("SELECT pg_advisory_lock(%s)", (_CHECKPOINT_SETUP_LOCK,))
+                try:
+                    await saver.setup()
+                finally:
+                    await lock_conn.execute("SELECT pg_advisory_unlock(%s)", (_CHECKPOINT_SETUP_LOCK,))
             yield saver
         return
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
+from langchain_core.messages import BaseMessage
+from langchain_core.messages.utils import count_tokens_approximately
 
-__all__ = ["PriceTable", "PriceError", "UnknownPrice"]
+__all__ = ["PriceTable", "PriceError", "UnknownPrice", "usd", "usd_up", "estimate_input_tokens"]
+
+_QUANTUM = Decimal("0.00000001")
+INPUT_MARGIN = 1.25
+"""The offline token count is approximate: the estimate of a prompt is padded by this factor."""
+
+
+def usd(value: float | Decimal | str) -> Decimal:
+    """A USD amount as the ledger stores it: a Decimal with 8 decimal places, rounded half up."""
+    return Decimal(str(value)).quantize(_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def usd_up(value: float | Decimal | str) -> Decimal:
+    """A USD amount rounded up to the ledger's precision (for estimates, which must not fall short)."""
+    return Decimal(str(value)).quantize(_QUANTUM, rounding=ROUND_CEILING)
+
+
+def estimate_input_tokens(messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] = ()) -> int:
+    """An offline, padded count of a prompt's tokens (no tokenizer download)."""
+    count = count_tokens_approximately(list(messages), tools=list(tools) or None)
+    return math.ceil(count * INPUT_MARGIN) + 16
 
 
 class PriceError(ValueError):
@@ -65,6 +89,20 @@ class PriceTable:
         self.check_model(model)
         inp, out = self.models[model]
         return (input_tokens * inp + output_tokens * out) / 1_000_000
+
+    def model_estimate(
+        self,
+        model: str,
+        messages: Sequence[BaseMessage],
+        max_tokens: int,
+        tools: Sequence[dict[str, Any]] = (),
+    ) -> Decimal:
+        """An upper estimate of one model call before it is made: padded prompt count plus `max_tokens`."""
+        return usd_up(self.model_cost(model, estimate_input_tokens(messages, tools), max_tokens))
+
+    def model_actual(self, model: str, input_tokens: int, output_tokens: int) -> Decimal:
+        """The cost of a finished model call, from its reported usage, at ledger precision."""
+        return usd(self.model_cost(model, input_tokens, output_tokens))
 
     def tool_cost(self, tool: str) -> float:
         """USD for one call of `tool` (the `default` entry when it has none)."""

@@ -191,9 +191,8 @@ class Keel:
     ) -> RunOutcome:
         path: list[str] = []
         approval: dict[str, Any] | None = None
-        async for chunk in self.graph.astream(
-            payload, self._config(thread_id), context=ctx, stream_mode="updates"
-        ):
+        config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
+        async for chunk in self.graph.astream(payload, config, context=ctx, stream_mode="updates"):
             for node, update in chunk.items():
                 if node == "__interrupt__":
                     approval = dict(update[0].value)

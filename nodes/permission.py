@@ -32,11 +32,19 @@ def make_permission_check(b: Backends):
         pending: list[PendingCall] = []
         replies: list[ToolMessage] = []
         failed = list(state.get("tools_failed", []))
+        policy = b.current_policy()  # picks up an edited policy file
+        limit, seen = b.settings.max_tool_calls_per_turn, 0
         for call in state.get("pending", []):
             if call.get("status") != "new":
                 pending.append(call)
                 continue
+            seen += 1
             try:
+                if seen > limit:
+                    raise ToolCallRefused(
+                        "too_many_calls",
+                        f"this turn asked for more than {limit} tool calls; call #{seen} was not run",
+                    )
                 if call.get("args") is None:
                     raise ToolCallRefused(
                         "invalid_args", f"arguments for {call['name']!r} are not valid JSON"
@@ -60,7 +68,7 @@ def make_permission_check(b: Backends):
                 failed.append(call["name"] or "unknown")
                 pending.append({**call, "status": "done"})
                 continue
-            decision = b.policy.decide(run.role, call["name"], checked.resource)
+            decision = policy.decide(run.role, call["name"], checked.resource)
             rule = decision.describe()
             await b.records.append_audit(
                 audit_event(

@@ -12,7 +12,8 @@ from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.prompts import PLAN_INSTRUCTION, system_prompt
-from nodes._shared import ModelCallFailed, call_model, usage_update
+from memory.stores import fit_context
+from nodes._shared import ModelCallFailed, call_model, thread_id_of, usage_update
 
 __all__ = ["make_plan"]
 
@@ -23,13 +24,16 @@ def make_plan(b: Backends):
     async def plan(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
         if not b.settings.plan_enabled:
             return {"plan": ""}
-        messages = [
+        messages = await fit_context(
+            b.memory,
+            thread_id_of(config),
             SystemMessage(system_prompt(runtime.context, state)),
-            *state["messages"],
-            HumanMessage(PLAN_INSTRUCTION),
-        ]
+            state["messages"],
+            model_name=b.model_name,
+            tail=[HumanMessage(PLAN_INSTRUCTION)],
+        )
         try:
-            call = await call_model(b, b.model, messages, state, config)
+            call = await call_model(b, b.model, messages, state, config, run=runtime.context)
         except ModelCallFailed:
             return {"plan": ""}
         return {"plan": call.message.text.strip(), **usage_update(state, call)}

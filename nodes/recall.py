@@ -14,6 +14,10 @@ from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import InvalidContext, RunContext
 from keel.records import Execution
+from keel.redaction import redact_text
+from keel.server.identity import run_context
+from memory.run_memory import recall_memories
+from memory.types import MemoryScope
 from nodes._shared import thread_id_of
 
 __all__ = ["make_recall"]
@@ -33,7 +37,7 @@ def make_recall(b: Backends):
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
         await b.ready()
-        run = runtime.context
+        run = run_context(runtime, config)  # on the Server: the authenticated user, never the client
         if run.role not in b.policy.roles:
             known = ", ".join(sorted(b.policy.roles))
             raise InvalidContext(f"unknown role {run.role!r} (known: {known})")
@@ -48,7 +52,7 @@ def make_recall(b: Backends):
                 role=run.role,
                 tenant=run.tenant,
                 version=run.version,
-                task=task,
+                task=redact_text(task),  # the execution record keeps no secret the user typed
                 status="running",
                 started_at=datetime.fromtimestamp(now, UTC),
             )
@@ -59,6 +63,9 @@ def make_recall(b: Backends):
             for e in recent
             if e.execution_id != run.execution_id
         ]
+        if b.memory is not None:
+            scope = MemoryScope(user_id=run.user_id, tenant=run.tenant)
+            recalled += await recall_memories(b.memory.long_term, scope, task, b.settings.recall_k)
         return {
             "execution_id": run.execution_id,
             "task": task,
@@ -74,6 +81,7 @@ def make_recall(b: Backends):
             "tools_used": [],
             "tools_failed": [],
             "terminated_reason": None,
+            "model_index": 0,
             "status": "running",
             "answer": "",
         }

@@ -10,6 +10,7 @@ from langgraph.runtime import Runtime
 from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.observability.instrument import traced_tool_call
 from nodes._shared import thread_id_of
 
 __all__ = ["make_tool"]
@@ -27,13 +28,17 @@ def make_tool(b: Backends):
         for call in state.get("pending", []):
             if call.get("status") != "allowed":
                 continue
-            outcome = await b.executor.execute(
-                call["id"],
-                call["name"],
-                call["args"],
-                run,
-                thread,
-                deadline=state.get("deadline", float("inf")),
+            outcome = await traced_tool_call(
+                b,
+                call,
+                b.executor.execute(
+                    call["id"],
+                    call["name"],
+                    call["args"],
+                    run,
+                    thread,
+                    deadline=state.get("deadline", float("inf")),
+                ),
             )
             messages.append(outcome.message)
             if outcome.status in ("ok", "replayed"):
@@ -41,7 +46,7 @@ def make_tool(b: Backends):
             else:
                 failed.append(call["name"])
             if outcome.status != "replayed":
-                cost += b.prices.tool_cost(call["name"])
+                cost += outcome.cost if b.guards is not None else b.prices.tool_cost(call["name"])
         return {
             "messages": messages,
             "pending": [],

@@ -41,7 +41,12 @@ def pg_url() -> str:
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for one profile, with a private home and workspace."""
     if request.param == "postgres":
-        return Settings(profile="postgres", database_url=request.getfixturevalue("pg_url"), home=tmp_path)
+        return Settings(
+            profile="postgres",
+            database_url=request.getfixturevalue("pg_url"),
+            home=tmp_path,
+            redis_prefix=f"keeltest:{uuid.uuid4().hex[:10]}:",  # breakers/rate windows private to the test
+        )
     return Settings(home=tmp_path)
 
 

@@ -23,7 +23,7 @@ from tools.workspace import Workspace
 
 __all__ = ["ToolExecutor", "CheckedCall", "ToolCallRefused", "ToolOutcome", "args_digest"]
 
-RefusalKind = Literal["unknown_tool", "invalid_args", "too_large"]
+RefusalKind = Literal["unknown_tool", "invalid_args", "too_large", "too_many_calls"]
 
 
 class ToolCallRefused(Exception):
@@ -51,6 +51,8 @@ class ToolOutcome:
     message: ToolMessage
     status: Literal["ok", "error", "timeout", "replayed"]
     tool: str
+    cost: float = 0.0
+    """USD charged to the user's budget for this call (settled in the ledger)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +103,7 @@ class ToolExecutor:
         default_timeout_s: float = 30.0,
         max_args_bytes: int = 65_536,
         max_output_chars: int = 20_000,
+        guard: Any = None,
     ) -> None:
         self.registry = registry
         self.records = records
@@ -108,6 +111,8 @@ class ToolExecutor:
         self.default_timeout_s = default_timeout_s
         self.max_args_bytes = max_args_bytes
         self.max_output_chars = max_output_chars
+        self.guard = guard
+        """keel.guards.ToolGuard: rate limits, breaker and cost reservation (None: unguarded)."""
 
     def check(self, name: str, args: Any, run: RunContext) -> CheckedCall:
         """Validate a call: the tool exists, args fit the size limit and the schema, the resource resolves."""
@@ -162,6 +167,18 @@ class ToolExecutor:
         except ToolCallRefused as exc:
             await self._record(call, None, "error", f"error: {exc.message}", "", time.perf_counter())
             return self._outcome(call, f"error: {exc.message}", "error")
+        if self.guard is None:
+            return await self._run_checked(call, checked, deadline)
+        try:
+            async with self.guard.tool_call(name, run, thread_id, call_id) as gate:
+                return await gate.charged(await self._run_checked(call, checked, deadline))
+        except ToolInputError as exc:  # refused by a guard: nothing ran
+            await self._record(call, checked, "error", f"error: {exc}", "", time.perf_counter())
+            return self._outcome(call, f"error: {exc}", "error")
+
+    async def _run_checked(self, call: _Call, checked: CheckedCall, deadline: float) -> ToolOutcome:
+        """Time out, run and record one checked call."""
+        name = call.name
         limit_s = min(checked.spec.timeout_s or self.default_timeout_s, deadline - time.time())
         started = time.perf_counter()
         status: Literal["ok", "error", "timeout"] = "ok"

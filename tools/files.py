@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,17 +57,29 @@ def _resolve(args: object, ctx: ToolContext) -> tuple[Path, str]:
     return target.absolute, target.relative
 
 
-async def _read_file(args: ReadFileArgs, ctx: ToolContext) -> str:
+def _threaded(body: Callable[[Any, ToolContext], str]) -> Callable[[Any, ToolContext], Awaitable[str]]:
+    """File work blocks, so each tool's body runs in a worker thread, never on the event loop."""
+
+    async def run(args: Any, ctx: ToolContext) -> str:
+        return await asyncio.to_thread(body, args, ctx)
+
+    run.__name__ = body.__name__
+    return run
+
+
+@_threaded
+def _read_file(args: ReadFileArgs, ctx: ToolContext) -> str:
     path, rel = _resolve(args, ctx)
     if not path.is_file():
         raise ToolInputError(f"no file at {rel}")
-    text = await asyncio.to_thread(path.read_text, encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8", errors="replace")
     if len(text) > args.max_chars:
         return text[: args.max_chars] + f"\n[… truncated: {len(text) - args.max_chars} more characters]"
     return text
 
 
-async def _list_files(args: ListFilesArgs, ctx: ToolContext) -> str:
+@_threaded
+def _list_files(args: ListFilesArgs, ctx: ToolContext) -> str:
     path, rel = _resolve(args, ctx)
     if not path.is_dir():
         raise ToolInputError(f"no folder at {rel}")
@@ -88,40 +102,40 @@ def _atomic_write(path: Path, content: str) -> None:
         raise
 
 
-async def _write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
+@_threaded
+def _write_file(args: WriteFileArgs, ctx: ToolContext) -> str:
     path, rel = _resolve(args, ctx)
     if path.is_dir():
         raise ToolInputError(f"{rel} is a folder")
-    await asyncio.to_thread(_atomic_write, path, args.content)
+    _atomic_write(path, args.content)
     return f"wrote {len(args.content.encode())} bytes to {rel}"
 
 
-async def _delete_file(args: DeleteFileArgs, ctx: ToolContext) -> str:
+@_threaded
+def _delete_file(args: DeleteFileArgs, ctx: ToolContext) -> str:
     path, rel = _resolve(args, ctx)
     if not path.is_file():
         raise ToolInputError(f"no file at {rel}")
-    await asyncio.to_thread(path.unlink)
+    path.unlink()
     return f"deleted {rel}"
 
 
-def _search(root: Path, base: Path, query: str) -> list[str]:
-    needle, hits = query.lower(), []
-    for file in sorted(root.rglob("*")):
+@_threaded
+def _search_notes(args: SearchNotesArgs, ctx: ToolContext) -> str:
+    path, rel = _resolve(args, ctx)
+    if not path.is_dir():
+        raise ToolInputError(f"no folder at {rel}")
+    needle, hits = args.query.lower(), []
+    for file in sorted(path.rglob("*")):
         if not file.is_file() or file.suffix.lower() not in _TEXT_SUFFIXES:
             continue
         for number, line in enumerate(file.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if needle in line.lower():
-                hits.append(f"{file.relative_to(base).as_posix()}:{number}: {line.strip()[:200]}")
+                hits.append(
+                    f"{file.relative_to(ctx.workspace.root).as_posix()}:{number}: {line.strip()[:200]}"
+                )
                 if len(hits) >= 50:
-                    return hits
-    return hits
-
-
-async def _search_notes(args: SearchNotesArgs, ctx: ToolContext) -> str:
-    path, rel = _resolve(args, ctx)
-    if not path.is_dir():
-        raise ToolInputError(f"no folder at {rel}")
-    hits = await asyncio.to_thread(_search, path, ctx.workspace.root, args.query)
+                    return "\n".join(hits)
     return "\n".join(hits) if hits else f"no notes under {rel} mention {args.query!r}"
 
 

@@ -13,7 +13,18 @@ from rich.markup import escape
 
 from keel.render import print_json, step_line
 
-__all__ = ["out", "err", "JsonOpt", "fail", "reason", "call", "open_keel", "show_outcome", "printer", "print_json"]
+__all__ = [
+    "out",
+    "err",
+    "JsonOpt",
+    "fail",
+    "reason",
+    "call",
+    "open_keel",
+    "show_outcome",
+    "printer",
+    "print_json",
+]
 
 T = TypeVar("T")
 out = Console()

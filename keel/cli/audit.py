@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from keel.cli._common import JsonOpt, call, open_keel, out, print_json
+from keel.cli._common import JsonOpt, call, err, open_keel, out, print_json
 from keel.render import audit_table, executions_table
 
 __all__ = ["audit_app", "executions_app"]
@@ -34,6 +34,32 @@ def audit_tail(
         print_json(out, [r.as_dict() for r in rows])
     else:
         out.print(audit_table(rows))
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: bool = JsonOpt) -> None:
+    """Check the audit hash chain: any changed, deleted or inserted row is reported (exit 1)."""
+    from keel.audit_chain import verify_pages
+    from keel.records import Records
+    from keel.settings import Settings
+
+    async def go() -> Any:
+        records = Records.from_url(Settings().records_url)
+        try:
+            await records.setup()
+            return await verify_pages(records.audit_pages())
+        finally:
+            await records.close()
+
+    report = call(go)
+    if as_json:
+        print_json(out, report.as_dict())
+    elif report.ok:
+        out.print(f"[green]ok[/] {report.describe()}", highlight=False, soft_wrap=True)
+    if not report.ok:
+        if not as_json:
+            err.print(f"[red]error:[/] {report.describe()}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @executions_app.command("list")

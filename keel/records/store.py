@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from keel import audit_chain
 from keel.records import migrate
 from keel.records.tables import APPROVAL_STATUSES, approvals, audit, executions, outbox, tool_results
 from keel.records.types import (
@@ -225,11 +226,32 @@ class Records:
     # -- audit (append-only) -----------------------------------------------------------------
 
     async def append_audit(self, ev: AuditEvent, *, conn: AsyncConnection | None = None) -> int:
-        """Append one audit entry and return its id; with `conn`, inside that transaction."""
-        stmt = sa.insert(audit).values({name: getattr(ev, name) for name in _AUDIT_FIELDS})
+        """Append one audit entry, chained to the last one, and return its id; with `conn`, inside it.
+
+        Appends are serialised so the chain stays linear: PostgreSQL takes a transaction-scoped
+        advisory lock before reading the last hash; SQLite's `BEGIN IMMEDIATE` already holds the write lock.
+        """
+        values = audit_chain.normalise({name: getattr(ev, name) for name in _AUDIT_FIELDS})
+        last = sa.select(audit.c.row_hash).order_by(audit.c.id.desc()).limit(1)
         async with self._join(conn) as c:
-            result = await c.execute(stmt)
+            if self._dialect == "postgresql":
+                lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
+                await c.execute(lock, {"key": audit_chain.AUDIT_LOCK_KEY})
+            prev = (await c.execute(last)).scalar() or audit_chain.GENESIS
+            values.update(prev_hash=prev, row_hash=audit_chain.row_hash(prev, values))
+            result = await c.execute(sa.insert(audit).values(values))
         return int(result.inserted_primary_key[0])
+
+    async def audit_pages(self, *, page_size: int = 1000) -> AsyncIterator[list[AuditRow]]:
+        """Every audit row in append (`id`) order, a page at a time (for `keel audit verify`)."""
+        after = 0
+        while True:
+            query = sa.select(audit).where(audit.c.id > after).order_by(audit.c.id).limit(page_size)
+            rows = [AuditRow(**r._mapping) for r in await self._all(query)]
+            if not rows:
+                return
+            yield rows
+            after = rows[-1].id
 
     async def audit_for(
         self, *, thread_id: str | None = None, execution_id: str | None = None, limit: int = 200

@@ -127,7 +127,10 @@ audit = sa.Table(
     sa.Column("result_digest", sa.String(128)),
     sa.Column("duration_ms", sa.Integer),
     sa.Column("detail", sa.Text),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("row_hash", sa.String(64), nullable=False),
 )
+"""Append-only and hash-chained (`keel.audit_chain`; database triggers refuse UPDATE and DELETE)."""
 
 approvals = sa.Table(
     "approvals",

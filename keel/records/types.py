@@ -121,9 +121,13 @@ class AuditEvent(_Row):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AuditRow(AuditEvent):
-    """An audit entry as stored, with its append-order `id`."""
+    """An audit entry as stored, with its append-order `id` and its links in the hash chain."""
 
     id: int
+    prev_hash: str = ""
+    """`row_hash` of the row appended before this one (`keel.audit_chain.GENESIS` for the first)."""
+    row_hash: str = ""
+    """sha256 over `prev_hash` and this row's fields (see `keel.audit_chain`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,0 +1,97 @@
+"""The spending side of a model call: breaker probe or pass, budget reservation, settle or release."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from keel.budget import BudgetLedger, Reservation
+from keel.guards.errors import STORE_ERRORS, CircuitOpen, GuardUnavailable
+from keel.hotstate import BreakerConfig, BreakerDecision, BreakerStore
+
+__all__ = ["ModelGate", "model_gate"]
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelGate:
+    """One admitted model call. Call `settle(cost)` when it answered; `fault()` when the model failed."""
+
+    actual: Decimal | None = None
+    faulted: bool = False
+    decision: BreakerDecision | None = field(default=None, repr=False)
+
+    def settle(self, cost: Decimal) -> None:
+        self.actual = cost
+
+    def fault(self) -> None:
+        """The model itself failed (error, per-request timeout): counts against its breaker."""
+        self.faulted = True
+
+
+@asynccontextmanager
+async def model_gate(
+    *,
+    ledger: BudgetLedger | None,
+    breakers: BreakerStore,
+    config: BreakerConfig,
+    model: str,
+    user_id: str,
+    thread_id: str,
+    execution_id: str,
+    estimate: Decimal,
+) -> AsyncIterator[ModelGate]:
+    """Admit one model call or raise (CircuitOpen, BudgetExceeded, GuardUnavailable).
+
+    The breaker is asked first (one hot-state round trip), then the estimate is reserved (one DB
+    transaction). On exit the reservation is settled to the actual cost, or released when the call
+    failed or was cancelled, and the breaker learns the outcome.
+    """
+    try:
+        decision = await breakers.acquire(f"model:{model}", config)
+    except STORE_ERRORS as exc:
+        raise GuardUnavailable(f"the circuit breaker of model {model}", exc) from exc
+    if not decision.allowed:
+        raise CircuitOpen("model", model, decision.retry_after_s)
+    gate = ModelGate(decision=decision)
+    reservation: Reservation | None = None
+    try:
+        if ledger is not None:
+            try:
+                reservation = await ledger.reserve(
+                    user_id=user_id,
+                    thread_id=thread_id,
+                    execution_id=execution_id,
+                    kind="model",
+                    name=model,
+                    estimate=estimate,
+                )
+            except STORE_ERRORS as exc:
+                raise GuardUnavailable(f"the budget of user {user_id}", exc) from exc
+        yield gate
+    except BaseException:
+        if reservation is not None:
+            with contextlib.suppress(*STORE_ERRORS):  # left reserved; release_open clears it on resume
+                await asyncio.shield(ledger.release(reservation, "call failed or cancelled"))  # type: ignore[union-attr]
+        await _tell_breaker(breakers, config, model, gate, decision)
+        raise
+    if reservation is not None:
+        if gate.actual is None:
+            await ledger.release(reservation, "no usage reported")  # type: ignore[union-attr]
+        else:
+            await ledger.settle(reservation, gate.actual)  # type: ignore[union-attr]
+    await _tell_breaker(breakers, config, model, gate, decision)
+
+
+async def _tell_breaker(
+    breakers: BreakerStore, config: BreakerConfig, model: str, gate: ModelGate, decision: BreakerDecision
+) -> None:
+    """Report the outcome; a success on a closed breaker with no failures needs no write."""
+    ok = not gate.faulted
+    if ok and not decision.probe and decision.failures == 0:
+        return
+    with contextlib.suppress(*STORE_ERRORS):  # the next call's acquire fails closed on the same outage
+        await asyncio.shield(breakers.record(f"model:{model}", config, ok=ok, probe=decision.probe))

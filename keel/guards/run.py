@@ -1,0 +1,95 @@
+"""`Guards`: what the graph's guard edges read and what the spending nodes go through."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from keel.budget import BudgetExceeded, BudgetLedger
+from keel.context import RunContext
+from keel.costs import PriceTable
+from keel.guards.errors import STORE_ERRORS, GuardFailure, GuardUnavailable, failure_of
+from keel.guards.model import ModelGate, model_gate
+from keel.guards.tool import ToolGuard
+from keel.hotstate import BreakerConfig, BreakerStore
+from policies.guards import RunLimits, first_failure
+
+__all__ = ["Guards"]
+
+
+@dataclass(slots=True, kw_only=True)
+class Guards:
+    """Run guards over the durable ledger and the hot state; built in keel/backends.py."""
+
+    limits: RunLimits
+    prices: PriceTable
+    ledger: BudgetLedger | None
+    breakers: BreakerStore
+    breaker: BreakerConfig
+    tools: ToolGuard
+    max_tokens: int
+    models: Sequence[str]
+    """The fallback chain: the primary model first."""
+
+    def model_at(self, state: Mapping[str, Any]) -> str:
+        """The model this run is on (it moves down the chain when one is unavailable)."""
+        return self.models[min(state.get("model_index", 0), len(self.models) - 1)]
+
+    def estimate(
+        self, model: str, messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] = ()
+    ) -> Decimal:
+        """The upper estimate of one call of `model` on `messages` (what a reservation holds)."""
+        return self.prices.model_estimate(model, messages, self.max_tokens, tools)
+
+    async def check(
+        self, state: Mapping[str, Any], run: RunContext, tools: Sequence[dict[str, Any]] = ()
+    ) -> GuardFailure | None:
+        """The guard edge before a model call; reads only. In order: steps, deadline, run cost cap,
+        the user's monthly budget (room for the next call's estimate), the model's breaker."""
+        if reason := first_failure(state, self.limits, time.time()):
+            return GuardFailure(reason=reason, message="")
+        model = self.model_at(state)
+        try:
+            if self.ledger is not None:
+                status = await self.ledger.status(run.user_id)
+                needed = self.estimate(model, state.get("messages", []), tools)
+                if needed > status.remaining:
+                    return failure_of(BudgetExceeded(status, needed))
+            if await self.breakers.state(f"model:{model}", self.breaker) == "open":
+                return GuardFailure(
+                    reason="llm_unavailable", message=f"the circuit breaker of model {model} is open"
+                )
+        except STORE_ERRORS as exc:
+            return failure_of(GuardUnavailable("the run's guards", exc))
+        return None
+
+    async def next_model(self, state: Mapping[str, Any]) -> int | None:
+        """The next model down the chain whose breaker is not open, or None (then: a canned answer)."""
+        for index in range(state.get("model_index", 0) + 1, len(self.models)):
+            try:
+                if await self.breakers.state(f"model:{self.models[index]}", self.breaker) != "open":
+                    return index
+            except STORE_ERRORS:
+                return None
+        return None
+
+    def model_call(
+        self, run: RunContext, thread_id: str, model: str, estimate: Decimal
+    ) -> AbstractAsyncContextManager[ModelGate]:
+        """Admit one model call: breaker, then reservation; settle or release on exit."""
+        return model_gate(
+            ledger=self.ledger,
+            breakers=self.breakers,
+            config=self.breaker,
+            model=model,
+            user_id=run.user_id,
+            thread_id=thread_id,
+            execution_id=run.execution_id,
+            estimate=estimate,
+        )

@@ -1,0 +1,120 @@
+"""The guard path of one tool call: rate limits, the tool's circuit breaker, its cost reservation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from keel.budget import BudgetExceeded, BudgetLedger, Reservation
+from keel.context import RunContext
+from keel.costs import PriceTable, usd
+from keel.guards.errors import STORE_ERRORS, CircuitOpen, RateLimited, ToolGuardRefused
+from keel.hotstate import BreakerConfig, BreakerStore, LimitsPolicy, RateWindows
+
+__all__ = ["ToolGuard", "ToolGate"]
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolGate:
+    """One admitted tool call; `charged(outcome)` settles it and reports it to the breaker."""
+
+    guard: ToolGuard
+    tool: str
+    probe: bool
+    failures: int
+    reservation: Reservation | None
+    closed: bool = False
+
+    async def charged(self, outcome: Any) -> Any:
+        """Settle (ok) or release (failed) the reservation; return the outcome with its cost set."""
+        self.closed = True
+        ok = outcome.status == "ok"
+        fault = outcome.status == "timeout" or (
+            outcome.status == "error" and outcome.message.text.startswith(f"error: {self.tool} failed:")
+        )
+        cost = Decimal(0)
+        if self.reservation is not None:
+            if ok:
+                cost = self.reservation.estimate
+                await self.guard.ledger.settle(self.reservation, cost)  # type: ignore[union-attr]
+            else:
+                await self.guard.ledger.release(self.reservation, f"tool {outcome.status}")  # type: ignore[union-attr]
+        await self.guard.tell_breaker(self.tool, ok=not fault, probe=self.probe, failures=self.failures)
+        return replace(outcome, cost=float(cost)) if hasattr(outcome, "cost") else outcome
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolGuard:
+    """Checks made before a tool runs; every refusal is a message for the model, and nothing runs."""
+
+    rates: RateWindows
+    breakers: BreakerStore
+    config: BreakerConfig
+    limits: LimitsPolicy
+    prices: PriceTable
+    ledger: BudgetLedger | None
+
+    @asynccontextmanager
+    async def tool_call(
+        self, tool: str, run: RunContext, thread_id: str, call_id: str
+    ) -> AsyncIterator[ToolGate]:
+        """Admit one call or raise ToolGuardRefused; release what was held if the call never finishes."""
+        try:
+            await self._rate(tool, run)
+            decision = await self.breakers.acquire(f"tool:{tool}", self.config)
+            if not decision.allowed:
+                raise CircuitOpen("tool", tool, decision.retry_after_s)
+            reservation = await self._reserve(tool, run, thread_id)
+        except (RateLimited, CircuitOpen, BudgetExceeded) as exc:
+            raise ToolGuardRefused(str(exc)) from exc
+        except STORE_ERRORS as exc:
+            raise ToolGuardRefused(
+                f"{tool} was not run: its guards could not be checked ({exc}); try again later"
+            ) from exc
+        gate = ToolGate(
+            guard=self, tool=tool, probe=decision.probe, failures=decision.failures, reservation=reservation
+        )
+        try:
+            yield gate
+        finally:
+            if not gate.closed and reservation is not None and self.ledger is not None:
+                with contextlib.suppress(*STORE_ERRORS):
+                    await asyncio.shield(self.ledger.release(reservation, "tool call cancelled"))
+
+    async def _rate(self, tool: str, run: RunContext) -> None:
+        limits = self.limits.for_tool(tool)
+        if limits is None:
+            return
+        if limits.per_tool is not None:
+            got = await self.rates.hit(limits.per_tool, "tool", tool)
+            if not got.allowed:
+                raise RateLimited(tool, "per_tool", got.retry_after_s)
+        if limits.per_user is not None:
+            got = await self.rates.hit(limits.per_user, "user", run.user_id, tool)
+            if not got.allowed:
+                raise RateLimited(tool, "per_user", got.retry_after_s)
+
+    async def _reserve(self, tool: str, run: RunContext, thread_id: str) -> Reservation | None:
+        price = usd(self.prices.tool_cost(tool))
+        if self.ledger is None or price == 0:
+            return None
+        return await self.ledger.reserve(
+            user_id=run.user_id,
+            thread_id=thread_id,
+            execution_id=run.execution_id,
+            kind="tool",
+            name=tool,
+            estimate=price,
+        )
+
+    async def tell_breaker(self, tool: str, *, ok: bool, probe: bool, failures: int) -> None:
+        """Report an outcome; a success on a healthy closed breaker needs no write."""
+        if ok and not probe and failures == 0:
+            return
+        with contextlib.suppress(*STORE_ERRORS):
+            await asyncio.shield(self.breakers.record(f"tool:{tool}", self.config, ok=ok, probe=probe))

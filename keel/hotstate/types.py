@@ -1,0 +1,87 @@
+"""Hot state contracts: rate-limit windows and circuit breakers, in-process or shared through Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from limits import RateLimitItem
+
+__all__ = [
+    "BreakerConfig",
+    "BreakerDecision",
+    "BreakerState",
+    "BreakerStore",
+    "HotStateUnavailable",
+    "RateDecision",
+    "RateWindows",
+]
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+class HotStateUnavailable(RuntimeError):
+    """The hot-state store (Redis) cannot be reached: guards fail closed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerConfig:
+    """When a breaker opens and how long it stays open before one probe may go through."""
+
+    failure_threshold: int
+    recovery_s: float
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1 or self.recovery_s <= 0:
+            raise ValueError("breaker failure_threshold must be >= 1 and recovery_s > 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerDecision:
+    """Whether one call may go through its breaker now."""
+
+    allowed: bool
+    state: BreakerState
+    probe: bool = False
+    """True when this call is the single half-open probe: its outcome closes or re-opens the breaker."""
+    retry_after_s: float = 0.0
+    """For a refused call: seconds until the breaker lets a probe through."""
+    failures: int = 0
+    """Consecutive failures counted so far (a success with zero failures needs no write)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateDecision:
+    """The outcome of one rate-limit check."""
+
+    allowed: bool
+    retry_after_s: float = 0.0
+
+
+class RateWindows(Protocol):
+    """Moving-window rate limits; one check counts one hit when it is allowed."""
+
+    round_trips: int
+    """Store round trips made so far (for the benchmark)."""
+
+    async def hit(self, item: RateLimitItem, *key: str) -> RateDecision:
+        """Count one call under `key` if the window has room; otherwise say when it will."""
+        ...
+
+
+class BreakerStore(Protocol):
+    """Circuit-breaker state per name (a model or a tool): closed, open, half-open with one probe."""
+
+    round_trips: int
+
+    async def acquire(self, name: str, config: BreakerConfig) -> BreakerDecision:
+        """May a call to `name` go through now? In half-open, exactly one caller gets the probe."""
+        ...
+
+    async def record(self, name: str, config: BreakerConfig, *, ok: bool, probe: bool) -> BreakerState:
+        """Report a call's outcome; returns the breaker's state after it."""
+        ...
+
+    async def state(self, name: str, config: BreakerConfig) -> BreakerState:
+        """The breaker's state, read only (open past its recovery time reads as half_open)."""
+        ...

@@ -1,0 +1,64 @@
+"""One `Backends` per server process, shared by the graph factory, the auth handler and the routes.
+
+Building them reads files (policy, prices) and migrating runs Alembic (which reads its scripts): blocking
+work that must not run on the server's event loop. `start()` (the custom app's lifespan) does it in a
+worker thread before the first request (with a synchronous engine: a thread running its own event loop would
+still be flagged by `langgraph dev`'s blocking-call detector); `server_backends()` then only returns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from keel.backends import Backends
+
+__all__ = ["server_backends", "start", "stop"]
+
+_lock = threading.Lock()
+_built: list[Backends] = []
+
+
+def server_backends() -> Backends:
+    """The process's backends, built from `KEEL_*` settings on first use."""
+    if not _built:
+        with _lock:
+            if not _built:
+                _built.append(Backends.from_settings())
+    return _built[0]
+
+
+async def start() -> Backends:
+    """Build and migrate the backends off the event loop (the server's lifespan calls this)."""
+    b = await asyncio.to_thread(server_backends)
+    await asyncio.to_thread(_run_ready, b)
+    return b
+
+
+def _run_ready(b: Backends) -> None:
+    """Migrate to head with a synchronous engine in this worker thread, then mark `b` ready."""
+    from pathlib import Path
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from keel.records.migrate import alembic_config
+
+    url = sa.make_url(b.settings.records_url)
+    if url.get_backend_name() == "sqlite":
+        url = url.set(drivername="sqlite")
+        if url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "head")
+    finally:
+        engine.dispose()
+    b._ready = True  # the schema is at head: `await b.ready()` on the event loop is now a no-op
+
+
+async def stop() -> None:
+    """Close the pooled connections."""
+    if _built:
+        await _built[0].aclose()

@@ -1,0 +1,126 @@
+"""The approvals inbox on LangGraph Server: list what a caller may see, record a decision, resume the thread.
+
+The decision is recorded first (a conditional UPDATE: one decision wins, even across replicas), then the
+thread is resumed through the server's own API (`langgraph_sdk.get_client()` without a URL: the in-process
+transport). That queues a run in the server's run queue like any client's: whichever replica's worker picks
+it up runs it under the thread's lock, with the server's checkpointer, and clients streaming the thread see
+it. Running the graph inside the route instead would bypass the queue and the thread lock, and on several
+replicas two processes could run one thread at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from keel.approvals import ApprovalDecision, parse_decision
+from keel.backends import Backends
+from keel.errors import Conflict, Forbidden, NotFound
+from keel.records import Approval
+from keel.server.keys import Principal
+
+__all__ = ["visible_approvals", "decide", "Resumed", "approval_view", "ADMIN_ROLE"]
+
+ADMIN_ROLE = "admin"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resumed:
+    """A recorded decision and the server run that resumes its thread."""
+
+    approval: Approval
+    run_id: str
+    thread_id: str
+
+
+def _sees(b: Backends, who: Principal, row: Approval) -> bool:
+    if who.role == ADMIN_ROLE:
+        return True
+    if b.policy.is_approver(who.role):
+        return row.tenant == who.tenant
+    return row.requester == who.user_id
+
+
+async def visible_approvals(b: Backends, who: Principal, *, status: str | None, limit: int) -> list[Approval]:
+    """The caller's own approvals, or every approval of the tenant (all, for admins) for approver roles."""
+    approver = b.policy.is_approver(who.role)
+    rows = await b.records.list_approvals(
+        status=status, requester=None if approver else who.user_id, limit=limit
+    )
+    return [r for r in rows if _sees(b, who, r)]
+
+
+def approval_view(row: Approval) -> dict[str, Any]:
+    """An approval as JSON (args are stored redacted)."""
+    return {
+        "approval_id": row.approval_id,
+        "thread_id": row.thread_id,
+        "execution_id": row.execution_id,
+        "tool": row.tool,
+        "args": row.args,
+        "args_hash": row.args_hash,
+        "resource": row.resource,
+        "rule": row.rule,
+        "reason": row.reason,
+        "requester": row.requester,
+        "tenant": row.tenant,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+        "decided_by": row.decided_by,
+        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "decision_reason": row.decision_reason,
+    }
+
+
+async def decide(b: Backends, who: Principal, approval_id: str, body: dict[str, Any]) -> Resumed:
+    """Record `who`'s decision on an approval and queue the run that resumes its thread."""
+    row = await b.records.get_approval(approval_id)
+    if row is None or not _sees(b, who, row):
+        raise NotFound(f"no approval request {approval_id}")
+    if not b.policy.is_approver(who.role):
+        raise Forbidden(f"role {who.role!r} may not decide approvals")
+    choice = parse_decision({**body, "approver": who.user_id, "args_hash": row.args_hash})
+    if row.status != "pending":
+        raise Conflict(f"approval {approval_id} was already {row.status} by {row.decided_by}")
+    expired = datetime.now(UTC) >= row.expires_at
+    won = await b.records.decide_approval(
+        approval_id,
+        status="expired" if expired else choice.status,
+        decided_by=who.user_id,
+        reason=choice.reason,
+        edited_args=choice.args,
+    )
+    if not won:
+        raise Conflict(f"approval {approval_id} was decided by someone else just now")
+    run_id = await _resume(b, row, choice)
+    return Resumed(
+        approval=await b.records.get_approval(approval_id) or row, run_id=run_id, thread_id=row.thread_id
+    )
+
+
+async def _resume(b: Backends, row: Approval, choice: ApprovalDecision) -> str:
+    """Queue the resume through the server's API, as the requester's execution (identity from the record)."""
+    from langgraph_sdk import get_client
+
+    execution = await b.records.get_execution(row.execution_id)
+    if execution is None:
+        raise NotFound(f"no execution {row.execution_id} for approval {row.approval_id}")
+    client = get_client()  # in-process: keel's own call, authorised above
+    thread = await client.threads.get(row.thread_id)
+    assistant = (thread.get("metadata") or {}).get("assistant_id") or "keel"
+    run = await client.runs.create(
+        row.thread_id,
+        assistant,
+        command={"resume": choice.as_resume()},
+        context={
+            "user_id": execution.user_id,
+            "role": execution.role,
+            "tenant": execution.tenant,
+            "execution_id": execution.execution_id,
+            "version": execution.version,
+        },
+        multitask_strategy="enqueue",
+    )
+    return str(run["run_id"])

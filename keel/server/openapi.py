@@ -1,0 +1,160 @@
+"""OpenAPI 3.1 description of keel's custom routes (served at /keel/openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["SPEC"]
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$"}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "malformed request",
+        401: "missing or unknown API key",
+        403: "forbidden for this role",
+        404: "not found (or not yours)",
+        409: "conflicts with the current state",
+        422: "invalid field",
+        503: "feature not enabled",
+    }
+    return {
+        str(c): {"description": text[c], "content": {"application/json": {"schema": _ERROR}}} for c in codes
+    }
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, **_json(schema)}
+
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "keel custom routes", "version": "1"},
+    "security": [{"ApiKey": []}, {"Bearer": []}],
+    "paths": {
+        "/keel/health": {
+            "get": {
+                "summary": "Health of the records database and recent runs",
+                "parameters": [
+                    {
+                        "name": "window_s",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 604800},
+                    }
+                ],
+                "responses": {"200": _ok("healthy or degraded", {"type": "object"}), **_errors(401, 422)},
+            }
+        },
+        "/keel/metrics": {
+            "get": {
+                "summary": "keel's Prometheus metrics (text format)",
+                "responses": {
+                    "200": {
+                        "description": "metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(401),
+                },
+            }
+        },
+        "/keel/approvals": {
+            "get": {
+                "summary": "Your approval requests; every request of the tenant for approver roles",
+                "parameters": [
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["pending", "approved", "edited", "rejected", "expired", "all"]},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 500},
+                    },
+                ],
+                "responses": {"200": _ok("approvals, oldest first", {"type": "object"}), **_errors(401, 422)},
+            }
+        },
+        "/keel/approvals/{approval_id}": {
+            "post": {
+                "summary": "Approve, edit or reject a request; the thread resumes on the server",
+                "parameters": [{"name": "approval_id", "in": "path", "required": True, "schema": _ID}],
+                "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Decision"})},
+                "responses": {
+                    "202": _ok("decision recorded, resume queued", {"type": "object"}),
+                    **_errors(400, 401, 403, 404, 409, 422),
+                },
+            }
+        },
+        "/keel/feedback": {
+            "post": {
+                "summary": "Feedback on one of your executions",
+                "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Feedback"})},
+                "responses": {
+                    "201": _ok("feedback recorded", {"type": "object"}),
+                    **_errors(400, 401, 404, 422),
+                },
+            }
+        },
+        "/keel/budgets/{user_id}": {
+            "get": {
+                "summary": "A user's monthly budget (admins; users may read their own)",
+                "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _ID}],
+                "responses": {"200": _ok("budget", {"type": "object"}), **_errors(401, 403, 503)},
+            },
+            "put": {
+                "summary": "Set a user's monthly budget (admins)",
+                "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _ID}],
+                "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Budget"})},
+                "responses": {"200": _ok("budget", {"type": "object"}), **_errors(400, 401, 403, 422, 503)},
+            },
+        },
+        "/keel/openapi.json": {
+            "get": {"summary": "This document", "responses": {"200": _ok("OpenAPI", {"type": "object"})}}
+        },
+    },
+    "components": {
+        "securitySchemes": {
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            "Bearer": {"type": "http", "scheme": "bearer"},
+        },
+        "schemas": {
+            "Error": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}},
+            "Decision": {
+                "type": "object",
+                "required": ["decision"],
+                "additionalProperties": False,
+                "properties": {
+                    "decision": {"enum": ["approve", "edit", "reject"]},
+                    "args": {"type": "object", "description": "the edited arguments (edit only)"},
+                    "reason": {"type": "string", "maxLength": 2000},
+                },
+            },
+            "Feedback": {
+                "type": "object",
+                "required": ["execution_id", "score"],
+                "additionalProperties": False,
+                "properties": {
+                    "execution_id": _ID,
+                    "score": {"type": "integer", "minimum": -1, "maximum": 1},
+                    "comment": {"type": "string", "maxLength": 2000},
+                },
+            },
+            "Budget": {
+                "type": "object",
+                "required": ["monthly_usd"],
+                "additionalProperties": False,
+                "properties": {"monthly_usd": {"type": "number", "minimum": 0, "maximum": 1000000}},
+            },
+        },
+    },
+}

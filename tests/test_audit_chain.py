@@ -1,0 +1,188 @@
+"""The tamper-evident audit log: hash-chained rows, append-only in the database, `keel audit verify`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from keel.audit_chain import GENESIS, row_hash, verify_pages
+from keel.cli import app
+from keel.records import AuditEvent, Records, migrate
+
+PG_ADMIN = os.environ.get("KEEL_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/postgres")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture
+def fresh_db(request: pytest.FixtureRequest, tmp_path: Path):
+    """A URL of a new, empty database of one backend (PostgreSQL: created here, dropped after)."""
+    created: list[str] = []
+
+    def make(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite+aiosqlite:///{tmp_path / f'{uuid.uuid4().hex[:6]}.sqlite'}"
+        name = f"keel_chain_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return "postgresql+psycopg://" + PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0] + f"/{name}"
+
+    yield make
+    if created:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            for name in created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+async def records(request: pytest.FixtureRequest, fresh_db) -> AsyncIterator[Records]:
+    rec = Records.from_url(fresh_db(request.param))
+    await rec.setup()
+    yield rec
+    await rec.close()
+
+
+def event(i: int = 0, **kw) -> AuditEvent:
+    base = dict(execution_id="ex-1", thread_id="th-1", user_id="alice", role="user", tenant="acme")
+    return AuditEvent(**{**base, "event": "tool_call", "tool": f"t{i}", **kw})
+
+
+async def verify(records: Records):
+    return await verify_pages(records.audit_pages(page_size=3))
+
+
+async def superuser(records: Records, *statements: str) -> None:
+    """Tamper the way someone with full database rights can: with the append-only triggers off."""
+    async with records.transaction() as conn:
+        if records.engine.dialect.name == "postgresql":
+            await conn.execute(sa.text("ALTER TABLE audit DISABLE TRIGGER audit_append_only"))
+        else:
+            await conn.execute(sa.text("DROP TRIGGER audit_no_update"))
+            await conn.execute(sa.text("DROP TRIGGER audit_no_delete"))
+        for statement in statements:
+            await conn.execute(sa.text(statement))
+        if records.engine.dialect.name == "postgresql":
+            await conn.execute(sa.text("ALTER TABLE audit ENABLE TRIGGER audit_append_only"))
+
+
+async def test_rows_are_chained_and_verify(records: Records) -> None:
+    assert (await verify(records)).describe().startswith("audit chain ok: 0 rows")
+    ts = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    await records.append_audit(event(0, ts=ts, args={"path": "é/ü", "n": [1, 2.5, None], "t": (1, 2)}))
+    for i in range(1, 7):
+        await records.append_audit(event(i, decision="allow", duration_ms=i, detail="x" * i))
+    rows = await records.tail_audit(100)
+    assert rows[0].prev_hash == GENESIS
+    assert all(b.prev_hash == a.row_hash for a, b in zip(rows, rows[1:], strict=False))
+    assert rows[0].args == {"path": "é/ü", "n": [1, 2.5, None], "t": [1, 2]} and rows[0].ts == ts
+    report = await verify(records)
+    assert report.ok and report.rows == 7 and report.head == rows[-1].row_hash
+    assert report.last_id == rows[-1].id
+
+
+async def test_update_delete_and_truncate_are_refused_by_the_database(records: Records) -> None:
+    await records.append_audit(event(1))
+    statements = ["UPDATE audit SET detail = 'covered up'", "DELETE FROM audit"]
+    if records.engine.dialect.name == "postgresql":
+        statements.append("TRUNCATE audit")
+    for statement in statements:
+        with pytest.raises(sa.exc.DBAPIError, match="audit is append-only"):
+            async with records.transaction() as conn:
+                await conn.execute(sa.text(statement))
+    (row,) = await records.tail_audit()
+    assert row.detail is None and (await verify(records)).ok
+
+
+async def test_verify_catches_a_superuser_edit(records: Records) -> None:
+    ids = [await records.append_audit(event(i, decision="deny")) for i in range(5)]
+    await superuser(records, f"UPDATE audit SET decision = 'allow' WHERE id = {ids[2]}")
+    report = await verify(records)
+    assert not report.ok and report.broken.row_id == ids[2]
+    assert "changed" in report.broken.reason and report.rows == 2
+
+
+async def test_verify_catches_a_deleted_row(records: Records) -> None:
+    ids = [await records.append_audit(event(i)) for i in range(5)]
+    await superuser(records, f"DELETE FROM audit WHERE id = {ids[1]}")
+    report = await verify(records)
+    assert (report.ok, report.broken.row_id) == (False, ids[2])
+    assert f"does not match row {ids[0]}" in report.broken.reason and "deleted" in report.broken.reason
+
+
+async def test_verify_catches_a_rewritten_row_whose_own_hash_was_recomputed(records: Records) -> None:
+    ids = [await records.append_audit(event(i)) for i in range(4)]
+    (row,) = [r for r in await records.tail_audit() if r.id == ids[1]]
+    forged = row_hash(row.prev_hash, {**row.as_dict(), "ts": row.ts, "tool": "forged"})
+    await superuser(records, f"UPDATE audit SET tool = 'forged', row_hash = '{forged}' WHERE id = {ids[1]}")
+    report = await verify(records)
+    assert report.broken.row_id == ids[2] and "prev_hash" in report.broken.reason
+
+
+async def test_concurrent_appends_from_two_engines_keep_one_linear_chain(records: Records) -> None:
+    other = Records.from_url(records.engine.url.render_as_string(hide_password=False))
+    try:
+
+        async def writer(rec: Records, tag: str) -> None:
+            for i in range(15):
+                async with rec.transaction() as conn:  # a multi-row transaction, like a tool's
+                    await rec.append_audit(event(i, detail=f"{tag}-a"), conn=conn)
+                    await asyncio.sleep(0)
+                    await rec.append_audit(event(i, detail=f"{tag}-b"), conn=conn)
+
+        await asyncio.gather(*(writer(r, t) for r, t in [(records, "x"), (other, "y"), (records, "z")]))
+    finally:
+        await other.close()
+    report = await verify(records)
+    assert report.ok and report.rows == 90
+
+
+async def test_upgrade_chains_rows_written_before_the_chain_existed(fresh_db) -> None:
+    rec = Records.from_url(fresh_db("sqlite"))
+    try:
+        async with rec.transaction() as conn:
+            await migrate.upgrade(conn, "0002")
+            for i in range(3):
+                await conn.execute(
+                    sa.text(
+                        "INSERT INTO audit (ts, execution_id, thread_id, user_id, role, tenant, event, tool) "
+                        f"VALUES ('2026-01-01 00:00:0{i}.000000', 'ex', 'th', 'alice', 'user', 'acme', "
+                        f"'tool_call', 't{i}')"
+                    )
+                )
+        await rec.setup()
+        await rec.append_audit(event(9))
+        report = await verify(rec)
+        assert report.ok and report.rows == 4
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with rec.transaction() as conn:
+                await conn.execute(sa.text("DELETE FROM audit"))
+    finally:
+        await rec.close()
+
+
+async def test_keel_audit_verify_cli(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    rec = Records.from_url(f"sqlite+aiosqlite:///{(home / 'records.sqlite').resolve()}")
+    await rec.setup()
+    ids = [await rec.append_audit(event(i)) for i in range(3)]
+    runner, env = CliRunner(), {"KEEL_HOME": str(home), "COLUMNS": "200"}
+    good = await asyncio.to_thread(runner.invoke, app, ["audit", "verify"], env=env)
+    assert good.exit_code == 0 and "audit chain ok: 3 rows" in good.stdout
+    await superuser(rec, f"DELETE FROM audit WHERE id = {ids[0]}")
+    await rec.close()
+    bad = await asyncio.to_thread(runner.invoke, app, ["audit", "verify"], env=env)
+    assert bad.exit_code == 1
+    assert f"audit chain broken at row {ids[1]}: prev_hash does not match the start of the log" in " ".join(
+        bad.stderr.split()
+    )
+    as_json = await asyncio.to_thread(runner.invoke, app, ["audit", "verify", "--json"], env=env)
+    assert as_json.exit_code == 1 and f'"bad_row": {ids[1]}' in as_json.stdout

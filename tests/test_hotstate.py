@@ -1,0 +1,97 @@
+"""One suite for both hot-state stores: in-process and Redis (breakers, moving-window rate limits)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from limits import parse
+
+from keel.hotstate import (
+    BreakerConfig,
+    MemoryBreakers,
+    MemoryRateWindows,
+    RedisBreakers,
+    RedisRateWindows,
+    redis_client,
+)
+
+REDIS = "redis://127.0.0.1:6379/0"
+CONFIG = BreakerConfig(failure_threshold=3, recovery_s=0.4)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def stores(request):
+    if request.param == "memory":
+        yield MemoryBreakers(), MemoryRateWindows()
+        return
+    prefix = f"keeltest:{uuid.uuid4().hex[:8]}:"
+    client = redis_client(REDIS)
+    yield RedisBreakers(client, REDIS, prefix=prefix), RedisRateWindows(REDIS, prefix=prefix)
+    keys = [k async for k in client.scan_iter(match=prefix + "*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+async def test_breaker_opens_after_the_threshold_and_refuses(stores) -> None:
+    breakers, _ = stores
+    for _ in range(2):
+        assert (await breakers.acquire("m", CONFIG)).allowed
+        assert await breakers.record("m", CONFIG, ok=False, probe=False) == "closed"
+    assert (await breakers.acquire("m", CONFIG)).failures == 2
+    assert await breakers.record("m", CONFIG, ok=False, probe=False) == "open"
+    refused = await breakers.acquire("m", CONFIG)
+    assert (refused.allowed, refused.state) == (False, "open") and 0 < refused.retry_after_s <= 0.4
+    assert await breakers.state("m", CONFIG) == "open"
+    assert (await breakers.acquire("other", CONFIG)).allowed, "breakers are per name"
+
+
+async def test_a_success_resets_the_failure_count(stores) -> None:
+    breakers, _ = stores
+    for ok in (False, False, True, False, False):
+        await breakers.record("m", CONFIG, ok=ok, probe=False)
+    assert await breakers.state("m", CONFIG) == "closed"
+
+
+async def test_after_recovery_exactly_one_probe_goes_through(stores) -> None:
+    breakers, _ = stores
+    for _ in range(3):
+        await breakers.record("m", CONFIG, ok=False, probe=False)
+    await asyncio.sleep(0.45)
+    assert await breakers.state("m", CONFIG) == "half_open"
+    decisions = await asyncio.gather(*[breakers.acquire("m", CONFIG) for _ in range(10)])
+    probes = [d for d in decisions if d.allowed]
+    assert len(probes) == 1 and probes[0].probe
+    assert all(d.state == "half_open" and not d.allowed for d in decisions if d is not probes[0])
+    assert await breakers.record("m", CONFIG, ok=False, probe=True) == "open", "a failed probe re-opens"
+    assert not (await breakers.acquire("m", CONFIG)).allowed
+    await asyncio.sleep(0.45)
+    probe = await breakers.acquire("m", CONFIG)
+    assert probe.probe and await breakers.record("m", CONFIG, ok=True, probe=True) == "closed"
+    assert (await breakers.acquire("m", CONFIG)).allowed and await breakers.state("m", CONFIG) == "closed"
+
+
+async def test_rate_window_allows_n_then_says_when_to_retry(stores) -> None:
+    _, rates = stores
+    item = parse("3/second")
+    got = [await rates.hit(item, "tool", "send_email") for _ in range(4)]
+    assert [g.allowed for g in got] == [True, True, True, False]
+    assert 0 < got[-1].retry_after_s <= 1.0
+    assert (await rates.hit(item, "tool", "read_file")).allowed, "windows are per key"
+    await asyncio.sleep(got[-1].retry_after_s + 0.05)
+    assert (await rates.hit(item, "tool", "send_email")).allowed
+
+
+@pytest.mark.redis
+async def test_redis_down_raises_hot_state_unavailable() -> None:
+    from keel.hotstate import HotStateUnavailable
+
+    dead = "redis://127.0.0.1:1/0"
+    client = redis_client(dead)
+    with pytest.raises(HotStateUnavailable, match="Redis at 127.0.0.1:1/0 is unavailable"):
+        await RedisBreakers(client, dead).acquire("m", CONFIG)
+    with pytest.raises(HotStateUnavailable, match="Redis at 127.0.0.1:1/0 is unavailable"):
+        await RedisRateWindows(dead).hit(parse("1/second"), "x")
+    await client.aclose()

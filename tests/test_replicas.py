@@ -1,0 +1,142 @@
+"""Guards across replicas: 4 worker processes over one PostgreSQL and one Redis.
+
+Budget: 50 concurrent runs of one user; the ledger never overdraws and equals the recorded costs.
+Rate limit: N calls per window in total across the workers. Breaker: opened by one worker, open in
+all; after the recovery timeout exactly one probe goes through, whichever worker asks.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from keel.budget import BudgetLedger
+from keel.records import Records
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS = "redis://127.0.0.1:6379/0"
+WORKERS = 4
+
+_WORKER = r"""
+import asyncio, json, sys, time
+from keel.settings import Settings
+mode, start_at, args = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+
+async def runs():
+    from keel.service import Keel
+    from keel.testing.fake_model import FakeChatModel
+    s = Settings(profile="postgres", database_url=args["db"], home=args["home"], redis_prefix=args["prefix"],
+                 max_output_tokens=5)
+    model = FakeChatModel(["ok"] * args["runs"], usage=(300, 5))
+    async with Keel.open(s, model=model, model_name="fake-model") as keel:
+        await asyncio.sleep(max(start_at - time.time(), 0))
+        outs = await asyncio.gather(*[keel.run("hi", user_id=args["user"]) for _ in range(args["runs"])])
+    return [o.terminated_reason or o.status for o in outs]
+
+async def rate():
+    from limits import parse
+    from keel.hotstate import RedisRateWindows
+    rates = RedisRateWindows(args["redis"], prefix=args["prefix"])
+    await asyncio.sleep(max(start_at - time.time(), 0))
+    got = await asyncio.gather(*[rates.hit(parse(args["limit"]), "tool", "send_email") for _ in range(10)])
+    return sum(g.allowed for g in got)
+
+async def breaker():
+    from keel.hotstate import BreakerConfig, RedisBreakers, redis_client
+    cfg = BreakerConfig(failure_threshold=3, recovery_s=args["recovery"])
+    b = RedisBreakers(redis_client(args["redis"]), args["redis"], prefix=args["prefix"])
+    if args["fail"]:
+        for _ in range(3):
+            await b.record("model:fake-model", cfg, ok=False, probe=False)
+        return "opened"
+    seen = (await b.acquire("model:fake-model", cfg)).allowed
+    await asyncio.sleep(max(start_at - time.time(), 0))
+    got = await asyncio.gather(*[b.acquire("model:fake-model", cfg) for _ in range(5)])
+    return {"allowed_while_open": seen, "probes": sum(d.probe and d.allowed for d in got)}
+
+print(json.dumps(asyncio.run({"runs": runs, "rate": rate, "breaker": breaker}[mode]())))
+"""
+
+
+def _spawn(mode: str, start_at: float, **args) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", _WORKER, mode, str(start_at), json.dumps(args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _results(procs: list[subprocess.Popen]) -> list:
+    outs = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=150)
+        assert p.returncode == 0, f"worker failed with {p.returncode}: {stderr[-2000:]}"
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    return outs
+
+
+def _prefix() -> str:
+    return f"keeltest:{uuid.uuid4().hex[:10]}:"
+
+
+async def test_fifty_concurrent_runs_of_one_user_never_overdraw_the_budget(
+    pg_url: str, tmp_path: Path
+) -> None:
+    user, budget = f"u{uuid.uuid4().hex[:8]}", Decimal("0.02")
+    records = Records.from_url(pg_url)
+    await records.setup()
+    ledger = BudgetLedger(records, default_usd=0)
+    await ledger.set_limit(user, budget)
+    args = {"db": pg_url, "prefix": _prefix(), "user": user}
+    start_at = time.time() + 8
+    procs = [
+        _spawn("runs", start_at, home=str(tmp_path / f"w{i}"), runs=[13, 13, 12, 12][i], **args)
+        for i in range(4)
+    ]
+    endings = [e for out in _results(procs) for e in out]
+    assert len(endings) == 50
+    assert "succeeded" in endings and "budget_exceeded" in endings
+    executions = await records.list_executions(user_id=user, limit=1000)
+    unexpected = [
+        (e.terminated_reason, e.error)
+        for e in executions
+        if e.terminated_reason not in (None, "budget_exceeded")
+    ]
+    assert set(endings) <= {"succeeded", "budget_exceeded"}, unexpected
+    status = await ledger.status(user)
+    entries = await ledger.history(user, limit=1000)
+    settled = sum((e.actual for e in entries if e.status == "settled"), Decimal(0))
+    executions = await records.list_executions(user_id=user, limit=1000)
+    assert status.reserved == 0 and status.spent <= budget
+    assert status.spent == settled == sum((e.cost for e in executions), Decimal(0))
+    assert status.spent.quantize(Decimal("0.01")) == settled.quantize(Decimal("0.01"))
+    assert status.spent == Decimal("0.00031") * sum(e.status == "settled" for e in entries)
+    await records.close()
+
+
+def test_a_rate_limit_holds_globally_across_workers() -> None:
+    start_at = time.time() + 3
+    args = {"redis": REDIS, "prefix": _prefix(), "limit": "7/minute"}
+    procs = [_spawn("rate", start_at, **args) for _ in range(WORKERS)]
+    assert sum(_results(procs)) == 7, "40 attempts from 4 processes, 7 allowed in the window"
+
+
+def test_a_breaker_opened_in_one_worker_is_open_in_all_and_lets_exactly_one_probe() -> None:
+    prefix = _prefix()
+    common = {"redis": REDIS, "prefix": prefix, "recovery": 10.0}
+    assert _results([_spawn("breaker", 0, fail=True, **common)]) == ["opened"]
+    start_at = time.time() + 10.5  # past the recovery timeout, all workers ask at once
+    outs = _results([_spawn("breaker", start_at, fail=False, **common) for _ in range(WORKERS)])
+    assert [o["allowed_while_open"] for o in outs] == [False] * WORKERS
+    assert sum(o["probes"] for o in outs) == 1

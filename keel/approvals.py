@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["ApprovalDecision", "parse_decision", "DECISIONS"]
+from keel.errors import Conflict, Forbidden
+
+if TYPE_CHECKING:
+    from keel.records import Approval, Records
+    from policies.matrix import PolicyMatrix
+
+__all__ = ["ApprovalDecision", "parse_decision", "record_decision", "DECISIONS"]
 
 DECISIONS = ("approve", "edit", "reject")
 _STATUS = {"approve": "approved", "edit": "edited", "reject": "rejected"}
@@ -61,3 +68,27 @@ def parse_decision(value: Any) -> ApprovalDecision:
         reason=str(reason) if reason else None,
         args_hash=value.get("args_hash"),
     )
+
+
+async def record_decision(
+    records: Records, policy: PolicyMatrix, row: Approval, choice: ApprovalDecision, approver_role: str
+) -> None:
+    """Record a human decision on a pending request; exactly one decider wins.
+
+    The caller then resumes the thread; the approval node applies what is recorded here. A request
+    past its expiry is recorded as expired whatever was decided.
+    """
+    if not policy.is_approver(approver_role):
+        raise Forbidden(f"role {approver_role!r} may not decide approvals")
+    if row.status != "pending":
+        raise Conflict(f"approval {row.approval_id} was already {row.status} by {row.decided_by}")
+    expired = datetime.now(UTC) >= row.expires_at
+    won = await records.decide_approval(
+        row.approval_id,
+        status="expired" if expired else choice.status,
+        decided_by=choice.approver,
+        reason=choice.reason,
+        edited_args=choice.args,
+    )
+    if not won:
+        raise Conflict(f"approval {row.approval_id} was decided by someone else just now")

@@ -121,6 +121,10 @@ class Backends:
                 await self.records.setup()
                 self._ready = True
 
+    def mark_ready(self) -> None:
+        """Record that the records schema is at head, migrated elsewhere (the server does it off-loop)."""
+        self._ready = True
+
     def reload_policy(self) -> PolicyMatrix:
         """Re-read the permission matrix; on error the current one stays in force."""
         self.policy = self.policy.reload()

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -15,7 +14,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from graphs.agent import build_graph
-from keel.approvals import ApprovalDecision
+from keel.approvals import ApprovalDecision, record_decision
 from keel.backends import Backends, open_checkpointer
 from keel.context import InvalidContext, RunContext
 from keel.errors import Conflict, Forbidden, NotFound
@@ -130,6 +129,9 @@ class Keel:
             raise Conflict(f"thread {thread_id} is waiting for an approval; approve or reject it to resume")
         ctx = self._context(prior.user_id, prior.role, prior.tenant, prior.execution_id)
         if snapshot.next:
+            # The process that ran this step died: what it had reserved was never settled.
+            if (guards := self.backends.guards) is not None and guards.ledger is not None:
+                await guards.ledger.release_open(prior.execution_id, "released on resume after a crash")
             return await self._drive(None, thread_id, ctx, on_step)
         if prior.status == "terminated":
             ctx = self._context(prior.user_id, prior.role, prior.tenant)
@@ -155,27 +157,14 @@ class Keel:
         row = await self.records.get_approval(approval_id)
         if row is None:
             raise NotFound(f"no approval request {approval_id}")
-        if not self.backends.policy.is_approver(approver_role):
-            raise Forbidden(f"role {approver_role!r} may not decide approvals")
         choice = ApprovalDecision(
-            decision=decision,
+            decision=decision,  # type: ignore[arg-type]
             approver=approver,
             args=args,
-            reason=reason,  # type: ignore[arg-type]
+            reason=reason,
             args_hash=row.args_hash,
         )
-        if row.status != "pending":
-            raise Conflict(f"approval {approval_id} was already {row.status} by {row.decided_by}")
-        expired = datetime.now(UTC) >= row.expires_at
-        won = await self.records.decide_approval(
-            approval_id,
-            status="expired" if expired else choice.status,
-            decided_by=approver,
-            reason=reason,
-            edited_args=choice.args,
-        )
-        if not won:
-            raise Conflict(f"approval {approval_id} was decided by someone else just now")
+        await record_decision(self.records, self.backends.policy, row, choice, approver_role)
         execution = await self.records.get_execution(row.execution_id)
         if execution is None:
             raise NotFound(f"no execution {row.execution_id} for approval {approval_id}")

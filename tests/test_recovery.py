@@ -119,3 +119,45 @@ async def test_paused_run_survives_a_process_restart(pg_url: str, tmp_path: Path
     assert done.status == "succeeded" and done.answer == "Deleted."
     assert done.path == ["approval", "tool", "decide", "finalize"]
     assert not (ws / "draft.md").exists()
+
+
+_DIE_IN_MODEL_CALL = textwrap.dedent("""
+    import asyncio, os, sys
+    from keel.service import Keel
+    from keel.settings import Settings
+    from keel.testing.fake_model import FakeChatModel
+
+    def die(messages):
+        os._exit(137)  # the process dies inside the model call, after its reservation
+
+    async def main():
+        model = FakeChatModel([die])
+        async with Keel.open(Settings(home=sys.argv[1]), model=model, model_name="fake-model") as keel:
+            await keel.run("hello", user_id="dora", thread_id=sys.argv[2])
+
+    asyncio.run(main())
+""")
+
+
+async def test_a_reservation_held_by_a_dead_process_is_released_on_resume(tmp_path: Path):
+    thread = "7f0c5a4e-0000-4000-8000-000000000001"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
+    argv = [sys.executable, "-c", _DIE_IN_MODEL_CALL, str(tmp_path), thread]
+    proc = await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+    assert proc.returncode == 137, proc.stderr[-2000:]
+
+    from keel.service import Keel
+    from keel.testing.fake_model import FakeChatModel
+
+    settings = Settings(home=tmp_path)
+    async with Keel.open(settings, model=FakeChatModel(["Hello, Dora."]), model_name="fake-model") as keel:
+        ledger = keel.backends.guards.ledger
+        assert (await ledger.status("dora")).reserved > 0
+        out = await keel.resume(thread)
+        assert out.status == "succeeded" and out.answer == "Hello, Dora."
+        status = await ledger.status("dora")
+        assert status.reserved == 0
+        released = [e for e in await ledger.history("dora", limit=100) if e.status == "released"]
+        assert len(released) == 1

@@ -55,7 +55,7 @@ def _run_ready(b: Backends) -> None:
             command.upgrade(alembic_config(conn), "head")
     finally:
         engine.dispose()
-    b._ready = True  # the schema is at head: `await b.ready()` on the event loop is now a no-op
+    b.mark_ready()  # the schema is at head: `await b.ready()` on the event loop is now a no-op
 
 
 async def stop() -> None:

@@ -11,12 +11,11 @@ replicas two processes could run one thread at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from keel.approvals import ApprovalDecision, parse_decision
+from keel.approvals import ApprovalDecision, parse_decision, record_decision
 from keel.backends import Backends
-from keel.errors import Conflict, Forbidden, NotFound
+from keel.errors import NotFound
 from keel.records import Approval
 from keel.server.keys import Principal
 
@@ -79,21 +78,8 @@ async def decide(b: Backends, who: Principal, approval_id: str, body: dict[str, 
     row = await b.records.get_approval(approval_id)
     if row is None or not _sees(b, who, row):
         raise NotFound(f"no approval request {approval_id}")
-    if not b.policy.is_approver(who.role):
-        raise Forbidden(f"role {who.role!r} may not decide approvals")
     choice = parse_decision({**body, "approver": who.user_id, "args_hash": row.args_hash})
-    if row.status != "pending":
-        raise Conflict(f"approval {approval_id} was already {row.status} by {row.decided_by}")
-    expired = datetime.now(UTC) >= row.expires_at
-    won = await b.records.decide_approval(
-        approval_id,
-        status="expired" if expired else choice.status,
-        decided_by=who.user_id,
-        reason=choice.reason,
-        edited_args=choice.args,
-    )
-    if not won:
-        raise Conflict(f"approval {approval_id} was decided by someone else just now")
+    await record_decision(b.records, b.policy, row, choice, who.role)
     run_id = await _resume(b, row, choice)
     return Resumed(
         approval=await b.records.get_approval(approval_id) or row, run_id=run_id, thread_id=row.thread_id

@@ -33,9 +33,8 @@ bench: install
 	$(BIN)/python -m benchmarks
 
 # KEEL_HOME outside the project: files written while `langgraph dev` runs must not make it reload.
-# --allow-blocking: the file tools still do blocking I/O on the event loop (tools/executor.py).
 dev: install
-	KEEL_HOME=$${KEEL_HOME:-$${TMPDIR:-/tmp}/keel-dev} $(BIN)/langgraph dev --no-browser --allow-blocking --port $${PORT:-2024}
+	KEEL_HOME=$${KEEL_HOME:-$${TMPDIR:-/tmp}/keel-dev} $(BIN)/langgraph dev --no-browser --port $${PORT:-2024}
 
 lint: install
 	$(BIN)/ruff check .

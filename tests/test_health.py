@@ -89,6 +89,10 @@ def test_keel_health_cli(tmp_path: Path):
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert body["status"] == "healthy" and body["window_s"] == 7200 and body["total_executions"] == 0
+    assert body["long_term_memories"] == 0
+    assert runner.invoke(app, ["run", "list ~", "--user", "alice"], env=env).exit_code == 0
+    after = json.loads(runner.invoke(app, ["health", "--json"], env=env).stdout)
+    assert (after["total_executions"], after["long_term_memories"]) == (1, 1)
     table = runner.invoke(app, ["health"], env=env)
     assert table.exit_code == 0 and "healthy over the last 60m" in table.stdout
     bad = runner.invoke(app, ["health", "--window", "soon"], env=env)

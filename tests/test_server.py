@@ -55,7 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         env.pop(name, None)
     log = (home / "server.log").open("w")
     cmd = [str(Path(sys.executable).parent / "langgraph"), "dev", "--no-browser", "--no-reload"]
-    cmd += ["--allow-blocking", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
     out = {"stdout": log, "stderr": subprocess.STDOUT}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, **out)
     url = f"http://127.0.0.1:{port}"

@@ -32,22 +32,21 @@ def health(
         fail(str(exc))
 
     async def go() -> Any:
-        from keel.records import Records
-        from keel.settings import Settings
+        from keel.backends import Backends
 
-        settings = Settings()
-        records = Records.from_url(settings.records_url)
+        b = Backends.from_settings()
         try:
-            await records.setup()
-            return await compute_health(
-                records, window=span, thresholds=HealthThresholds.from_settings(settings)
+            await b.ready()
+            report = await compute_health(
+                b.records, window=span, thresholds=HealthThresholds.from_settings(b.settings)
             )
+            return report, await b.memory.long_term.count()
         finally:
-            await records.close()
+            await b.aclose()
 
-    report = call(go)
+    report, memories = call(go)
     if as_json:
-        print_json(out, report.as_dict())
+        print_json(out, {**report.as_dict(), "long_term_memories": memories})
         return
     out.print(f"[{_COLOUR[report.status]}]{report.status}[/] over the last {window}")
     table = Table(show_header=False, box=None)
@@ -63,6 +62,7 @@ def health(
             f"{pct(report.tool_failure_rate)} ({report.tool_failures}/{report.tool_calls})",
         ),
         ("cost", f"${report.cost_usd:f}"),
+        ("long-term memories", str(memories)),
     ):
         table.add_row(label, value)
     out.print(table)

@@ -12,6 +12,7 @@ from decimal import Decimal
 from keel.budget import BudgetLedger, Reservation
 from keel.guards.errors import STORE_ERRORS, CircuitOpen, GuardUnavailable
 from keel.hotstate import BreakerConfig, BreakerDecision, BreakerStore
+from keel.observability.metrics import record_breaker_state
 
 __all__ = ["ModelGate", "model_gate"]
 
@@ -94,4 +95,5 @@ async def _tell_breaker(
     if ok and not decision.probe and decision.failures == 0:
         return
     with contextlib.suppress(*STORE_ERRORS):  # the next call's acquire fails closed on the same outage
-        await asyncio.shield(breakers.record(f"model:{model}", config, ok=ok, probe=decision.probe))
+        state = await asyncio.shield(breakers.record(f"model:{model}", config, ok=ok, probe=decision.probe))
+        record_breaker_state(f"model:{model}", state)

@@ -18,6 +18,8 @@ from keel.guards.errors import STORE_ERRORS, GuardFailure, GuardUnavailable, fai
 from keel.guards.model import ModelGate, model_gate
 from keel.guards.tool import ToolGuard
 from keel.hotstate import BreakerConfig, BreakerStore
+from keel.observability.logging import user_hash
+from keel.observability.metrics import record_breaker_state, record_budget_remaining
 from policies.guards import RunLimits, first_failure
 
 __all__ = ["Guards"]
@@ -58,10 +60,13 @@ class Guards:
         try:
             if self.ledger is not None:
                 status = await self.ledger.status(run.user_id)
+                record_budget_remaining(f"user:{user_hash(run.user_id)}", float(status.remaining))
                 needed = self.estimate(model, state.get("messages", []), tools)
                 if needed > status.remaining:
                     return failure_of(BudgetExceeded(status, needed))
-            if await self.breakers.state(f"model:{model}", self.breaker) == "open":
+            breaker = await self.breakers.state(f"model:{model}", self.breaker)
+            record_breaker_state(f"model:{model}", breaker)
+            if breaker == "open":
                 return GuardFailure(
                     reason="llm_unavailable", message=f"the circuit breaker of model {model} is open"
                 )

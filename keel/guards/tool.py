@@ -15,6 +15,7 @@ from keel.context import RunContext
 from keel.costs import PriceTable, usd
 from keel.guards.errors import STORE_ERRORS, CircuitOpen, RateLimited, ToolGuardRefused
 from keel.hotstate import BreakerConfig, BreakerStore, LimitsPolicy, RateWindows
+from keel.observability.metrics import record_breaker_state
 
 __all__ = ["ToolGuard", "ToolGate"]
 
@@ -117,4 +118,7 @@ class ToolGuard:
         if ok and not probe and failures == 0:
             return
         with contextlib.suppress(*STORE_ERRORS):
-            await asyncio.shield(self.breakers.record(f"tool:{tool}", self.config, ok=ok, probe=probe))
+            state = await asyncio.shield(
+                self.breakers.record(f"tool:{tool}", self.config, ok=ok, probe=probe)
+            )
+            record_breaker_state(f"tool:{tool}", state)

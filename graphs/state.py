@@ -82,7 +82,9 @@ class AgentState(InputState, total=False):
     tools_used: list[str]
     """Tools executed successfully in this run."""
     tools_failed: list[str]
-    """Tools that failed, timed out or were refused in this run."""
+    """Tools that ran and failed or timed out in this run."""
+    tools_refused: list[str]
+    """Tools whose calls were refused in this run: invalid, denied by policy, rejected or expired."""
     model_index: int
     """Position in the fallback chain of the model this run is on (0: the primary)."""
     terminated_reason: TerminatedReason | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
@@ -11,13 +11,12 @@ from typing import Any
 
 import yaml
 from langchain_core.messages import BaseMessage
-from langchain_core.messages.utils import count_tokens_approximately
 
 __all__ = ["PriceTable", "PriceError", "UnknownPrice", "usd", "usd_up", "estimate_input_tokens"]
 
 _QUANTUM = Decimal("0.00000001")
-INPUT_MARGIN = 1.25
-"""The offline token count is approximate: the estimate of a prompt is padded by this factor."""
+PER_MESSAGE_TOKENS = 8
+"""Chat-template framing a provider adds around each message (role markers, separators), at most."""
 
 
 def usd(value: float | Decimal | str) -> Decimal:
@@ -31,9 +30,18 @@ def usd_up(value: float | Decimal | str) -> Decimal:
 
 
 def estimate_input_tokens(messages: Sequence[BaseMessage], tools: Sequence[dict[str, Any]] = ()) -> int:
-    """An offline, padded count of a prompt's tokens (no tokenizer download)."""
-    count = count_tokens_approximately(list(messages), tools=list(tools) or None)
-    return math.ceil(count * INPUT_MARGIN) + 16
+    """An upper bound of a prompt's tokens, offline: its UTF-8 bytes plus per-message framing.
+
+    Byte-level BPE tokenizers (OpenAI's, and those of the open models vLLM and Ollama serve) never emit
+    more than one token per byte, so this bound holds whatever the tokenizer; it over-reserves (about 4x
+    for English) and never under-reserves, which is what keeps a settled budget from overdrawing.
+    """
+    total = len(json.dumps(list(tools), separators=(",", ":"), default=str).encode()) if tools else 0
+    for message in messages:
+        total += PER_MESSAGE_TOKENS + len(str(message.content).encode())
+        if calls := getattr(message, "tool_calls", None):
+            total += len(json.dumps(calls, separators=(",", ":"), default=str).encode())
+    return total
 
 
 class PriceError(ValueError):

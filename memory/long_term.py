@@ -245,6 +245,12 @@ class LongTermMemory:
         if self._client is None:
             with self._lock:
                 if self._client is None:
+                    from chromadb.utils.embedding_functions import register_embedding_function
+
+                    from memory.embeddings import ChromaEmbeddingFunction
+
+                    # Chroma rebuilds a collection's embedding function by name when it reads one back.
+                    register_embedding_function(ChromaEmbeddingFunction)
                     self._client = self._factory()
         return self._client
 

@@ -128,7 +128,7 @@ def make_approval(b: Backends):
         out: dict[str, Any] = {"pending": pending}
         if reply is not None:
             out["messages"] = [reply]
-            out["tools_failed"] = [*state.get("tools_failed", []), call["name"]]
+            out["tools_refused"] = [*state.get("tools_refused", []), call["name"]]
         return out
 
     return approval

@@ -46,6 +46,7 @@ def make_finalize(b: Backends):
             cost=state.get("run_cost", 0.0),
             tools_used=state.get("tools_used", []),
             tools_failed=state.get("tools_failed", []),
+            tools_refused=state.get("tools_refused", []),
             succeeded=reason is None,
             answer=answer,
             error=state.get("error"),

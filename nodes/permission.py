@@ -31,7 +31,7 @@ def make_permission_check(b: Backends):
         run, thread = runtime.context, thread_id_of(config)
         pending: list[PendingCall] = []
         replies: list[ToolMessage] = []
-        failed = list(state.get("tools_failed", []))
+        refused = list(state.get("tools_refused", []))
         policy = b.current_policy()  # picks up an edited policy file
         limit, seen = b.settings.max_tool_calls_per_turn, 0
         for call in state.get("pending", []):
@@ -65,7 +65,7 @@ def make_permission_check(b: Backends):
                     )
                 )
                 replies.append(_refusal(call, f"error: {exc.message}. Fix the call and try again."))
-                failed.append(call["name"] or "unknown")
+                refused.append(call["name"] or "unknown")
                 pending.append({**call, "status": "done"})
                 continue
             decision = policy.decide(run.role, call["name"], checked.resource)
@@ -86,11 +86,11 @@ def make_permission_check(b: Backends):
             )
             if decision.effect == "deny":
                 replies.append(_refusal(call, f"denied by policy ({rule}). Do not retry this call."))
-                failed.append(call["name"])
+                refused.append(call["name"])
                 pending.append({**call, "status": "done", "resource": checked.resource, "rule": rule})
             else:
                 status = "allowed" if decision.effect == "allow" else "ask"
                 pending.append({**call, "status": status, "resource": checked.resource, "rule": rule})
-        return {"messages": replies, "pending": pending, "tools_failed": failed}
+        return {"messages": replies, "pending": pending, "tools_refused": refused}
 
     return permission_check

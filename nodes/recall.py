@@ -80,6 +80,7 @@ def make_recall(b: Backends):
             "pending": [],
             "tools_used": [],
             "tools_failed": [],
+            "tools_refused": [],
             "terminated_reason": None,
             "model_index": 0,
             "status": "running",

@@ -61,7 +61,11 @@ async def test_denied_tool(make_keel, workspace: Path):
         told = keel.fake_model.calls[-1]["messages"][-1]
         assert told.status == "error" and "denied by policy" in told.content
         ex = await keel.records.get_execution(out.execution_id)
-        assert list(ex.tools_failed) == ["write_file"]
+        assert (list(ex.tools_refused), list(ex.tools_failed), list(ex.tools_used)) == (
+            ["write_file"],
+            [],
+            [],
+        )
 
 
 async def test_other_users_home_is_denied_even_for_reading(make_keel):

@@ -2,8 +2,10 @@
 
 Over the executions *started* in the window: total executions, success rate (succeeded among finished:
 succeeded, terminated, failed), average and p95 duration of finished ones (p95 by nearest rank), tool
-failure rate (failed or refused tool calls among all tool calls, from each row's `tools_used` and
-`tools_failed`), and cost. Runs still running or awaiting approval count in the total only.
+failure rate (tool calls that ran and failed or timed out, among all that ran, from each row's
+`tools_used` and `tools_failed`; calls refused by validation, policy or an approver are not tool failures
+and are recorded apart in `tools_refused`), and cost.
+Runs still running or awaiting approval count in the total only.
 """
 
 from __future__ import annotations

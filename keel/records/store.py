@@ -195,7 +195,7 @@ class Records:
             raise ValueError(f"unknown execution field(s): {', '.join(sorted(unknown))}")
         if not fields:
             return
-        for name in ("tools_used", "tools_failed"):
+        for name in ("tools_used", "tools_failed", "tools_refused"):
             if name in fields:
                 fields[name] = list(fields[name])
         stmt = sa.update(executions).where(executions.c.execution_id == execution_id).values(**fields)

@@ -99,6 +99,7 @@ executions = sa.Table(
     sa.Column("cost", _money(), nullable=False),
     sa.Column("tools_used", _json(), nullable=False),
     sa.Column("tools_failed", _json(), nullable=False),
+    sa.Column("tools_refused", _json(), nullable=False, server_default=sa.text("'[]'")),
     sa.Column("succeeded", sa.Boolean),
     sa.Column("answer", sa.Text),
     sa.Column("error", sa.Text),

@@ -80,7 +80,9 @@ class Execution(_Row):
     tools_used: tuple[str, ...] = ()
     """Names of the tools called, in order."""
     tools_failed: tuple[str, ...] = ()
-    """Names of the tools whose call did not end `ok`."""
+    """Names of the tools that ran and did not end `ok` (error or timeout)."""
+    tools_refused: tuple[str, ...] = ()
+    """Names of the tools whose calls were refused: invalid, denied by policy, rejected or expired."""
     succeeded: bool | None = None
     answer: str | None = None
     error: str | None = None
@@ -88,6 +90,7 @@ class Execution(_Row):
     def __post_init__(self) -> None:
         object.__setattr__(self, "tools_used", tuple(self.tools_used))
         object.__setattr__(self, "tools_failed", tuple(self.tools_failed))
+        object.__setattr__(self, "tools_refused", tuple(self.tools_refused))
         cost = self.cost
         object.__setattr__(self, "cost", Decimal(str(cost)) if isinstance(cost, float) else Decimal(cost))
 

@@ -63,9 +63,10 @@ _LAST: dict[str, float] = {}
 
 def _counts(guards) -> dict[str, float]:  # noqa: ANN001
     if guards is None:
-        return {"db": 0, "redis": 0}
-    redis = guards.breakers.round_trips + guards.tools.rates.round_trips
-    return {"db": guards.ledger.transactions, "redis": redis}
+        return {"db": 0, "redis": 0, "tool": 0}
+    tool = guards.tools.admission.round_trips
+    redis = guards.breakers.round_trips + guards.tools.rates.round_trips + tool
+    return {"db": guards.ledger.transactions, "redis": redis, "tool": tool}
 
 
 async def _profile(settings: Settings) -> tuple[float, float, dict[str, float]]:
@@ -83,12 +84,12 @@ def run() -> str:
         f"{ROUNDS} requests each (after {WARMUP} warm-up): plan call, decide call asking for `read_file`, "
         "the tool, decide call answering: 3 model calls and 1 tool call per request. Per request: ledger "
         "transactions (reserve + settle per model call; `read_file` is free, so no tool reservation), "
-        "hot-state round trips (breaker acquire per model/tool call, one rate-limit hit per limited tool "
-        "call, and the guard edges' breaker reads).",
+        "hot-state round trips (breaker acquire per model call, the guard edges' breaker reads, and one "
+        "admission per tool call: the tool's breaker and all its rate windows in one Lua script).",
         "",
         "| profile | guarded mean ms | unguarded mean ms | ratio | DB transactions / request | "
-        "Redis round trips / request |",
-        "|---|---|---|---|---|---|",
+        "Redis round trips / request | of which the tool-call check |",
+        "|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         profiles = [("embedded (SQLite, in-process hot state)", Settings(home=Path(tmp) / "e"))]
@@ -105,10 +106,12 @@ def run() -> str:
             shared.mkdir(parents=True, exist_ok=True)
             (shared / "handbook.md").write_text("# Handbook\nDeploy on Tuesdays.\n")
             guarded, plain, counts = asyncio.run(_profile(settings))
-            redis = f"{counts['redis']:.1f}" if "postgres" in name else "0 (in-process)"
+            pg = "postgres" in name
+            redis = f"{counts['redis']:.1f}" if pg else "0 (in-process)"
+            tool = f"{counts['tool']:.1f}" if pg else "0 (in-process)"
             lines.append(
                 f"| {name} | {guarded * 1e3:.1f} | {plain * 1e3:.1f} | {guarded / plain:.2f}× | "
-                f"{counts['db']:.1f} | {redis} |"
+                f"{counts['db']:.1f} | {redis} | {tool} |"
             )
     return "\n".join(lines) + "\n"
 

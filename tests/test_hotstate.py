@@ -1,4 +1,5 @@
-"""One suite for both hot-state stores: in-process and Redis (breakers, moving-window rate limits)."""
+"""One suite for both hot-state stores: in-process and Redis (breakers, moving-window rate limits, and
+the one-step tool-call admission that checks a breaker and every window together)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from keel.hotstate import (
     BreakerConfig,
     MemoryBreakers,
     MemoryRateWindows,
+    RateHit,
+    RedisAdmission,
     RedisBreakers,
     RedisRateWindows,
+    admission_for,
     redis_client,
 )
 
@@ -94,4 +98,56 @@ async def test_redis_down_raises_hot_state_unavailable() -> None:
         await RedisBreakers(client, dead).acquire("m", CONFIG)
     with pytest.raises(HotStateUnavailable, match="Redis at 127.0.0.1:1/0 is unavailable"):
         await RedisRateWindows(dead).hit(parse("1/second"), "x")
+    with pytest.raises(HotStateUnavailable, match="Redis at 127.0.0.1:1/0 is unavailable"):
+        await RedisAdmission(client, dead).admit("tool:t", CONFIG, [_hit("per_tool", "1/second", "t")])
     await client.aclose()
+
+
+def _hit(scope: str, limit: str, *key: str) -> RateHit:
+    return RateHit(scope=scope, item=parse(limit), key=key)
+
+
+async def test_admission_counts_a_call_only_when_every_window_has_room(stores) -> None:
+    breakers, rates = stores
+    admission = admission_for(breakers, rates)
+
+    def hits(user: str) -> list[RateHit]:
+        return [
+            _hit("per_tool", "3/minute", "tool", "mail"),
+            _hit("per_user", "1/minute", "user", user, "mail"),
+        ]
+
+    assert (await admission.admit("tool:mail", CONFIG, hits("ann"))).allowed
+    refused = await admission.admit("tool:mail", CONFIG, hits("ann"))
+    assert (refused.allowed, refused.limited_by) == (False, "per_user") and 55 < refused.retry_after_s <= 60
+    assert refused.breaker.allowed, "the breaker let it through; the window refused it"
+    assert [(await admission.admit("tool:mail", CONFIG, hits(u))).allowed for u in ("bob", "cy")] == [
+        True,
+        True,
+    ]
+    full = await admission.admit("tool:mail", CONFIG, hits("dan"))
+    assert (full.allowed, full.limited_by) == (False, "per_tool"), "ann's refused call was not counted"
+    both = await admission.admit("tool:mail", CONFIG, hits("ann"))
+    assert both.limited_by in ("per_tool", "per_user") and 55 < both.retry_after_s <= 60
+    assert (await admission.admit("tool:other", CONFIG, [])).allowed
+
+
+async def test_admission_refuses_on_an_open_breaker_and_hands_out_one_probe(stores) -> None:
+    breakers, rates = stores
+    admission = admission_for(breakers, rates)
+    window = [_hit("per_tool", "3/minute", "tool", "flaky")]
+    for _ in range(3):
+        await breakers.record("tool:flaky", CONFIG, ok=False, probe=False)
+    shut = await admission.admit("tool:flaky", CONFIG, window)
+    assert (shut.allowed, shut.breaker.state, shut.limited_by) == (False, "open", None)
+    assert 0 < shut.breaker.retry_after_s <= 0.4
+    await asyncio.sleep(0.45)
+    busy = await admission.admit("tool:flaky", CONFIG, window + [_hit("per_user", "0/minute", "u", "x")])
+    assert (busy.allowed, busy.limited_by, busy.breaker.probe) == (False, "per_user", False)
+    got = await asyncio.gather(*[admission.admit("tool:flaky", CONFIG, window) for _ in range(5)])
+    assert [(g.allowed, g.breaker.probe) for g in got].count((True, True)) == 1
+    assert sum(g.allowed for g in got) == 1, "the refused rate check took no probe; the others wait"
+    assert [g.limited_by for g in got] == [None] * 5
+    assert await breakers.record("tool:flaky", CONFIG, ok=True, probe=True) == "closed"
+    after = [await admission.admit("tool:flaky", CONFIG, window) for _ in range(3)]
+    assert [a.limited_by for a in after] == [None, None, "per_tool"], "only the probe was counted before"

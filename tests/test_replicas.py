@@ -44,11 +44,16 @@ async def runs():
 
 async def rate():
     from limits import parse
-    from keel.hotstate import RedisRateWindows
+    from keel.hotstate import BreakerConfig, RateHit, RedisAdmission, RedisRateWindows, redis_client
     rates = RedisRateWindows(args["redis"], prefix=args["prefix"])
+    admission = RedisAdmission(redis_client(args["redis"]), args["redis"], prefix=args["prefix"])
+    cfg = BreakerConfig(failure_threshold=3, recovery_s=10)
+    hits = [RateHit(scope="per_tool", item=parse(args["limit"]), key=("tool", "send_sms")),
+            RateHit(scope="per_user", item=parse("9/minute"), key=("user", "ann", "send_sms"))]
     await asyncio.sleep(max(start_at - time.time(), 0))
     got = await asyncio.gather(*[rates.hit(parse(args["limit"]), "tool", "send_email") for _ in range(10)])
-    return sum(g.allowed for g in got)
+    admitted = await asyncio.gather(*[admission.admit("tool:send_sms", cfg, hits) for _ in range(10)])
+    return [sum(g.allowed for g in got), sum(a.allowed for a in admitted), admission.round_trips]
 
 async def breaker():
     from keel.hotstate import BreakerConfig, RedisBreakers, redis_client
@@ -129,7 +134,10 @@ def test_a_rate_limit_holds_globally_across_workers() -> None:
     start_at = time.time() + 3
     args = {"redis": REDIS, "prefix": _prefix(), "limit": "7/minute"}
     procs = [_spawn("rate", start_at, **args) for _ in range(WORKERS)]
-    assert sum(_results(procs)) == 7, "40 attempts from 4 processes, 7 allowed in the window"
+    outs = _results(procs)
+    assert sum(o[0] for o in outs) == 7, "40 attempts from 4 processes, 7 allowed in the window"
+    assert sum(o[1] for o in outs) == 7, "tool-call admissions (breaker + 2 windows) hold the same limit"
+    assert [o[2] for o in outs] == [10] * WORKERS, "one Redis round trip per tool-call check"
 
 
 def test_a_breaker_opened_in_one_worker_is_open_in_all_and_lets_exactly_one_probe() -> None:

@@ -6,12 +6,6 @@ makes the dev server reload), driven with langgraph-sdk and plain HTTP like a re
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,19 +13,13 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError, PermissionDeniedError
+from live_server import langgraph_dev
 
-ROOT = Path(__file__).resolve().parent.parent
 ALICE, BOB, OPS = "alice-dev-key", "bob-dev-key", "ops-dev-key"
 TASK = "read shared/handbook.md then delete ~/old-draft.md"
 
 pytestmark = pytest.mark.slow
 _PROTECTED = (("POST", "/threads/search"), ("GET", "/keel/health"), ("GET", "/keel/approvals"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,47 +29,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     (home / "workspace" / "shared").mkdir(parents=True)
     (home / "workspace" / "home" / "alice" / "old-draft.md").write_text("old draft\n")
     (home / "workspace" / "shared" / "handbook.md").write_text("# Handbook\nBe kind.\n")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "KEEL_HOME": str(home),
-        "KEEL_PROFILE": "embedded",
-        "KEEL_API_KEYS_FILE": str(ROOT / "keel" / "server" / "dev_keys.yaml"),
-        "LANGGRAPH_CLI_NO_ANALYTICS": "1",
-        "LANGGRAPH_NO_VERSION_CHECK": "true",
-        "LANGSMITH_TRACING": "false",
-    }
-    for name in ("LANGGRAPH_API_KEY", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY"):
-        env.pop(name, None)
-    log = (home / "server.log").open("w")
-    cmd = [str(Path(sys.executable).parent / "langgraph"), "dev", "--no-browser", "--no-reload"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    out = {"stdout": log, "stderr": subprocess.STDOUT}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, **out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"langgraph dev exited early:\n{(home / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"langgraph dev not ready in 90 s:\n{(home / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with langgraph_dev(home) as url:
         yield url, home
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        log.close()
 
 
 def _http(url: str, key: str | None = None) -> httpx.Client:

@@ -44,7 +44,11 @@ def build_guards(
         client = redis_client(settings.redis_url)
         breakers = RedisBreakers(client, settings.redis_url, prefix=settings.redis_prefix)
         rates = RedisRateWindows(settings.redis_url, prefix=settings.redis_prefix)
-        close = client.aclose
+
+        async def close() -> None:
+            await client.aclose()
+            await rates.aclose()
+
     else:
         breakers, rates = MemoryBreakers(), MemoryRateWindows()
     config = BreakerConfig(

@@ -1,4 +1,5 @@
-"""The guard path of one tool call: rate limits, the tool's circuit breaker, its cost reservation."""
+"""The guard path of one tool call: rate limits and the tool's circuit breaker (one atomic hot-state
+check, one Redis round trip), then its cost reservation."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +15,15 @@ from keel.budget import BudgetExceeded, BudgetLedger, Reservation
 from keel.context import RunContext
 from keel.costs import PriceTable, usd
 from keel.guards.errors import STORE_ERRORS, CircuitOpen, RateLimited, ToolGuardRefused
-from keel.hotstate import BreakerConfig, BreakerStore, LimitsPolicy, RateWindows
+from keel.hotstate import (
+    BreakerConfig,
+    BreakerStore,
+    LimitsPolicy,
+    RateHit,
+    RateWindows,
+    ToolAdmission,
+    admission_for,
+)
 from keel.observability.metrics import record_breaker_state
 
 __all__ = ["ToolGuard", "ToolGate"]
@@ -59,6 +68,11 @@ class ToolGuard:
     limits: LimitsPolicy
     prices: PriceTable
     ledger: BudgetLedger | None
+    admission: ToolAdmission = field(init=False, repr=False)
+    """The breaker acquire and every rate-limit hit of a call, checked and counted in one step."""
+
+    def __post_init__(self) -> None:
+        self.admission = admission_for(self.breakers, self.rates)
 
     @asynccontextmanager
     async def tool_call(
@@ -66,10 +80,12 @@ class ToolGuard:
     ) -> AsyncIterator[ToolGate]:
         """Admit one call or raise ToolGuardRefused; release what was held if the call never finishes."""
         try:
-            await self._rate(tool, run)
-            decision = await self.breakers.acquire(f"tool:{tool}", self.config)
+            admitted = await self.admission.admit(f"tool:{tool}", self.config, self._hits(tool, run))
+            decision = admitted.breaker
             if not decision.allowed:
                 raise CircuitOpen("tool", tool, decision.retry_after_s)
+            if admitted.limited_by is not None:
+                raise RateLimited(tool, admitted.limited_by, admitted.retry_after_s)
             reservation = await self._reserve(tool, run, thread_id)
         except (RateLimited, CircuitOpen, BudgetExceeded) as exc:
             raise ToolGuardRefused(str(exc)) from exc
@@ -87,18 +103,16 @@ class ToolGuard:
                 with contextlib.suppress(*STORE_ERRORS):
                     await asyncio.shield(self.ledger.release(reservation, "tool call cancelled"))
 
-    async def _rate(self, tool: str, run: RunContext) -> None:
+    def _hits(self, tool: str, run: RunContext) -> list[RateHit]:
         limits = self.limits.for_tool(tool)
         if limits is None:
-            return
+            return []
+        hits = []
         if limits.per_tool is not None:
-            got = await self.rates.hit(limits.per_tool, "tool", tool)
-            if not got.allowed:
-                raise RateLimited(tool, "per_tool", got.retry_after_s)
+            hits.append(RateHit(scope="per_tool", item=limits.per_tool, key=("tool", tool)))
         if limits.per_user is not None:
-            got = await self.rates.hit(limits.per_user, "user", run.user_id, tool)
-            if not got.allowed:
-                raise RateLimited(tool, "per_user", got.retry_after_s)
+            hits.append(RateHit(scope="per_user", item=limits.per_user, key=("user", run.user_id, tool)))
+        return hits
 
     async def _reserve(self, tool: str, run: RunContext, thread_id: str) -> Reservation | None:
         price = usd(self.prices.tool_cost(tool))

@@ -1,96 +1,35 @@
-"""Hot state in Redis, shared by every process: breakers as atomic Lua scripts, rate windows via `limits`.
+"""Hot state in Redis, shared by every process: breakers and moving windows as atomic Lua scripts.
 
-Each check is one round trip: a breaker decision is one EVALSHA, a rate-limit hit is one EVALSHA of
-`limits`' moving-window script (a refused hit costs a second read for the retry time). Breakers use
-Redis' own clock (`TIME`), so replicas with skewed clocks agree on when a breaker may probe.
+Each check is one round trip: one EVALSHA (redis-py loads a script once and reloads it on NOSCRIPT).
+A tool call's whole check (its breaker and all its rate windows) is one `ADMIT` script. Moving
+windows are sorted sets of hit times, trimmed to the window on each check: the same exact moving
+window as the `limits` library's, which the embedded profile uses in memory.
 """
 
 from __future__ import annotations
 
-import time
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
 from limits import RateLimitItem
-from limits.aio.storage import RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
 from redis.exceptions import RedisError
 
+from keel.hotstate.lua import ACQUIRE, ADMIT, RECORD, STATE
 from keel.hotstate.types import (
+    Admission,
     BreakerConfig,
     BreakerDecision,
     BreakerState,
     HotStateUnavailable,
     RateDecision,
+    RateHit,
 )
 
-__all__ = ["RedisBreakers", "RedisRateWindows", "redis_client"]
+__all__ = ["RedisAdmission", "RedisBreakers", "RedisRateWindows", "redis_client"]
 
 _TIMEOUT_S = 2.0
-
-_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-
-_ACQUIRE = (
-    _NOW
-    + """
-local h = redis.call('HMGET', KEYS[1], 'state', 'failures', 'opened_at', 'probe_until')
-local state = h[1] or 'closed'
-local failures = tonumber(h[2] or '0')
-local recovery = tonumber(ARGV[1])
-if state == 'closed' then return {1, 'closed', 0, 0, failures} end
-if state == 'open' then
-  local ready = tonumber(h[3]) + recovery
-  if now < ready then return {0, 'open', 0, ready - now, failures} end
-else
-  local lease = tonumber(h[4] or '0')
-  if now < lease then return {0, 'half_open', 0, lease - now, failures} end
-end
-redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + recovery)
-return {1, 'half_open', 1, 0, failures}
-"""
-)
-
-_RECORD = (
-    _NOW
-    + """
-local h = redis.call('HMGET', KEYS[1], 'state', 'failures')
-local state = h[1] or 'closed'
-local failures = tonumber(h[2] or '0')
-local ok, probe = ARGV[1] == '1', ARGV[2] == '1'
-if probe then
-  if state ~= 'half_open' then return state end
-  if ok then redis.call('DEL', KEYS[1]) return 'closed' end
-  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now)
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  return 'open'
-end
-if state ~= 'closed' then return state end
-if ok then
-  if failures > 0 then redis.call('DEL', KEYS[1]) end
-  return 'closed'
-end
-failures = failures + 1
-if failures >= tonumber(ARGV[3]) then
-  state = 'open'
-  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at', now, 'failures', failures)
-else
-  redis.call('HSET', KEYS[1], 'failures', failures)
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return state
-"""
-)
-
-_STATE = (
-    _NOW
-    + """
-local h = redis.call('HMGET', KEYS[1], 'state', 'opened_at')
-local state = h[1] or 'closed'
-if state == 'open' and now >= tonumber(h[2]) + tonumber(ARGV[1]) then return 'half_open' end
-return state
-"""
-)
 
 
 def redis_client(url: str) -> aioredis.Redis:
@@ -108,69 +47,111 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+class _Scripts:
+    """Runs this module's scripts on one client, counting round trips; Redis errors fail closed."""
+
+    def __init__(self, client: aioredis.Redis, url: str) -> None:
+        self.client = client
+        self._where = _where(url)
+        self._scripts = {s: client.register_script(s) for s in (ACQUIRE, ADMIT, RECORD, STATE)}
+        self.round_trips = 0
+
+    async def run(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        self.round_trips += 1
+        try:
+            return await self._scripts[script](keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise HotStateUnavailable(f"{self._where} is unavailable: {exc}") from exc
+
+
+def _breaker_decision(reply: list[Any]) -> BreakerDecision:
+    allowed, state, probe, wait_ms, failures = reply[:5]
+    return BreakerDecision(
+        allowed=bool(int(allowed)),
+        state=_text(state),  # type: ignore[arg-type]
+        probe=bool(int(probe)),
+        retry_after_s=int(wait_ms) / 1000,
+        failures=int(failures),
+    )
+
+
 class RedisBreakers:
     """Circuit breakers shared across processes; state in one hash per name."""
 
     def __init__(self, client: aioredis.Redis, url: str, *, prefix: str = "keel:") -> None:
-        self._client = client
-        self._where = _where(url)
+        self._scripts = _Scripts(client, url)
+        self.url, self.prefix = url, prefix
         self._prefix = prefix + "breaker:"
-        self._acquire = client.register_script(_ACQUIRE)
-        self._record = client.register_script(_RECORD)
-        self._state = client.register_script(_STATE)
-        self.round_trips = 0
 
-    async def _run(self, script: Any, name: str, *args: Any) -> Any:
-        self.round_trips += 1
-        try:
-            return await script(keys=[self._prefix + name], args=list(args))
-        except (RedisError, OSError) as exc:
-            raise HotStateUnavailable(f"{self._where} is unavailable: {exc}") from exc
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._scripts.client
+
+    @property
+    def round_trips(self) -> int:
+        return self._scripts.round_trips
 
     async def acquire(self, name: str, config: BreakerConfig) -> BreakerDecision:
-        allowed, state, probe, wait_ms, failures = await self._run(
-            self._acquire, name, int(config.recovery_s * 1000)
-        )
-        return BreakerDecision(
-            allowed=bool(allowed),
-            state=_text(state),  # type: ignore[arg-type]
-            probe=bool(probe),
-            retry_after_s=int(wait_ms) / 1000,
-            failures=int(failures),
-        )
+        reply = await self._scripts.run(ACQUIRE, [self._prefix + name], [int(config.recovery_s * 1000)])
+        return _breaker_decision(reply)
 
     async def record(self, name: str, config: BreakerConfig, *, ok: bool, probe: bool) -> BreakerState:
         ttl_ms = int(max(config.recovery_s * 20, 600) * 1000)
-        state = await self._run(self._record, name, int(ok), int(probe), config.failure_threshold, ttl_ms)
-        return _text(state)  # type: ignore[return-value]
+        args = [int(ok), int(probe), config.failure_threshold, ttl_ms]
+        return _text(await self._scripts.run(RECORD, [self._prefix + name], args))  # type: ignore[return-value]
 
     async def state(self, name: str, config: BreakerConfig) -> BreakerState:
-        return _text(await self._run(self._state, name, int(config.recovery_s * 1000)))  # type: ignore[return-value]
+        reply = await self._scripts.run(STATE, [self._prefix + name], [int(config.recovery_s * 1000)])
+        return _text(reply)  # type: ignore[return-value]
+
+
+class RedisAdmission:
+    """A tool call's breaker and rate windows checked and counted in one script (one round trip)."""
+
+    def __init__(self, client: aioredis.Redis, url: str, *, prefix: str = "keel:") -> None:
+        self._scripts = _Scripts(client, url)
+        self._breakers, self._rates = prefix + "breaker:", prefix + "rate:"
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._scripts.client
+
+    @property
+    def round_trips(self) -> int:
+        return self._scripts.round_trips
+
+    async def admit(
+        self, breaker: str | None, config: BreakerConfig | None, hits: Sequence[RateHit]
+    ) -> Admission:
+        """Admit one call (`breaker` None: rate windows only)."""
+        keys = [self._breakers + breaker] if breaker is not None else []
+        keys += [self._rates + hit.item.key_for(*hit.key) for hit in hits]
+        recovery_ms = int(config.recovery_s * 1000) if config is not None else 0
+        args: list[Any] = [recovery_ms, int(breaker is not None), uuid.uuid4().hex]
+        for hit in hits:
+            args += [hit.item.amount, int(hit.item.get_expiry() * 1000)]
+        reply = await self._scripts.run(ADMIT, keys, args)
+        refused_by, wait_ms = int(reply[5]), int(reply[6])
+        return Admission(
+            breaker=_breaker_decision(reply),
+            limited_by=hits[refused_by - 1].scope if refused_by else None,
+            retry_after_s=wait_ms / 1000,
+        )
 
 
 class RedisRateWindows:
-    """Moving windows in Redis through the `limits` library (its redis-py implementation)."""
+    """Moving windows in Redis (the `ADMIT` script without a breaker)."""
 
     def __init__(self, url: str, *, prefix: str = "keel:") -> None:
-        storage = RedisStorage(
-            "async+" + url if not url.startswith("async+") else url,
-            implementation="redispy",
-            key_prefix=prefix + "rate",
-            wrap_exceptions=True,
-            socket_timeout=_TIMEOUT_S,
-            socket_connect_timeout=_TIMEOUT_S,
-        )
-        self._limiter = MovingWindowRateLimiter(storage)
-        self._where = _where(url)
-        self.round_trips = 0
+        self._admission = RedisAdmission(redis_client(url), url, prefix=prefix)
+
+    @property
+    def round_trips(self) -> int:
+        return self._admission.round_trips
 
     async def hit(self, item: RateLimitItem, *key: str) -> RateDecision:
-        try:
-            self.round_trips += 1
-            if await self._limiter.hit(item, *key):
-                return RateDecision(allowed=True)
-            self.round_trips += 1
-            stats = await self._limiter.get_window_stats(item, *key)
-        except (StorageError, RedisError, OSError) as exc:
-            raise HotStateUnavailable(f"{self._where} is unavailable: {exc}") from exc
-        return RateDecision(allowed=False, retry_after_s=max(stats.reset_time - time.time(), 0.0))
+        got = await self._admission.admit(None, None, [RateHit(scope="window", item=item, key=key)])
+        return RateDecision(allowed=got.allowed, retry_after_s=got.retry_after_s)
+
+    async def aclose(self) -> None:
+        await self._admission.client.aclose()

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from limits import RateLimitItem
 
 __all__ = [
+    "Admission",
     "BreakerConfig",
     "BreakerDecision",
     "BreakerState",
     "BreakerStore",
     "HotStateUnavailable",
     "RateDecision",
+    "RateHit",
     "RateWindows",
+    "ToolAdmission",
 ]
 
 BreakerState = Literal["closed", "open", "half_open"]
@@ -58,6 +62,31 @@ class RateDecision:
     retry_after_s: float = 0.0
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateHit:
+    """One moving window a call must fit in: `item` (e.g. 10/minute) counted under `key`."""
+
+    scope: str
+    """What the window limits (e.g. "per_tool", "per_user"), named back when it refuses."""
+    item: RateLimitItem
+    key: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admission:
+    """The outcome of one admission check: a breaker decision and every rate window, taken together."""
+
+    breaker: BreakerDecision
+    limited_by: str | None = None
+    """The scope of the window that refused the call (the one with the longest wait), or None."""
+    retry_after_s: float = 0.0
+    """For a call refused by a window: seconds until every refusing window has room."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.breaker.allowed and self.limited_by is None
+
+
 class RateWindows(Protocol):
     """Moving-window rate limits; one check counts one hit when it is allowed."""
 
@@ -84,4 +113,21 @@ class BreakerStore(Protocol):
 
     async def state(self, name: str, config: BreakerConfig) -> BreakerState:
         """The breaker's state, read only (open past its recovery time reads as half_open)."""
+        ...
+
+
+class ToolAdmission(Protocol):
+    """A breaker acquire and all of a call's rate-window hits as one atomic check (one store round trip).
+
+    A hit is counted in every window, and a half-open probe taken, only when the breaker and every
+    window allow the call; a refused call changes nothing.
+    """
+
+    round_trips: int
+
+    async def admit(
+        self, breaker: str | None, config: BreakerConfig | None, hits: Sequence[RateHit]
+    ) -> Admission:
+        """Admit one call through breaker `breaker` (None: no breaker) and every window in `hits`,
+        or say what refused it and for how long."""
         ...

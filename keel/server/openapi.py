@@ -17,8 +17,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "forbidden for this role",
         404: "not found (or not yours)",
         409: "conflicts with the current state",
+        413: "request body over 64 KiB",
         422: "invalid field",
-        503: "feature not enabled",
+        503: "feature not enabled, or the records database is unavailable",
     }
     return {
         str(c): {"description": text[c], "content": {"application/json": {"schema": _ERROR}}} for c in codes
@@ -29,9 +30,64 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"content": {"application/json": {"schema": schema}}}
 
 
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, **_json(schema)}
 
+
+_STR, _INT = {"type": "string"}, {"type": "integer"}
+_MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "USD, plain decimal"}
+_OPT_STR = {"type": ["string", "null"]}
+
+
+def _obj(props: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    return {"type": "object", "required": required or list(props), "properties": props}
+
+
+_RESULTS: dict[str, Any] = {
+    "Health": _obj(
+        {"status": {"enum": ["healthy", "ok", "degraded", "unhealthy"]}, "window_s": _INT},
+        required=["status", "window_s"],
+    ),
+    "Approval": _obj(
+        {
+            "approval_id": _STR,
+            "thread_id": _STR,
+            "execution_id": _STR,
+            "tool": _STR,
+            "args": {"type": "object"},
+            "args_hash": _STR,
+            "resource": _OPT_STR,
+            "rule": _OPT_STR,
+            "reason": _OPT_STR,
+            "requester": _STR,
+            "tenant": _OPT_STR,
+            "status": {"enum": ["pending", "approved", "edited", "rejected", "expired"]},
+            "created_at": _STR,
+            "expires_at": _STR,
+            "decided_by": _OPT_STR,
+            "decided_at": _OPT_STR,
+            "decision_reason": _OPT_STR,
+        }
+    ),
+    "ApprovalList": _obj({"approvals": {"type": "array", "items": _ref("Approval")}}),
+    "Decided": _obj({"approval": _ref("Approval"), "thread_id": _STR, "run_id": _STR}),
+    "FeedbackRecorded": _obj({"id": _INT, "execution_id": _STR, "thread_id": _STR, "score": _INT}),
+    "BudgetStatus": _obj(
+        {
+            "user_id": _STR,
+            "month": _STR,
+            "limit": _MONEY,
+            "spent": _MONEY,
+            "reserved": _MONEY,
+            "remaining": _MONEY,
+            "resets_at": _STR,
+        }
+    ),
+}
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -49,7 +105,7 @@ SPEC: dict[str, Any] = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 604800},
                     }
                 ],
-                "responses": {"200": _ok("healthy or degraded", {"type": "object"}), **_errors(401, 422)},
+                "responses": {"200": _ok("healthy or degraded", _ref("Health")), **_errors(401, 422, 503)},
             }
         },
         "/keel/metrics": {
@@ -60,7 +116,7 @@ SPEC: dict[str, Any] = {
                         "description": "metrics",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **_errors(401),
+                    **_errors(401, 503),
                 },
             }
         },
@@ -81,7 +137,10 @@ SPEC: dict[str, Any] = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 500},
                     },
                 ],
-                "responses": {"200": _ok("approvals, oldest first", {"type": "object"}), **_errors(401, 422)},
+                "responses": {
+                    "200": _ok("approvals, oldest first", _ref("ApprovalList")),
+                    **_errors(401, 422, 503),
+                },
             }
         },
         "/keel/approvals/{approval_id}": {
@@ -90,8 +149,8 @@ SPEC: dict[str, Any] = {
                 "parameters": [{"name": "approval_id", "in": "path", "required": True, "schema": _ID}],
                 "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Decision"})},
                 "responses": {
-                    "202": _ok("decision recorded, resume queued", {"type": "object"}),
-                    **_errors(400, 401, 403, 404, 409, 422),
+                    "202": _ok("decision recorded, resume queued", _ref("Decided")),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 503),
                 },
             }
         },
@@ -100,8 +159,8 @@ SPEC: dict[str, Any] = {
                 "summary": "Feedback on one of your executions",
                 "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Feedback"})},
                 "responses": {
-                    "201": _ok("feedback recorded", {"type": "object"}),
-                    **_errors(400, 401, 404, 422),
+                    "201": _ok("feedback recorded", _ref("FeedbackRecorded")),
+                    **_errors(400, 401, 404, 413, 422, 503),
                 },
             }
         },
@@ -109,17 +168,23 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "A user's monthly budget (admins; users may read their own)",
                 "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _ID}],
-                "responses": {"200": _ok("budget", {"type": "object"}), **_errors(401, 403, 503)},
+                "responses": {"200": _ok("budget", _ref("BudgetStatus")), **_errors(401, 403, 404, 503)},
             },
             "put": {
                 "summary": "Set a user's monthly budget (admins)",
                 "parameters": [{"name": "user_id", "in": "path", "required": True, "schema": _ID}],
                 "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Budget"})},
-                "responses": {"200": _ok("budget", {"type": "object"}), **_errors(400, 401, 403, 422, 503)},
+                "responses": {
+                    "200": _ok("budget", _ref("BudgetStatus")),
+                    **_errors(400, 401, 403, 404, 413, 422, 503),
+                },
             },
         },
         "/keel/openapi.json": {
-            "get": {"summary": "This document", "responses": {"200": _ok("OpenAPI", {"type": "object"})}}
+            "get": {
+                "summary": "This document",
+                "responses": {"200": _ok("OpenAPI", {"type": "object"}), **_errors(401, 503)},
+            }
         },
     },
     "components": {
@@ -155,6 +220,7 @@ SPEC: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {"monthly_usd": {"type": "number", "minimum": 0, "maximum": 1000000}},
             },
+            **_RESULTS,
         },
     },
 }

@@ -86,6 +86,12 @@ async def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
         raise BadRequest("the request body is not valid JSON", 400) from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a "\udXXX" escape without its pair: no store or log can take it
+        raise BadRequest(
+            "the request body has a string with a lone UTF-16 surrogate (invalid Unicode)"
+        ) from None
     if extra := sorted(set(body) - allowed):
         raise BadRequest(f"unknown field(s): {', '.join(extra)} (allowed: {', '.join(sorted(allowed))})")
     return body
@@ -178,7 +184,7 @@ async def get_budget(request: Request, who: Principal) -> Response:
     user_id = _path_id(request, "user_id")
     if who.role != ADMIN_ROLE and who.user_id != user_id:
         raise Forbidden("only admins read other users' budgets")
-    return JSONResponse((await _ledger().status(user_id)).as_dict())
+    return JSONResponse(_budget_view(await _ledger().status(user_id)))
 
 
 async def put_budget(request: Request, who: Principal) -> Response:
@@ -191,7 +197,15 @@ async def put_budget(request: Request, who: Principal) -> Response:
         raise BadRequest("monthly_usd must be a number from 0 to 1000000")
     ledger = _ledger()
     await ledger.set_limit(user_id, Decimal(str(amount)))
-    return JSONResponse((await ledger.status(user_id)).as_dict())
+    return JSONResponse(_budget_view(await ledger.status(user_id)))
+
+
+def _budget_view(status: Any) -> dict[str, Any]:
+    """The ledger's status with money as plain decimals ("0.00000000", never "0E-8")."""
+    view = status.as_dict()
+    for name in ("limit", "spent", "reserved", "remaining"):
+        view[name] = f"{getattr(status, name):f}"
+    return view
 
 
 async def openapi(request: Request, who: Principal) -> Response:

@@ -75,13 +75,10 @@ def _breaker_decision(reply: list[Any]) -> BreakerDecision:
     )
 
 
-class RedisBreakers:
-    """Circuit breakers shared across processes; state in one hash per name."""
+class _OnScripts:
+    """A store whose every operation is one script call: its client and its round-trip count."""
 
-    def __init__(self, client: aioredis.Redis, url: str, *, prefix: str = "keel:") -> None:
-        self._scripts = _Scripts(client, url)
-        self.url, self.prefix = url, prefix
-        self._prefix = prefix + "breaker:"
+    _scripts: _Scripts
 
     @property
     def client(self) -> aioredis.Redis:
@@ -90,6 +87,15 @@ class RedisBreakers:
     @property
     def round_trips(self) -> int:
         return self._scripts.round_trips
+
+
+class RedisBreakers(_OnScripts):
+    """Circuit breakers shared across processes; state in one hash per name."""
+
+    def __init__(self, client: aioredis.Redis, url: str, *, prefix: str = "keel:") -> None:
+        self._scripts = _Scripts(client, url)
+        self.url, self.prefix = url, prefix
+        self._prefix = prefix + "breaker:"
 
     async def acquire(self, name: str, config: BreakerConfig) -> BreakerDecision:
         reply = await self._scripts.run(ACQUIRE, [self._prefix + name], [int(config.recovery_s * 1000)])
@@ -105,20 +111,12 @@ class RedisBreakers:
         return _text(reply)  # type: ignore[return-value]
 
 
-class RedisAdmission:
+class RedisAdmission(_OnScripts):
     """A tool call's breaker and rate windows checked and counted in one script (one round trip)."""
 
     def __init__(self, client: aioredis.Redis, url: str, *, prefix: str = "keel:") -> None:
         self._scripts = _Scripts(client, url)
         self._breakers, self._rates = prefix + "breaker:", prefix + "rate:"
-
-    @property
-    def client(self) -> aioredis.Redis:
-        return self._scripts.client
-
-    @property
-    def round_trips(self) -> int:
-        return self._scripts.round_trips
 
     async def admit(
         self, breaker: str | None, config: BreakerConfig | None, hits: Sequence[RateHit]

@@ -7,6 +7,7 @@ so it runs only when named.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ DEFAULT = ("overhead", "guards")
 
 
 def main(argv: list[str]) -> None:
+    os.environ.setdefault("KEEL_LOG_LEVEL", "warning")  # the measured runs, not their log lines
     unknown = [name for name in argv if name not in BENCHMARKS]
     if unknown:
         sys.exit(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")

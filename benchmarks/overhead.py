@@ -102,6 +102,9 @@ async def _measure() -> dict[str, list[float]]:
             ),
             "keel, embedded profile, plan on": await _keel(home, ROUNDS),
             "keel, embedded profile, plan off": await _keel(home, ROUNDS, plan_enabled=False),
+            "keel, embedded profile, plan off, long-term memory off": await _keel(
+                home, ROUNDS, plan_enabled=False, memory_enabled=False
+            ),
         }
 
 
@@ -114,7 +117,9 @@ def run() -> str:
         "",
         f"{ROUNDS} requests each (after {WARMUP} warm-up), one `read_file` call and one answer per request, "
         "same fake model. keel's extra work per request: a plan call (when on), execution record, permission "
-        "decision, audit rows, tool-result row, durable SQLite checkpoints.",
+        "decision, audit rows, tool-result row, budget reservation and settlement per model call, "
+        "durable SQLite checkpoints, and (unless off) long-term memory: the task embedded offline for "
+        "recall, and the run embedded and stored in Chroma at the end.",
         "",
         "| agent | mean ms | p50 ms | p95 ms | mean ratio to create_agent |",
         "|---|---|---|---|---|",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,14 @@ def step_line(node: str, update: dict[str, Any]) -> str:
     return f"[bold cyan]{node:<16}[/] " + escape("; ".join(bits))
 
 
+_POLICY_PATH = re.compile(r"at \S*/([^/\s]+\.ya?ml:\d+)")
+
+
+def _short(text: str) -> str:
+    """A rule as a table shows it: the policy file by name, not by its full path."""
+    return _POLICY_PATH.sub(r"at \1", text)
+
+
 def audit_table(rows: Sequence[AuditRow], title: str = "Audit trail") -> Table:
     """Audit rows as a table (args already redacted when written)."""
     table = Table(title=title, show_lines=False)
@@ -50,7 +59,7 @@ def audit_table(rows: Sequence[AuditRow], title: str = "Audit trail") -> Table:
             r.decision or "",
             r.status or "",
             r.resource or "",
-            (r.detail or r.rule or "")[:80],
+            _short(r.detail or r.rule or "")[:80],
         )
     return table
 

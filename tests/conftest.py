@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel
+from keel.testing.openai_server import FakeOpenAIServer
 from tools.registry import ToolRegistry
 
 PG_ADMIN = os.environ.get("KEEL_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/postgres")
@@ -82,3 +83,10 @@ def make_keel(settings: Settings, workspace: Path) -> KeelFactory:
             yield keel
 
     return factory
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    """A local OpenAI-compatible server for the real ChatOpenAI client (faults can be queued)."""
+    with FakeOpenAIServer(model="fake-model") as srv:
+        yield srv

@@ -22,12 +22,6 @@ from tools.registry import default_registry
 from tools.spec import ToolSpec
 
 
-@pytest.fixture
-def server():
-    with FakeOpenAIServer(model="fake-model") as srv:
-        yield srv
-
-
 def _openai(tmp_path: Path, server: FakeOpenAIServer, **extra) -> Settings:
     return Settings(
         home=tmp_path,

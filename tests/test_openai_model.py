@@ -11,12 +11,6 @@ from keel.settings import Settings
 from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply
 
 
-@pytest.fixture
-def server():
-    with FakeOpenAIServer(model="fake-model") as srv:
-        yield srv
-
-
 def _settings(tmp_path: Path, server: FakeOpenAIServer, **extra) -> Settings:
     return Settings(
         home=tmp_path,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -23,12 +22,6 @@ class ReadFile(BaseModel):
     """Read a text file from the workspace."""
 
     path: str
-
-
-@pytest.fixture
-def server() -> Iterator[FakeOpenAIServer]:
-    with FakeOpenAIServer(model="fake-model") as running:
-        yield running
 
 
 def chat(server: FakeOpenAIServer, streaming: bool = False, **kwargs: Any) -> ChatOpenAI:

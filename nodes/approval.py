@@ -36,7 +36,7 @@ def make_approval(b: Backends):
     """The approval node. Everything before `interrupt()` is idempotent, since a resume re-runs the node."""
 
     async def _request(call: PendingCall, run: RunContext, thread: str) -> Approval:
-        rule = b.policy.decide(run.role, call["name"], call["resource"]).rule
+        rule = b.current_policy().decide(run.role, call["name"], call["resource"]).rule
         ttl = rule.expires_s if rule is not None and rule.expires_s else b.settings.approval_ttl_s
         now = datetime.now(UTC)
         stored = await b.records.create_approval(
@@ -150,7 +150,7 @@ def _apply(
             checked = b.executor.check(call["name"], row.edited_args or {}, run)
         except ToolCallRefused as exc:
             return refused(f"the approver's edit is invalid: {exc.message}")
-        decision = b.policy.decide(run.role, call["name"], checked.resource)
+        decision = b.current_policy().decide(run.role, call["name"], checked.resource)
         if decision.effect == "deny":
             return refused(f"the edited call is denied by policy ({decision.describe()})")
         return {

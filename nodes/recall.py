@@ -61,7 +61,7 @@ def make_recall(b: Backends):
             f"earlier task {e.task[:120]!r} ended {e.status}"
             + (f" ({e.terminated_reason})" if e.terminated_reason else "")
             for e in recent
-            if e.execution_id != run.execution_id
+            if e.execution_id != run.execution_id and e.tenant == run.tenant
         ]
         if b.memory is not None:
             scope = MemoryScope(user_id=run.user_id, tenant=run.tenant)

@@ -289,3 +289,16 @@ async def test_resume_after_max_steps_continues_the_thread(make_keel):
         again = await keel.resume(out.thread_id)
         assert again.thread_id == out.thread_id and again.status == "succeeded"
         assert again.answer == "Finished now." and again.execution_id != out.execution_id
+
+
+async def test_run_cost_cap_counts_the_next_call_before_it_is_made(make_keel):
+    """Spent so far is $0.00002 (the plan); the next call's bound (1024 output tokens at $2/M alone is
+    $0.002) would cross a $0.001 cap, so the run stops before the call instead of after it."""
+    async with make_keel(["never asked"], run_cost_cap=0.001) as keel:
+        out = await keel.run("hello", user_id="alice")
+        assert out.path == ["recall", "plan", "fallback", "finalize"]
+        assert (out.status, out.terminated_reason) == ("terminated", "run_cost_cap")
+        assert "cost cap of $0.0010" in out.answer
+        assert keel.fake_model.remaining == 1
+        ex = await keel.records.get_execution(out.execution_id)
+        assert "needs up to" in ex.error and float(ex.cost) == pytest.approx(2e-5)

@@ -52,16 +52,24 @@ class Guards:
     async def check(
         self, state: Mapping[str, Any], run: RunContext, tools: Sequence[dict[str, Any]] = ()
     ) -> GuardFailure | None:
-        """The guard edge before a model call; reads only. In order: steps, deadline, run cost cap,
-        the user's monthly budget (room for the next call's estimate), the model's breaker."""
+        """The guard edge before a model call; reads only. In order: steps, deadline, the run cost cap
+        (spent so far plus the next call's bound), the user's monthly budget (room for that bound), the
+        model's breaker."""
         if reason := first_failure(state, self.limits, time.time()):
             return GuardFailure(reason=reason, message="")
         model = self.model_at(state)
+        needed = self.estimate(model, state.get("messages", []), tools)
+        spent, cap = Decimal(str(state.get("run_cost", 0.0))), Decimal(str(self.limits.run_cost_cap))
+        if spent + needed > cap:
+            return GuardFailure(
+                reason="run_cost_cap",
+                message=f"this run has spent ${spent:.6f} of its ${cap:.6f} cap and the next call of "
+                f"{model} needs up to ${needed:.6f}",
+            )
         try:
             if self.ledger is not None:
                 status = await self.ledger.status(run.user_id)
                 record_budget_remaining(f"user:{user_hash(run.user_id)}", float(status.remaining))
-                needed = self.estimate(model, state.get("messages", []), tools)
                 if needed > status.remaining:
                     return failure_of(BudgetExceeded(status, needed))
             breaker = await self.breakers.state(f"model:{model}", self.breaker)

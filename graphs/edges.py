@@ -32,10 +32,11 @@ class Routes:
         names the guard that failed here even if, by the time it runs, another run has released budget.
         The edge writes nothing: fallback decides what enters the state.
         """
-        reason, message = first_failure(state, self.limits), None
-        found = None if reason or self.guards is None else await self.guards.check(state, runtime.context)
-        if found is not None:
-            reason, message = found.reason, found.message
+        if self.guards is None:  # run limits only (steps, deadline, cost so far)
+            reason, message = first_failure(state, self.limits), None
+        else:  # the same limits first, then the cap with the next call's bound, budget and breaker
+            found = await self.guards.check(state, runtime.context)
+            reason, message = (found.reason, found.message) if found else (None, None)
         if reason is None:
             return "decide"
         return Send(  # type: ignore[return-value]

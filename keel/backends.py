@@ -125,12 +125,6 @@ class Backends:
         """Record that the records schema is at head, migrated elsewhere (the server does it off-loop)."""
         self._ready = True
 
-    def reload_policy(self) -> PolicyMatrix:
-        """Re-read the permission matrix; on error the current one stays in force."""
-        self.policy = self.policy.reload()
-        self._watch().replace(self.policy)
-        return self.policy
-
     def current_policy(self) -> PolicyMatrix:
         """The matrix in force, re-read if its file changed (one `stat`); an invalid edit is logged and
         the previous matrix stays in force."""

@@ -181,7 +181,11 @@ class Keel:
         path: list[str] = []
         approval: dict[str, Any] | None = None
         config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
-        async for chunk in self.graph.astream(payload, config, context=ctx, stream_mode="updates"):
+        # durability="sync": a step's checkpoint is written before the next step starts, so a process
+        # killed anywhere resumes from the step it was in and never re-runs one whose effect committed.
+        async for chunk in self.graph.astream(
+            payload, config, context=ctx, stream_mode="updates", durability="sync"
+        ):
             for node, update in chunk.items():
                 if node == "__interrupt__":
                     approval = dict(update[0].value)

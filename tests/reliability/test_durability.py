@@ -1,0 +1,68 @@
+"""Item 1 of the reliability issue: a process killed inside a step resumes from the step before it.
+
+LangGraph's default durability (`async`) writes a step's checkpoint while the next step already runs; a
+process killed in that window loses the step, and its execution row is left `running` with no checkpoint
+to resume from. The disk here is made slow (every checkpoint write waits 0.3 s), so the window is wide
+open on every run: only a run that waits for each checkpoint before the next step (`durability="sync"`)
+can be resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from keel.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_DIE_AFTER_A_SLOW_CHECKPOINT = textwrap.dedent("""
+    import asyncio, os, sys
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+    from keel.service import Keel
+    from keel.settings import Settings
+    from keel.testing.fake_model import FakeChatModel
+
+    _put = AsyncSqliteSaver.aput
+
+    async def slow_put(self, *args, **kwargs):
+        await asyncio.sleep(0.3)  # a busy disk
+        return await _put(self, *args, **kwargs)
+
+    AsyncSqliteSaver.aput = slow_put
+
+    def die(messages):
+        os._exit(137)  # killed inside decide's model call, the step after plan
+
+    async def main():
+        model = FakeChatModel([die])
+        async with Keel.open(Settings(home=sys.argv[1]), model=model, model_name="fake-model") as keel:
+            await keel.run("hello", user_id="dora", thread_id=sys.argv[2])
+
+    asyncio.run(main())
+""")
+
+
+async def test_a_run_killed_in_the_step_after_a_slow_checkpoint_resumes(tmp_path: Path):
+    thread = "7f0c5a4e-0000-4000-8000-0000000000d1"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
+    argv = [sys.executable, "-c", _DIE_AFTER_A_SLOW_CHECKPOINT, str(tmp_path), thread]
+    proc = await asyncio.to_thread(
+        subprocess.run, argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
+    )
+    assert proc.returncode == 137, proc.stderr[-2000:]
+
+    from keel.service import Keel
+    from keel.testing.fake_model import FakeChatModel
+
+    settings = Settings(home=tmp_path)
+    async with Keel.open(settings, model=FakeChatModel(["Hello, Dora."]), model_name="fake-model") as keel:
+        snapshot = await keel.graph.aget_state({"configurable": {"thread_id": thread}})
+        assert snapshot.next == ("decide",), "plan's checkpoint was lost with the process"
+        out = await keel.resume(thread)
+    assert out.status == "succeeded" and out.answer == "Hello, Dora."
+    assert out.path == ["decide", "finalize"]

@@ -53,7 +53,9 @@ def _stats(samples: list[float]) -> tuple[float, float, float]:
     return statistics.mean(ordered), ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.95) - 1]
 
 
-async def _baseline(root: Path, rounds: int, sqlite: Path | None = None) -> list[float]:
+async def _baseline(
+    root: Path, rounds: int, sqlite: Path | None = None, durability: str = "async"
+) -> list[float]:
     handbook = root / "shared" / "handbook.md"
 
     @tool
@@ -70,16 +72,18 @@ async def _baseline(root: Path, rounds: int, sqlite: Path | None = None) -> list
         for _ in range(rounds):
             config = {"configurable": {"thread_id": str(uuid.uuid4())}}
             started = time.perf_counter()
-            await agent.ainvoke({"messages": [HumanMessage("what does the handbook say?")]}, config)
+            task = {"messages": [HumanMessage("what does the handbook say?")]}
+            await agent.ainvoke(task, config, durability=durability)
             samples.append(time.perf_counter() - started)
         return samples
 
 
-async def _keel(home: Path, rounds: int, **settings: object) -> list[float]:
+async def _keel(home: Path, rounds: int, durability: str = "sync", **settings: object) -> list[float]:
     samples = []
     async with Keel.open(
         Settings(home=home, **settings), model=_model(rounds), model_name="fake-model"
     ) as keel:
+        keel.durability = durability
         for _ in range(rounds):
             started = time.perf_counter()
             out = await keel.run("what does the handbook say?", user_id="alice")
@@ -100,7 +104,13 @@ async def _measure() -> dict[str, list[float]]:
             "create_agent (AsyncSqliteSaver checkpoints)": await _baseline(
                 home / "workspace", ROUNDS, sqlite=home / "baseline.sqlite"
             ),
+            "create_agent (AsyncSqliteSaver checkpoints, durability=sync)": await _baseline(
+                home / "workspace", ROUNDS, sqlite=home / "baseline-sync.sqlite", durability="sync"
+            ),
             "keel, embedded profile, plan on": await _keel(home, ROUNDS),
+            "keel, embedded profile, plan on, durability=async (not crash-exact)": await _keel(
+                home, ROUNDS, durability="async"
+            ),
             "keel, embedded profile, plan off": await _keel(home, ROUNDS, plan_enabled=False),
             "keel, embedded profile, plan off, long-term memory off": await _keel(
                 home, ROUNDS, plan_enabled=False, memory_enabled=False
@@ -118,7 +128,8 @@ def run() -> str:
         f"{ROUNDS} requests each (after {WARMUP} warm-up), one `read_file` call and one answer per request, "
         "same fake model. keel's extra work per request: a plan call (when on), execution record, permission "
         "decision, audit rows, tool-result row, budget reservation and settlement per model call, "
-        "durable SQLite checkpoints, and (unless off) long-term memory: the task embedded offline for "
+        "durable SQLite checkpoints (durability=sync unless the row says otherwise), and (unless off) "
+        "long-term memory: the task embedded offline for "
         "recall, and the run embedded and stored in Chroma at the end.",
         "",
         "| agent | mean ms | p50 ms | p95 ms | mean ratio to create_agent |",

@@ -58,6 +58,11 @@ class RunOutcome:
 class Keel:
     """One process's entry point to keel: `async with Keel.open() as keel: await keel.run(...)`."""
 
+    durability: str = "sync"
+    """LangGraph durability of every run: `sync` writes a step's checkpoint before the next step starts, so
+    a process killed anywhere resumes from the step it was in and never re-runs one whose effect committed.
+    (`async`, LangGraph's default, loses the last step on kill -9; the benchmark measures the difference.)"""
+
     def __init__(self, backends: Backends, graph: CompiledStateGraph) -> None:
         self.backends = backends
         self.graph = graph
@@ -181,10 +186,8 @@ class Keel:
         path: list[str] = []
         approval: dict[str, Any] | None = None
         config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
-        # durability="sync": a step's checkpoint is written before the next step starts, so a process
-        # killed anywhere resumes from the step it was in and never re-runs one whose effect committed.
         async for chunk in self.graph.astream(
-            payload, config, context=ctx, stream_mode="updates", durability="sync"
+            payload, config, context=ctx, stream_mode="updates", durability=self.durability
         ):
             for node, update in chunk.items():
                 if node == "__interrupt__":

@@ -52,12 +52,14 @@ def run_tags(*, version: str, arm: str = DEFAULT_ARM) -> list[str]:
 
 
 class _RedactingClient(Client):
-    """A LangSmith client that also redacts the model manifest (`serialized`), which hide_* do not cover."""
+    """A LangSmith client that also redacts what hide_* do not cover: the model manifest (`serialized`),
+    the run's `error` (a provider's error text, a traceback) and its `events`."""
 
     def _run_transform(self, run: Any, *args: Any, **kwargs: Any) -> dict:  # type: ignore[override]
         out = super()._run_transform(run, *args, **kwargs)
-        if out.get("serialized"):
-            out["serialized"] = redact(out["serialized"])
+        for name in ("serialized", "error", "events"):
+            if out.get(name):
+                out[name] = redact(out[name])
         return out
 
 

@@ -37,7 +37,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["CYCLE", "MAX_DEPTH", "MAX_TEXT", "REDACTED", "Redactor", "redact", "redact_text"]
+__all__ = [
+    "CYCLE",
+    "MAX_DEPTH",
+    "MAX_TEXT",
+    "REDACTED",
+    "Redactor",
+    "for_approver",
+    "hidden_fields",
+    "redact",
+    "redact_text",
+]
 
 REDACTED = "[REDACTED]"
 CYCLE = "[CYCLE]"
@@ -454,3 +464,23 @@ def redact(value: Any) -> Any:
 def redact_text(text: str) -> str:
     """Redact free text with the default :class:`Redactor`."""
     return _DEFAULT.redact_text(text)
+
+
+_APPROVER = Redactor(emails=False, phones=False)
+
+
+def for_approver(value: Any) -> Any:
+    """What an approver sees: secrets go, personal data stays (the approver of an e-mail must see its
+    recipient); arguments and resource pass the same rule, so they never disagree."""
+    return _APPROVER.redact(value)
+
+
+def hidden_fields(value: Any, path: str = "") -> list[str]:
+    """Dotted paths inside `value` where something was hidden (``args.api_key``), to tell the approver."""
+    if isinstance(value, str):
+        return [path or "value"] if REDACTED in value else []
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in hidden_fields(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in hidden_fields(v, f"{path}[{i}]")]
+    return []

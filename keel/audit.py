@@ -12,17 +12,11 @@ __all__ = ["audit_event"]
 
 
 def audit_event(
-    run: RunContext,
-    thread_id: str,
-    *,
-    event: str,
-    args: Any = None,
-    detail: str | None = None,
-    resource: str | None = None,
-    **fields: Any,
+    run: RunContext, thread_id: str, *, event: str, args: Any = None, detail: str | None = None, **fields: Any
 ) -> AuditEvent:
-    """An audit event for `run`, secrets removed from `args`, `detail` and `resource` (a path or a URL the
-    model chose may carry a key: the row keeps the evidence, never the secret)."""
+    """An audit event for `run`, secrets removed from `args`, `detail` and every other field: the tool name
+    and the resource come from the model (a path or a name may carry a key); the row keeps the evidence,
+    never the secret."""
     return AuditEvent(
         execution_id=run.execution_id,
         thread_id=thread_id,
@@ -32,6 +26,5 @@ def audit_event(
         event=event,
         args=redact(args) if args is not None else None,
         detail=redact_text(detail) if detail else detail,
-        resource=redact_text(resource) if resource else resource,
-        **fields,
+        **redact(fields),
     )

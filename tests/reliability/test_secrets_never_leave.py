@@ -122,3 +122,18 @@ async def test_a_secret_in_a_tool_argument_and_a_path_never_leaves(
     assert _exits(spans, ex, audit, log_buffer.getvalue()) == NOTHING
     resources = [str((s.attributes or {})["keel.resource"]) for s in tool_spans]
     assert any(r.startswith("shared:notes-") and "[REDACTED]" in r for r in resources)  # the path stays
+
+
+async def test_a_secret_in_a_tool_name_never_reaches_metric_labels(
+    make_keel, settings: Settings, log_buffer: io.StringIO
+) -> None:
+    """The model names the tool; the name becomes a metric label and a span attribute."""
+    call = AIMessage(content="", tool_calls=[{"name": f"fetch_{CANARY}", "args": {}, "id": "call_x"}])
+    exporter = InMemorySpanExporter()
+    async with make_keel([call, "done"]) as keel:
+        keel.backends.telemetry.tracing.add_exporter(exporter)
+        out = await keel.run("fetch it", user_id="alice")
+        ex = await keel.records.get_execution(out.execution_id)
+        audit = await _audit_texts(keel, out.execution_id)
+    assert 'tool="fetch_[REDACTED]"' in prometheus_text()  # the decision was counted, its label redacted
+    assert _exits(list(exporter.get_finished_spans()), ex, audit, log_buffer.getvalue()) == NOTHING

@@ -32,7 +32,11 @@ async def _paused(make_keel: Any, body: str) -> tuple[Any, Approval, list[Any]]:
 async def test_the_approver_sees_the_recipient_in_args_and_resource(make_keel) -> None:
     out, row, _ = await _paused(make_keel, "Revenue is up 12%.")
     for shown in (out.approval, approval_view(row)):
-        assert shown["args"] == {"to": "bob@example.com", "subject": "Q3 numbers", "body": "Revenue is up 12%."}
+        assert shown["args"] == {
+            "to": "bob@example.com",
+            "subject": "Q3 numbers",
+            "body": "Revenue is up 12%.",
+        }
         assert "bob@example.com" in shown["resource"]
         assert shown["hidden"] == []
     assert "bob@example.com" in row.reason

@@ -137,3 +137,17 @@ async def test_a_secret_in_a_tool_name_never_reaches_metric_labels(
         audit = await _audit_texts(keel, out.execution_id)
     assert 'tool="fetch_[REDACTED]"' in prometheus_text()  # the decision was counted, its label redacted
     assert _exits(list(exporter.get_finished_spans()), ex, audit, log_buffer.getvalue()) == NOTHING
+
+
+def test_a_logged_traceback_keeps_its_paths_and_loses_its_secret(log_buffer: io.StringIO) -> None:
+    """Server logs: the traceback's file paths and words are evidence; the key in the message is not."""
+    from keel.observability import get_logger
+
+    try:
+        raise RuntimeError(f"request failed for thread 6f1c2b7e9a0d4c3b8e5f1a2d3c4b5a69 with key {CANARY}")
+    except RuntimeError:
+        get_logger("keel").exception("node_failed")
+    line = json.loads(log_buffer.getvalue().splitlines()[-1])
+    assert __file__ in line["exception"]
+    assert "request failed for thread 6f1c2b7e9a0d4c3b8e5f1a2d3c4b5a69" in line["exception"]
+    assert MARK not in log_buffer.getvalue()

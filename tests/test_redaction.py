@@ -648,3 +648,21 @@ def test_hex_keys_of_64_chars_and_more_are_still_redacted() -> None:
     key = "7ccb8c0925cb88187c0328cdc8edba2a4ea81111ab65e99ac4d93858462bfa53"
     assert redact_text(f"secret {key}") == f"secret {REDACTED}"
     assert redact_text(f".keel/{key}/x") == f".keel/{REDACTED}/x"
+
+
+def test_runs_about_distinct_hex_ids_stay_distinct_memories() -> None:
+    """Redacted 32-hex ids made two memories one text, and de-duplication (by text) merged them."""
+    from memory.run_memory import run_memory_text
+
+    texts = {
+        run_memory_text(
+            task=f"resume thread {tid} and report",
+            tools_used=["read_file"],
+            tools_failed=[],
+            status="succeeded",
+            reason=None,
+            answer=f"thread {tid} resumed",
+        )
+        for tid in ("6f1c2b7e9a0d4c3b8e5f1a2d3c4b5a69", "0f3c9a1be4d247c6b8e5a91d2c7f4e10")
+    }
+    assert len(texts) == 2 and all("6f1c2b7e" in t or "0f3c9a1b" in t for t in texts)

@@ -175,7 +175,7 @@ _QUOTES = (("eq", '\\"'), ("dq", '"'), ("sq", "'"))
 _LINE_VALUE = re.compile(r"(?!\[REDACTED\])[^\r\n\"']+")
 _BEARER = re.compile(r"\b(bearer|basic)(\s+)([\w.~+/-]{8,}=*)", re.I | re.A)
 _WORD = re.compile(r"[A-Za-z][a-z]*")
-_DIGIT_RUN = re.compile(r"\d(?<!\d\d)(?:[ -]?\d){12,}(?!\d)", re.A)
+_DIGIT_RUN = re.compile(r"\d(?<![A-Za-z0-9]\d)(?:[ -]?\d){12,}(?![A-Za-z0-9])", re.A)  # not inside a hex id
 _CARD_PREFIX = re.compile(r"[3456]|2[2-7]")
 _GROUP = re.compile(r"[0-9]+")
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])")  # Unicode too

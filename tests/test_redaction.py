@@ -666,3 +666,8 @@ def test_runs_about_distinct_hex_ids_stay_distinct_memories() -> None:
         for tid in ("6f1c2b7e9a0d4c3b8e5f1a2d3c4b5a69", "0f3c9a1be4d247c6b8e5a91d2c7f4e10")
     }
     assert len(texts) == 2 and all("6f1c2b7e" in t or "0f3c9a1b" in t for t in texts)
+
+
+def test_a_luhn_valid_digit_run_inside_a_hex_id_is_not_a_card() -> None:
+    assert redact_text("5c7b2e9ce5f408025468314252d93170") == "5c7b2e9ce5f408025468314252d93170"
+    assert redact_text("card 4111111111111111.") == f"card {REDACTED}."  # a card on its own still goes

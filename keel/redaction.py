@@ -21,6 +21,9 @@ spans, lacks several formats below (sk-proj, Anthropic, github_pat_, Google, car
 * A key whose last word describes the secret rather than holding it (``auth_status``, ``token_type``,
   ``session_count``, ``gen_ai.usage.input_tokens``) is an ordinary key: "failed" under it stays.
 
+``for_approver`` is the approver's rule: secrets go, personal data (the e-mail recipient) stays, for args
+and resource alike; ``hidden_fields`` names what was hidden so the approver is told.
+
 Output is a new structure (pydantic models and dataclasses become dicts; other objects pass through), and
 redaction is idempotent. Strings over 1 MB are cut with a marker, nesting deeper than 50 becomes ``REDACTED``
 and a cycle becomes ``[CYCLE]``.

@@ -14,7 +14,9 @@ __all__ = ["audit_event"]
 def audit_event(
     run: RunContext, thread_id: str, *, event: str, args: Any = None, detail: str | None = None, **fields: Any
 ) -> AuditEvent:
-    """An audit event for `run`, secrets removed from `args` and `detail`."""
+    """An audit event for `run`, secrets removed from `args`, `detail` and every other field: the tool name
+    and the resource come from the model (a path or a name may carry a key); the row keeps the evidence,
+    never the secret."""
     return AuditEvent(
         execution_id=run.execution_id,
         thread_id=thread_id,
@@ -24,5 +26,5 @@ def audit_event(
         event=event,
         args=redact(args) if args is not None else None,
         detail=redact_text(detail) if detail else detail,
-        **fields,
+        **redact(fields),
     )

@@ -13,8 +13,16 @@ spans, lacks several formats below (sk-proj, Anthropic, github_pat_, Google, car
   trunk ``0``); dates, IPs, years and plain digit runs (ids, epoch millis) stay.
 * High entropy: base64/hex runs of >= ``min_entropy_len`` chars with mixed classes, high Shannon entropy and
   frequent case/digit changes inside words (random text every ~2 chars, names and paths every 5+). Random
-  runs of 24-31 chars are caught ~98% of the time, 40+ almost always. Dashed UUIDs stay (run and thread ids);
-  undashed 32-hex ids look like hex keys and go. Values under ``*digest*``/``*hash*`` keys skip this step.
+  runs of 24-31 chars are caught ~98% of the time, 40+ almost always. Identifiers stay: dashed UUIDs and
+  hex runs shorter than 64 (``uuid4().hex`` thread ids, trace ids, git shas), alone or as a segment of a
+  name or path (``.keel/runs/<hex>/policy.yaml``): the rest of the run is judged without them. A hex run of
+  64+ (``secrets.token_hex()``, a SHA-256) is key material unless it sits under a ``*digest*``/``*hash*``
+  key, whose values skip this step.
+* A key whose last word describes the secret rather than holding it (``auth_status``, ``token_type``,
+  ``session_count``, ``gen_ai.usage.input_tokens``) is an ordinary key: "failed" under it stays.
+
+``for_approver`` is the approver's rule: secrets go, personal data (the e-mail recipient) stays, for args
+and resource alike; ``hidden_fields`` names what was hidden so the approver is told.
 
 Output is a new structure (pydantic models and dataclasses become dicts; other objects pass through), and
 redaction is idempotent. Strings over 1 MB are cut with a marker, nesting deeper than 50 becomes ``REDACTED``
@@ -32,7 +40,17 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["CYCLE", "MAX_DEPTH", "MAX_TEXT", "REDACTED", "Redactor", "redact", "redact_text"]
+__all__ = [
+    "CYCLE",
+    "MAX_DEPTH",
+    "MAX_TEXT",
+    "REDACTED",
+    "Redactor",
+    "for_approver",
+    "hidden_fields",
+    "redact",
+    "redact_text",
+]
 
 REDACTED = "[REDACTED]"
 CYCLE = "[CYCLE]"
@@ -95,6 +113,34 @@ _COUNTERS = frozenset(
     }
 )
 _NORM = re.compile(r"[\s_.-]+")
+_LAST_WORD = re.compile(r"([A-Za-z][a-z0-9]*|[0-9]+)[^A-Za-z0-9]*\Z")
+_LAST_PART = re.compile(r"[^./:]*\Z")
+# The last word of a key that says something *about* a credential, never the credential itself.
+_DESCRIPTORS = frozenset(
+    [
+        "status",
+        "reason",
+        "outcome",
+        "result",
+        "error",
+        "errors",
+        "count",
+        "type",
+        "kind",
+        "ttl",
+        "expires",
+        "expiry",
+        "length",
+        "enabled",
+        "required",
+        "method",
+        "provider",
+        "scheme",
+        "source",
+        "failed",
+        "ok",
+    ]
+)
 
 _PEM = re.compile(
     r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?(?:-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|\Z)", re.S
@@ -132,7 +178,7 @@ _QUOTES = (("eq", '\\"'), ("dq", '"'), ("sq", "'"))
 _LINE_VALUE = re.compile(r"(?!\[REDACTED\])[^\r\n\"']+")
 _BEARER = re.compile(r"\b(bearer|basic)(\s+)([\w.~+/-]{8,}=*)", re.I | re.A)
 _WORD = re.compile(r"[A-Za-z][a-z]*")
-_DIGIT_RUN = re.compile(r"\d(?<!\d\d)(?:[ -]?\d){12,}(?!\d)", re.A)
+_DIGIT_RUN = re.compile(r"\d(?<![A-Za-z0-9]\d)(?:[ -]?\d){12,}(?![A-Za-z0-9])", re.A)  # not inside a hex id
 _CARD_PREFIX = re.compile(r"[3456]|2[2-7]")
 _GROUP = re.compile(r"[0-9]+")
 _EMAIL = re.compile(r"(?<![\w.%+-])[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}(?![\w-])")  # Unicode too
@@ -145,6 +191,13 @@ _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _HEX = re.compile(r"[0-9a-f]+|[0-9A-F]+")
+_MIN_HEX_KEY = 64  # shorter hex runs are ids and digests (uuid hex 32, trace id 32, git sha 40)
+_HEX_ID = re.compile(
+    r"(?<![A-Za-z0-9])(?:[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}|[0-9a-f]{8,63}|[0-9A-F]{8,63})"
+    r"(?![A-Za-z0-9])"
+)
+_MIN_RANDOM = 24
+_HEX_KEY = re.compile(r"(?<![A-Za-z0-9])(?:[0-9a-f]{64,}|[0-9A-F]{64,})(?![A-Za-z0-9])")
 _SEGMENT = re.compile(r"[A-Za-z0-9]+")
 _PIECE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 _TAIL = re.compile(r"\s\S*\Z")
@@ -166,7 +219,9 @@ def _looks_random(token: str) -> bool:
     if _UUID.fullmatch(core):
         return False
     if _HEX.fullmatch(core):
-        return not core.isdigit() and not core.isalpha() and _shannon(core) >= 2.5
+        return n >= _MIN_HEX_KEY and not core.isdigit() and not core.isalpha() and _shannon(core) >= 2.5
+    if _HEX_ID.search(core):  # ids inside a name or path: judge what is around them
+        return any(len(p) >= _MIN_RANDOM and _looks_random(p) for p in _HEX_ID.split(core))
     if sum(any(test(c) for c in core) for test in (str.islower, str.isupper, str.isdigit)) < 2:
         return False
     segments = _SEGMENT.findall(core)
@@ -262,7 +317,12 @@ class Redactor:
     def is_secret_key(self, key: str) -> bool:
         """Whether the value under this key name is redacted whole."""
         norm = _normalise(key)
-        return norm not in _COUNTERS and self._key_re.search(norm) is not None
+        if norm in _COUNTERS or _normalise(_LAST_PART.search(key).group(0)) in _COUNTERS:
+            return False  # usage counters, also namespaced: gen_ai.usage.input_tokens
+        last = _LAST_WORD.search(key)
+        if last is not None and last.group(1).lower() in _DESCRIPTORS and len(last.group(1)) < len(norm):
+            return False  # auth_status, token_type: about a credential, not one
+        return self._key_re.search(norm) is not None
 
     def redact(self, value: Any) -> Any:
         """Return a redacted copy of ``value``; the input is never mutated."""
@@ -363,6 +423,7 @@ class Redactor:
             text = _PHONE.sub(_phone, text)
         text = _DIGIT_RUN.sub(_cards, text)
         if entropy:
+            text = _HEX_KEY.sub(lambda m: REDACTED if _looks_random(m.group(0)) else m.group(0), text)
             text = self._candidate.sub(lambda m: REDACTED if _looks_random(m.group(0)) else m.group(0), text)
         return text
 
@@ -406,3 +467,23 @@ def redact(value: Any) -> Any:
 def redact_text(text: str) -> str:
     """Redact free text with the default :class:`Redactor`."""
     return _DEFAULT.redact_text(text)
+
+
+_APPROVER = Redactor(emails=False, phones=False)
+
+
+def for_approver(value: Any) -> Any:
+    """What an approver sees: secrets go, personal data stays (the approver of an e-mail must see its
+    recipient); arguments and resource pass the same rule, so they never disagree."""
+    return _APPROVER.redact(value)
+
+
+def hidden_fields(value: Any, path: str = "") -> list[str]:
+    """Dotted paths inside `value` where something was hidden (``args.api_key``), to tell the approver."""
+    if isinstance(value, str):
+        return [path or "value"] if REDACTED in value else []
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in hidden_fields(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in hidden_fields(v, f"{path}[{i}]")]
+    return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -11,8 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from keel.records import Approval, AuditRow, Execution
+from keel.redaction import hidden_fields
 
-__all__ = ["step_line", "audit_table", "approvals_table", "executions_table"]
+__all__ = ["step_line", "audit_table", "approval_hidden", "approvals_table", "executions_table"]
 
 
 def step_line(node: str, update: dict[str, Any]) -> str:
@@ -64,19 +66,26 @@ def audit_table(rows: Sequence[AuditRow], title: str = "Audit trail") -> Table:
     return table
 
 
+def approval_hidden(row: Approval) -> list[str]:
+    """The fields of an approval request whose value was hidden from the approver (a secret)."""
+    return hidden_fields({"args": row.args, "resource": row.resource})
+
+
 def approvals_table(rows: Sequence[Approval]) -> Table:
-    """Pending approval requests."""
+    """Pending approval requests, with the whole call: the approver approves what is shown."""
     table = Table(title="Approval requests")
     for col in ("id", "thread", "requester", "tool", "resource", "args", "expires", "status"):
         table.add_column(col, overflow="fold")
     for a in rows:
+        hidden = approval_hidden(a)
+        note = f"\n(hidden: {', '.join(hidden)})" if hidden else ""
         table.add_row(
             a.approval_id,
             a.thread_id[:12],
             a.requester,
             a.tool,
-            a.resource or "",
-            str(a.args)[:60],
+            escape(a.resource or ""),
+            escape(json.dumps(a.args, ensure_ascii=False, default=str) + note),
             a.expires_at.strftime("%Y-%m-%d %H:%M"),
             a.status,
         )

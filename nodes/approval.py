@@ -17,7 +17,7 @@ from keel.audit import audit_event
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.records import Approval
-from keel.redaction import redact
+from keel.redaction import for_approver, hidden_fields
 from keel.server.identity import decision_from_server, run_context
 from nodes._shared import thread_id_of
 from tools.executor import ToolCallRefused, args_digest
@@ -46,14 +46,14 @@ def make_approval(b: Backends):
                 execution_id=run.execution_id,
                 tool_call_id=call["id"],
                 tool=call["name"],
-                args=redact(call["args"]),
+                args=for_approver(call["args"]),
                 args_hash=args_digest(call["args"]),
-                resource=call["resource"],
+                resource=for_approver(call["resource"]),
                 rule=call.get("rule", ""),
                 requester=run.user_id,
                 role=run.role,
                 tenant=run.tenant,
-                reason=f"policy asks for approval of {call['name']} on {call['resource']}",
+                reason=f"policy asks for approval of {call['name']} on {for_approver(call['resource'])}",
                 created_at=now,
                 expires_at=now + timedelta(seconds=ttl),
                 status="pending",
@@ -97,6 +97,7 @@ def make_approval(b: Backends):
                 "args": row.args,
                 "args_hash": row.args_hash,
                 "resource": row.resource,
+                "hidden": hidden_fields({"args": row.args, "resource": row.resource}),
                 "rule": row.rule,
                 "reason": row.reason,
                 "requester": row.requester,

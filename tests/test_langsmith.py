@@ -13,7 +13,9 @@ import pytest
 import zstandard
 from langchain_core.messages import AIMessage
 
+from keel.service import Keel
 from keel.settings import Settings
+from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply
 
 CANARY_KEY = "sk-proj-Qm4Vb8Nc2Xz7Lk1Jh5Gf9Ds3Aw6Er0"
 CANARY_PASSWORD = "Tr0ub4dor-canary-771"
@@ -130,3 +132,33 @@ async def test_a_hanging_langsmith_endpoint_does_not_slow_the_run(make_keel, mon
     assert out.status == "succeeded"
     assert ran < 3.0, f"the run took {ran:.1f} s"
     assert closed < ran + 3.0, f"closing waited {closed - ran:.1f} s on the tracer"
+
+
+async def test_a_model_error_reaches_langsmith_without_its_secret(tmp_path, monkeypatch):
+    """Issue 11, item 11: a run's `error` (a provider's error body, a traceback) is redacted too."""
+    message = f"provider said: invalid api key {CANARY_KEY} (see /srv/keel/models.yaml)"
+    with _LangSmithStandIn() as api, FakeOpenAIServer(model="fake-model") as server:
+        fault = Fault.http(500, message=message)
+        server.enqueue(Reply(content="plan"), fault, fault)
+        monkeypatch.setenv("LANGSMITH_TRACING", "true")
+        monkeypatch.setenv("LANGSMITH_ENDPOINT", api.url)
+        monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2_test_key")
+        monkeypatch.setenv("LANGSMITH_PROJECT", "keel-test")
+        settings = Settings(
+            home=tmp_path,
+            model_provider="openai",
+            openai_base_url=server.base_url,
+            model="fake-model",
+            openai_api_key="test-key",
+        )
+        async with Keel.open(settings) as keel:
+            out = await keel.run("hi", user_id="alice")
+        deadline = time.monotonic() + 5
+        while b"provider said" not in api.received and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        sent = api.received
+    assert out.terminated_reason == "llm_unavailable"
+    assert b"provider said: invalid api key" in sent, "the error reached the stand-in"
+    assert b"/srv/keel/models.yaml" in sent, "the path is evidence, not a secret"
+    leaks = [sent[max(0, i - 300) : i + 60] for i in _find_all(sent, CANARY_KEY.encode())]
+    assert not leaks, leaks[:2]

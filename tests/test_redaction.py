@@ -435,10 +435,10 @@ def _url(rng: random.Random) -> tuple[str, list[str]]:
 
 
 def _entropy(rng: random.Random) -> tuple[str, list[str]]:
-    raw = rng.randbytes(rng.randint(36, 48))  # 48-64 base64 chars, 32-64 hex chars
+    raw = rng.randbytes(rng.randint(36, 48))  # 48-64 base64 chars, 64-96 hex chars
     kind = rng.choice(["b64", "url", "hex"])
-    if kind == "hex":
-        token = raw[: rng.randint(16, 32)].hex()
+    if kind == "hex":  # hex runs under 64 chars are ids (uuid hex, trace ids, git shas), not keys
+        token = raw[:32].hex()
     else:
         token = (base64.b64encode if kind == "b64" else base64.urlsafe_b64encode)(raw).decode()
     return token, [token.rstrip("=")]
@@ -562,3 +562,112 @@ def test_redaction_is_idempotent_and_never_mutates(value: Any) -> None:
 def test_text_redaction_is_idempotent(text: str) -> None:
     once = redact_text(text)
     assert redact_text(once) == once
+
+
+# ---- evidence survives: ids, paths and plain words are not secrets (issue 11, item 9) ----
+
+PLAIN_WORDS = st.sampled_from(
+    ["failed", "error", "ok", "timeout", "denied", "policy", "tool", "send_email", "thread", "run", "status"]
+    + ["succeeded", "terminated", "budget_exceeded", "llm_unavailable", "awaiting_approval", "keel"]
+)
+NAME_WORD = st.sampled_from(["policy", "tests", "data", "keel", "runs", "site-packages", "Users"])
+SEGMENT = st.builds(  # names as people and tools write them: words, a separator, maybe a number
+    lambda words, sep, num: sep.join(words) + num,
+    st.lists(NAME_WORD | PLAIN_WORDS, min_size=1, max_size=3),
+    st.sampled_from(["_", "-", ""]),
+    st.sampled_from(["", "0", "2", "_12", "-v3", "2024"]),
+)
+HEX_ID = st.uuids().map(lambda u: u.hex)
+UUID_TEXT = st.uuids().map(str)
+PATH_PART = SEGMENT | PLAIN_WORDS | HEX_ID | UUID_TEXT
+FILE_PATH = st.builds(
+    lambda root, parts, name, ext: root + "/".join([*parts, name]) + ext,
+    st.sampled_from(["/", "./", "", ".keel/", "/tmp/pytest-of-root/pytest-0/", "C:/Users/alice/"]),
+    st.lists(PATH_PART, min_size=0, max_size=5),
+    PATH_PART,
+    st.sampled_from([".yaml", ".yml", ".py", ".sqlite", ".json", ""]),
+)
+EVIDENCE = PLAIN_WORDS | HEX_ID | UUID_TEXT | FILE_PATH
+
+
+@PROPERTY
+@given(st.lists(EVIDENCE, min_size=1, max_size=6).map(" ".join))
+def test_ids_paths_and_plain_words_survive(text: str) -> None:
+    assert redact_text(text) == text
+    assert redact({"status": text, "thread_id": text, "detail": [text]}) == {
+        "status": text,
+        "thread_id": text,
+        "detail": [text],
+    }
+
+
+@PROPERTY
+@given(EVIDENCE, SECRETS, st.sampled_from([" ", "/", ": ", "="]))
+def test_secrets_inside_evidence_are_still_caught(
+    evidence: str, secret: tuple[str, list[str]], sep: str
+) -> None:
+    text, cores = secret
+    for planted_text in (f"{evidence}{sep}{text}", f"{text} {evidence}"):
+        out = redact_text(planted_text)
+        for core in cores:
+            assert core not in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "failed",
+        "tool send_email failed",
+        "status: failed",
+        "auth_status: failed",
+        "thread 6f1c2b7e9a0d4c3b8e5f1a2d3c4b5a69 resumed",
+        "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",
+        "commit 9fceb02d0ae598e95dc970b74767f19372d61af8",
+        ".keel/runs/0f3c9a1be4d247c6b8e5a91d2c7f4e10/policy.yaml",
+        "/home/u/.keel/checkpoints_4f2a9b7c1d3e5f60.sqlite",
+        '  File "/work/main/.venv/lib/python3.11/site-packages/langgraph/pregel/_runner.py", line 12',
+    ],
+)
+def test_evidence_examples_survive(text: str) -> None:
+    assert redact_text(text) == text
+
+
+def test_keys_about_a_credential_are_ordinary_keys() -> None:
+    row = {
+        "auth_status": "failed",
+        "token_type": "Bearer",
+        "sessionCount": 3,
+        "gen_ai.usage.input_tokens": 12,
+        "session_id": "s",
+        "oauth_state": "o",
+    }
+    assert redact(row) == {**row, "session_id": REDACTED, "oauth_state": REDACTED}
+
+
+def test_hex_keys_of_64_chars_and_more_are_still_redacted() -> None:
+    key = "7ccb8c0925cb88187c0328cdc8edba2a4ea81111ab65e99ac4d93858462bfa53"
+    assert redact_text(f"secret {key}") == f"secret {REDACTED}"
+    assert redact_text(f".keel/{key}/x") == f".keel/{REDACTED}/x"
+
+
+def test_runs_about_distinct_hex_ids_stay_distinct_memories() -> None:
+    """Redacted 32-hex ids made two memories one text, and de-duplication (by text) merged them."""
+    from memory.run_memory import run_memory_text
+
+    texts = {
+        run_memory_text(
+            task=f"resume thread {tid} and report",
+            tools_used=["read_file"],
+            tools_failed=[],
+            status="succeeded",
+            reason=None,
+            answer=f"thread {tid} resumed",
+        )
+        for tid in ("6f1c2b7e9a0d4c3b8e5f1a2d3c4b5a69", "0f3c9a1be4d247c6b8e5a91d2c7f4e10")
+    }
+    assert len(texts) == 2 and all("6f1c2b7e" in t or "0f3c9a1b" in t for t in texts)
+
+
+def test_a_luhn_valid_digit_run_inside_a_hex_id_is_not_a_card() -> None:
+    assert redact_text("5c7b2e9ce5f408025468314252d93170") == "5c7b2e9ce5f408025468314252d93170"
+    assert redact_text("card 4111111111111111.") == f"card {REDACTED}."  # a card on its own still goes

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from keel.cli._common import JsonOpt, call, fail, open_keel, out, print_json, printer, show_outcome
-from keel.render import approvals_table
+from keel.render import approval_hidden, approvals_table
 
 __all__ = ["approvals_app"]
 
@@ -28,7 +28,7 @@ def approvals_list(
 
     rows = call(go)
     if as_json:
-        print_json(out, [r.as_dict() for r in rows])
+        print_json(out, [{**r.as_dict(), "hidden": approval_hidden(r)} for r in rows])
     else:
         out.print(approvals_table(rows))
 

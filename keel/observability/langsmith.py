@@ -52,13 +52,18 @@ def run_tags(*, version: str, arm: str = DEFAULT_ARM) -> list[str]:
 
 
 class _RedactingClient(Client):
-    """A LangSmith client that also redacts the model manifest (`serialized`), which hide_* do not cover."""
+    """A LangSmith client that also redacts what hide_* do not cover: the model manifest (`serialized`),
+    a run's `events`, and its `error` (a provider's error body, a traceback) on create and on update."""
 
     def _run_transform(self, run: Any, *args: Any, **kwargs: Any) -> dict:  # type: ignore[override]
         out = super()._run_transform(run, *args, **kwargs)
-        if out.get("serialized"):
-            out["serialized"] = redact(out["serialized"])
+        for name in ("serialized", "events"):
+            if out.get(name):
+                out[name] = redact(out[name])
         return out
+
+    def _hide_run_error(self, error: Any) -> Any:
+        return redact(super()._hide_run_error(error))
 
 
 class LangSmith:

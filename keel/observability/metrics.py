@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import threading
 from importlib.metadata import PackageNotFoundError, version
-from typing import Literal
+from typing import Any, Literal
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
+
+from keel.redaction import redact_text
 
 __all__ = [
     "prometheus_text",
@@ -38,8 +40,40 @@ BREAKER_STATES: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
+class _Redacted:
+    """An instrument whose label values pass the redactor: labels leave the process on every scrape, and
+    some come from outside (a tool name from the model, an error reason from a provider)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def add(self, amount: float, attributes: dict[str, Any]) -> None:
+        self._inner.add(amount, _labels(attributes))
+
+    def record(self, amount: float, attributes: dict[str, Any]) -> None:
+        self._inner.record(amount, _labels(attributes))
+
+    def set(self, amount: float, attributes: dict[str, Any]) -> None:
+        self._inner.set(amount, _labels(attributes))
+
+
+def _labels(attributes: dict[str, Any]) -> dict[str, Any]:
+    return {k: redact_text(v) if isinstance(v, str) else v for k, v in attributes.items()}
+
+
+class _RedactingMeter:
+    """Creates keel's instruments, each wrapped in `_Redacted`."""
+
+    def __init__(self, meter: Any) -> None:
+        self._meter = meter
+
+    def __getattr__(self, name: str) -> Any:
+        create = getattr(self._meter, name)
+        return lambda *args, **kwargs: _Redacted(create(*args, **kwargs))
+
+
 class _Instruments:
-    """Every instrument keel records, created once."""
+    """Every instrument keel records, created once; label values are redacted (`_Redacted`)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
@@ -47,7 +81,7 @@ class _Instruments:
         self.provider = MeterProvider(
             metric_readers=[reader], resource=Resource.create({"service.name": "keel"})
         )
-        m = self.provider.get_meter("keel")
+        m = _RedactingMeter(self.provider.get_meter("keel"))
         self.runs = m.create_counter("keel.runs", "{run}", "Run requests ended, by status and reason")
         self.run_duration = m.create_histogram(
             "keel.run.duration",

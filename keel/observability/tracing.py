@@ -10,6 +10,10 @@ pause for approval (the `interrupt()`), because a paused request may be resumed 
 process. The resumed request opens a new run span (`keel.resumed=true`) in the *same trace*: the trace id
 of every run span is derived from the execution id, so one execution is one trace however many requests
 and processes it took, and a collector groups them without any state kept between requests.
+
+**Redaction.** Every exporter is wrapped in `RedactingExporter`: span names, attributes, event names and
+attributes (exception messages and stack traces included) and status descriptions pass keel's redactor on
+their way out, whatever code set them. One exit point, so a new attribute cannot leak a secret.
 """
 
 from __future__ import annotations
@@ -25,17 +29,20 @@ from typing import Any, Literal
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, Span, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, Span, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
+    SpanExportResult,
 )
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-__all__ = ["Tracing", "TracingConfigError", "Exporter", "trace_id_for", "span_tree"]
+from keel.redaction import redact, redact_text
+
+__all__ = ["Tracing", "TracingConfigError", "Exporter", "RedactingExporter", "trace_id_for", "span_tree"]
 
 Exporter = Literal["none", "console", "otlp"]
 _TRACE_ID: ContextVar[int | None] = ContextVar("keel_trace_id", default=None)
@@ -59,6 +66,47 @@ class _ExecutionIds(RandomIdGenerator):
 
     def generate_trace_id(self) -> int:
         return _TRACE_ID.get() or super().generate_trace_id()
+
+
+class RedactingExporter(SpanExporter):
+    """Hands `inner` a redacted copy of each finished span: the one place spans leave the process."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Any) -> SpanExportResult:
+        return self.inner.export([redact_span(s) for s in spans])
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def redact_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of `span` whose name, attributes, events and status description are redacted."""
+    status = span.status
+    if status.description:
+        status = Status(status.status_code, redact_text(status.description))
+    events = [
+        Event(redact_text(e.name), redact(dict(e.attributes or {})), timestamp=e.timestamp)
+        for e in span.events
+    ]
+    return ReadableSpan(
+        name=redact_text(span.name),
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=redact(dict(span.attributes or {})),
+        events=events,
+        links=span.links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
 
 
 @dataclass(slots=True)
@@ -104,7 +152,8 @@ class Tracing:
         return tracing
 
     def add_exporter(self, exporter: SpanExporter, *, batch: bool = False) -> None:
-        """Send finished spans to `exporter` (tests add an in-memory one)."""
+        """Send finished spans, redacted, to `exporter` (tests add an in-memory one)."""
+        exporter = RedactingExporter(exporter)
         if batch:
             processor: Any = BatchSpanProcessor(exporter, export_timeout_millis=_EXPORT_TIMEOUT_S * 1000)
         else:

@@ -35,6 +35,7 @@ from keel.records.types import (
     ToolResult,
     utcnow,
 )
+from keel.redaction import redact_text
 
 __all__ = ["Records", "RecordsUnavailable"]
 
@@ -184,7 +185,7 @@ class Records:
 
     async def start_execution(self, ex: Execution) -> None:
         """Record a new execution; does nothing if its execution_id is already recorded."""
-        stmt = self._insert(executions).values(_values(ex)).on_conflict_do_nothing()
+        stmt = self._insert(executions).values(_redact_error(_values(ex))).on_conflict_do_nothing()
         async with self._connect() as conn:
             await conn.execute(stmt)
 
@@ -198,6 +199,7 @@ class Records:
         for name in ("tools_used", "tools_failed", "tools_refused"):
             if name in fields:
                 fields[name] = list(fields[name])
+        fields = _redact_error(fields)
         stmt = sa.update(executions).where(executions.c.execution_id == execution_id).values(**fields)
         async with self._connect() as conn:
             await conn.execute(stmt)
@@ -380,6 +382,14 @@ class Records:
         if user_id is not None:
             query = query.where(outbox.c.user_id == user_id)
         return [OutboxMessage(**r._mapping) for r in await self._all(query)]
+
+
+def _redact_error(fields: dict[str, Any]) -> dict[str, Any]:
+    """The `error` column holds exception text (a provider's error body, a path): it passes the redactor
+    here, where every writer of an execution record goes through."""
+    if fields.get("error"):
+        fields = {**fields, "error": redact_text(str(fields["error"]))}
+    return fields
 
 
 def _values(obj: Any) -> dict[str, Any]:

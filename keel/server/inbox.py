@@ -17,6 +17,7 @@ from keel.approvals import ApprovalDecision, parse_decision, record_decision
 from keel.backends import Backends
 from keel.errors import NotFound
 from keel.records import Approval
+from keel.redaction import hidden_fields
 from keel.server.keys import Principal
 
 __all__ = ["visible_approvals", "decide", "Resumed", "approval_view", "ADMIN_ROLE"]
@@ -51,7 +52,8 @@ async def visible_approvals(b: Backends, who: Principal, *, status: str | None, 
 
 
 def approval_view(row: Approval) -> dict[str, Any]:
-    """An approval as JSON (args are stored redacted)."""
+    """An approval as the approver sees it: args and resource as stored for the approver (secrets hidden,
+    the rest exactly what will be done), and `hidden`, the fields whose value was hidden."""
     return {
         "approval_id": row.approval_id,
         "thread_id": row.thread_id,
@@ -60,6 +62,7 @@ def approval_view(row: Approval) -> dict[str, Any]:
         "args": row.args,
         "args_hash": row.args_hash,
         "resource": row.resource,
+        "hidden": hidden_fields({"args": row.args, "resource": row.resource}),
         "rule": row.rule,
         "reason": row.reason,
         "requester": row.requester,

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+
 from keel.service import Keel
 from keel.settings import Settings
-from keel.testing.fake_model import FakeChatModel
+from keel.testing.fake_model import FakeChatModel, tool_call
 
-__all__ = ["Job", "Totals", "check", "jobs", "drill_seed"]
+__all__ = ["Job", "Totals", "check", "jobs", "drill_seed", "email_turn"]
 
 _CENT = Decimal("0.00000001")
 
@@ -44,10 +47,6 @@ class Job:
         return f"{self.prefix}-{self.n:04d}"
 
     @property
-    def call_id(self) -> str:
-        return f"mail-{self.n}"
-
-    @property
     def task(self) -> str:
         return f"email report {self.n} to the team"
 
@@ -60,7 +59,7 @@ def jobs(count: int, rng: random.Random, *, prefix: str = "t", approval_share: f
     return [
         Job(
             n=i,
-            user=f"user{i % 3}",
+            user=f"{prefix}-user{i % 3}",
             role="user" if rng.random() < approval_share else "admin",
             prefix=prefix,
         )
@@ -81,7 +80,9 @@ class Totals:
     duplicates: int = 0
     lost_audit_rows: int = 0
     ledger_mismatches: int = 0
-    """Users whose ledger disagrees with its own entries or holds reservations after every run ended."""
+    """Users whose ledger spend or reserved total disagrees with its own entries."""
+    reservations_held: int = 0
+    """Reservations still open after every run ended (money held for calls nobody is making)."""
     cost_mismatches: int = 0
     """Users whose ledger spend differs from the sum of the costs their executions recorded."""
     unhandled_errors: int = 0
@@ -102,6 +103,7 @@ class Totals:
             self.duplicates
             + self.lost_audit_rows
             + self.ledger_mismatches
+            + self.reservations_held
             + self.cost_mismatches
             + self.unhandled_errors
             + self.stuck
@@ -119,6 +121,26 @@ class Totals:
         return f"\n{head}\n{'-' * len(head)}\n{line}{notes}\n(replay with KEEL_DRILL_SEED={self.seed})"
 
 
+def email_turn(messages: list[BaseMessage]) -> AIMessage:
+    """The scripted agent: email the report named in the task until one email went out, then say so.
+
+    A retry after a failed call gets a new call id (as a real model's would); the same history
+    always gives the same id, so a re-asked turn after a crash asks for the same call.
+    """
+    tool_messages = [m for m in messages if isinstance(m, ToolMessage)]
+    if any(m.status == "success" for m in tool_messages):
+        return AIMessage(content="Sent.")
+    task = next(m.text for m in messages if isinstance(m, HumanMessage))
+    n = re.search(r"report (\d+)", task).group(1)  # type: ignore[union-attr]
+    return tool_call(
+        "send_email",
+        call_id=f"mail-{n}-{len(tool_messages) + 1}",
+        to=f"team{n}@example.com",
+        subject=f"report {n}",
+        body="ok",
+    )
+
+
 def _money(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(_CENT)
 
@@ -131,10 +153,12 @@ async def check(settings: Settings, drill_jobs: list[Job], totals: Totals, *, fi
     totals.runs = len(drill_jobs)
     async with Keel.open(settings, model=FakeChatModel([]), model_name="fake-model") as keel:
         records = keel.records
-        outbox = Counter(m.tool_call_id for m in await records.list_outbox())
-        for call_id, count in outbox.items():
+        threads = {job.thread_id for job in drill_jobs}
+        sent = [m for m in await records.list_outbox() if m.thread_id in threads]
+        outbox = Counter((m.thread_id, m.tool_call_id) for m in sent)
+        for (thread, call_id), count in outbox.items():
             if count > 1:
-                totals.note("duplicates", f"{call_id}: {count} outbox rows")
+                totals.note("duplicates", f"{thread} {call_id}: {count} outbox rows")
         users = sorted({job.user for job in drill_jobs})
         for job in drill_jobs:
             await _check_job(keel, job, outbox, totals, finished=finished)
@@ -153,21 +177,26 @@ async def _check_job(keel: Keel, job: Job, outbox: Counter, totals: Totals, *, f
         totals.note("left_running", f"{job.thread_id}: execution {latest.execution_id} left running")
     if finished and latest.status not in ("succeeded", "terminated"):
         totals.note("stuck", f"{job.thread_id}: ended in {latest.status}")
-    result = await records.get_tool_result(job.thread_id, job.call_id)
-    if outbox.get(job.call_id) and result is None:
-        totals.note("lost_audit_rows", f"{job.call_id}: outbox row without its tool result")
-    if result is None:
-        return
-    if result.status == "ok" and not outbox.get(job.call_id):
-        totals.note("lost_audit_rows", f"{job.call_id}: tool result ok but no outbox row")
-    rows = [
-        r
-        for r in await records.audit_for(thread_id=job.thread_id, limit=1000)
-        if r.event == "tool_call" and r.tool_call_id == job.call_id and r.status == result.status
+    audit = [
+        r for r in await records.audit_for(thread_id=job.thread_id, limit=10_000) if r.event == "tool_call"
     ]
-    if len(rows) != 1:
-        column = "lost_audit_rows" if not rows else "duplicates"
-        totals.note(column, f"{job.call_id}: {len(rows)} audit rows for its {result.status} result")
+    sent = [m for m in await records.list_outbox() if m.thread_id == job.thread_id]
+    if len(sent) > 1:
+        totals.note("duplicates", f"{job.thread_id}: {len(sent)} emails sent for one task")
+    if finished and latest.status == "succeeded" and latest.terminated_reason is None and not sent:
+        totals.note("stuck", f"{job.thread_id}: succeeded without sending its email")
+    for call_id in sorted({r.tool_call_id for r in audit} | {m.tool_call_id for m in sent}):
+        result = await records.get_tool_result(job.thread_id, call_id)
+        if result is None:
+            if outbox.get((job.thread_id, call_id)):
+                totals.note("lost_audit_rows", f"{call_id}: outbox row without its tool result")
+            continue
+        if result.status == "ok" and not outbox.get((job.thread_id, call_id)):
+            totals.note("lost_audit_rows", f"{call_id}: tool result ok but no outbox row")
+        rows = [r for r in audit if r.tool_call_id == call_id and r.status == result.status]
+        if len(rows) != 1:
+            column = "lost_audit_rows" if not rows else "duplicates"
+            totals.note(column, f"{call_id}: {len(rows)} audit rows for its {result.status} result")
 
 
 async def _check_ledger(keel: Keel, user: str, totals: Totals) -> None:
@@ -181,9 +210,13 @@ async def _check_ledger(keel: Keel, user: str, totals: Totals) -> None:
     problems = []
     if _money(status.spent) != _money(settled):
         problems.append(f"spent {status.spent} != settled entries {settled}")
-    if held or _money(status.reserved) != 0:
-        problems.append(f"{len(held)} reservations still held ({status.reserved})")
+    open_total = sum((e.estimate for e in held), Decimal(0))
+    if _money(status.reserved) != _money(open_total):
+        problems.append(f"reserved {status.reserved} != open entries {open_total}")
     if problems:
         totals.note("ledger_mismatches", f"ledger of {user}: " + "; ".join(problems))
+    for entry in held:
+        what = f"{entry.kind} {entry.name} of {entry.thread_id}"
+        totals.note("reservations_held", f"{user}: {what} still reserved")
     if _money(status.spent) != recorded:
         totals.note("cost_mismatches", f"{user}: ledger spent {status.spent} != executions' costs {recorded}")

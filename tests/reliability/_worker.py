@@ -19,7 +19,6 @@ import asyncio
 import dataclasses
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage  # noqa: E402
+from _drill import email_turn  # noqa: E402
+from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
 
 from keel.errors import KeelError  # noqa: E402
 from keel.guards.errors import GuardUnavailable  # noqa: E402
@@ -36,7 +36,7 @@ from keel.hotstate import HotStateUnavailable  # noqa: E402
 from keel.records import RecordsUnavailable  # noqa: E402
 from keel.service import Keel  # noqa: E402
 from keel.settings import Settings  # noqa: E402
-from keel.testing.fake_model import FakeChatModel, tool_call  # noqa: E402
+from keel.testing.fake_model import FakeChatModel  # noqa: E402
 from tools.registry import default_registry  # noqa: E402
 
 KILLED = 137
@@ -66,17 +66,9 @@ def emit(**fields: Any) -> None:
 
 
 def _answer(kill: KillSwitch):
-    """The model: email the report named in the task, then say it is done."""
-
     def turn(messages: list[BaseMessage]) -> AIMessage:
         kill.at("model")
-        if isinstance(messages[-1], ToolMessage):
-            return AIMessage(content="Sent.")
-        task = next(m.text for m in messages if isinstance(m, HumanMessage))
-        n = re.search(r"report (\d+)", task).group(1)  # type: ignore[union-attr]
-        return tool_call(
-            "send_email", call_id=f"mail-{n}", to=f"team{n}@example.com", subject=f"report {n}", body="ok"
-        )
+        return email_turn(messages)
 
     return turn
 

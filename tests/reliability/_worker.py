@@ -28,20 +28,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from _drill import email_turn  # noqa: E402
+from _runs import HANDLED  # noqa: E402
 from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
 
-from keel.errors import KeelError  # noqa: E402
-from keel.guards.errors import GuardUnavailable  # noqa: E402
-from keel.hotstate import HotStateUnavailable  # noqa: E402
-from keel.records import RecordsUnavailable  # noqa: E402
 from keel.service import Keel  # noqa: E402
 from keel.settings import Settings  # noqa: E402
 from keel.testing.fake_model import FakeChatModel  # noqa: E402
 from tools.registry import default_registry  # noqa: E402
 
 KILLED = 137
-HANDLED = (KeelError, RecordsUnavailable, HotStateUnavailable, GuardUnavailable)
-"""Errors keel reports with one clear line; anything else escaping a run is an unhandled error."""
 
 
 class KillSwitch:

@@ -9,6 +9,13 @@ Drive the real ``openai`` / ``langchain_openai`` clients against it::
 
 Each ``POST /v1/chat/completions`` takes the next queued item (or ``default`` when the queue is
 empty) and answers it, as JSON or, when the request asks for ``stream: true``, as SSE chunks.
+
+For drills, ``respond`` answers from the request itself (a conversation-aware script) and ``chaos``
+injects a seeded share of faults in front of it, without using up a scripted answer::
+
+    chaos = Chaos(rate=0.3, seed=7)   # 500, 429 + Retry-After, hang, malformed JSON, truncated body
+    with FakeOpenAIServer(respond=lambda body: Reply(content="hi"), chaos=chaos) as server: ...
+    print(chaos.injected)             # Counter of the faults it sent, by name
 """
 
 from __future__ import annotations
@@ -17,12 +24,13 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import re
 import socket
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -33,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-__all__ = ["FakeOpenAIServer", "Fault", "Reply"]
+__all__ = ["Chaos", "FakeOpenAIServer", "Fault", "Reply"]
 
 ToolArgs = Mapping[str, Any] | str
 ToolCallSpec = tuple[str, ToolArgs] | tuple[str, str, ToolArgs]
@@ -63,13 +71,13 @@ class Reply:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Fault:
-    """One scripted failure; build it with ``Fault.http``, ``Fault.slow`` or ``Fault.malformed``.
+    """One scripted failure; build it with ``Fault.http``, ``slow``, ``malformed`` or ``truncated``.
 
     ``status``, ``message`` and ``retry_after`` (seconds, sent as ``Retry-After``) shape an ``http``
     fault; ``delay`` is how long a ``slow`` fault waits before answering with the next queued item.
     """
 
-    kind: Literal["http", "slow", "malformed"]
+    kind: Literal["http", "slow", "malformed", "truncated"]
     status: int = 500
     message: str | None = None
     retry_after: float | None = None
@@ -92,6 +100,53 @@ class Fault:
         """Answer 200 with a body that is not valid JSON (a broken SSE chunk when streaming)."""
         return cls(kind="malformed")
 
+    @classmethod
+    def truncated(cls) -> Fault:
+        """Answer 200, send the first part of the body (or of the SSE stream), then drop the connection."""
+        return cls(kind="truncated")
+
+    @property
+    def label(self) -> str:
+        """A short name for counting: ``http_500``, ``http_429``, ``slow``, ``malformed``, ``truncated``."""
+        return f"http_{self.status}" if self.kind == "http" else self.kind
+
+
+class Chaos:
+    """A seeded fault schedule: each request gets one of `faults` with probability `rate`.
+
+    The same seed gives the same sequence of decisions, so a drill that fails can be replayed.
+    """
+
+    def __init__(self, rate: float, seed: int, faults: Sequence[Fault] | None = None) -> None:
+        if not 0 <= rate <= 1:
+            raise ValueError(f"rate must be within [0, 1], got {rate}")
+        self.rate = rate
+        self.seed = seed
+        self.faults = (
+            tuple(faults)
+            if faults is not None
+            else (
+                Fault.http(500),
+                Fault.http(429, retry_after=0.05),
+                Fault.slow(30.0),
+                Fault.malformed(),
+                Fault.truncated(),
+            )
+        )
+        self.injected: Counter[str] = Counter()
+        """How many of each fault were sent, by ``Fault.label``."""
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def pick(self) -> Fault | None:
+        """The fault for the next request, or None to answer it normally."""
+        with self._lock:
+            if self._rng.random() >= self.rate:
+                return None
+            fault = self._rng.choice(self.faults)
+            self.injected[fault.label] += 1
+            return fault
+
 
 class _ThreadServer(uvicorn.Server):
     """A uvicorn server that leaves signal handling to the main thread."""
@@ -107,10 +162,21 @@ class FakeOpenAIServer:
     Use it as a (sync or async) context manager, or call ``start()`` and ``stop()``.
     """
 
-    def __init__(self, model: str = "fake-model", *, default: Reply | None = None) -> None:
+    def __init__(
+        self,
+        model: str = "fake-model",
+        *,
+        default: Reply | None = None,
+        respond: Callable[[dict[str, Any]], Reply] | None = None,
+        chaos: Chaos | None = None,
+    ) -> None:
         self.model = model
         self.default = default
         """Answer used when the queue is empty; None answers HTTP 500 "no scripted reply"."""
+        self.respond = respond
+        """Answers a request from its JSON body when the queue is empty (before ``default``)."""
+        self.chaos = chaos
+        """Faults injected in front of the script (they do not use up a queued item)."""
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat_completions, methods=["POST"]),
@@ -239,17 +305,21 @@ class FakeOpenAIServer:
             return _error(400, "request body must be a JSON object")
         with self._lock:
             self._requests.append(body)
-        item = self._next()
+        injected = self.chaos.pick() if self.chaos is not None else None
+        item = injected or self._next(body)
         while isinstance(item, Fault) and item.kind == "slow":
             if not await self._wait(request, item.delay):
                 return _error(503, "request abandoned during a slow fault")
-            item = self._next()
+            item = self._next(body)
         stream = bool(body.get("stream"))
         if item is None:
             return _error(500, "no scripted reply", code="no_scripted_reply")
         if isinstance(item, Fault):
             if item.kind == "http":
                 return _error(item.status, item.message, retry_after=item.retry_after)
+            if item.kind == "truncated":
+                completion = self._completion(Reply(content="this answer is cut off half way"), body)
+                return _cut_off(completion, stream)
             if stream:
                 return _sse([_MALFORMED_JSON])
             return Response(_MALFORMED_JSON, media_type="application/json")
@@ -259,9 +329,11 @@ class FakeOpenAIServer:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return _sse(_chunks(completion, include_usage))
 
-    def _next(self) -> Reply | Fault | None:
+    def _next(self, body: dict[str, Any]) -> Reply | Fault | None:
         with self._lock:
-            return self._queue.popleft() if self._queue else self.default
+            if self._queue:
+                return self._queue.popleft()
+        return self.respond(body) if self.respond is not None else self.default
 
     async def _wait(self, request: Request, seconds: float) -> bool:
         """Sleep; False as soon as the client disconnects or the server stops."""
@@ -332,6 +404,29 @@ def _sse(events: Iterable[dict[str, Any] | str]) -> StreamingResponse:
     """Stream events as ``data:`` lines (strings are sent raw), then ``data: [DONE]``."""
     lines = [f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]
     return StreamingResponse(iter(lines), media_type="text/event-stream")
+
+
+class _Dropped(Exception):
+    """Raised inside a response body to make the server drop the connection half way."""
+
+
+def _cut_off(completion: dict[str, Any], stream: bool) -> StreamingResponse:
+    """A 200 response whose body stops half way: the connection is dropped, no ``[DONE]``."""
+    if stream:
+        events = list(_chunks(completion, include_usage=False))
+        parts = [f"data: {json.dumps(e)}\n\n" for e in events[: max(1, len(events) // 2)]]
+        media = "text/event-stream"
+    else:
+        text = json.dumps(completion)
+        parts = [text[: len(text) // 2]]
+        media = "application/json"
+
+    async def body() -> AsyncIterator[str]:
+        for part in parts:
+            yield part
+        raise _Dropped("connection dropped by a truncated fault")
+
+    return StreamingResponse(body(), media_type=media)
 
 
 def _error(

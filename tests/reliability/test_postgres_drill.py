@@ -1,0 +1,90 @@
+"""Drill: a throwaway PostgreSQL cluster (records and checkpoints) stopped hard (`pg_ctl stop -m
+immediate`) or its connections terminated (`pg_terminate_backend`) inside model calls, then restarted.
+
+Runs fail while it is down; once it is back, resuming must finish every run with no email sent twice,
+nothing unaudited, the ledger exact, no raw driver error escaping keel, and nothing left `running`.
+The machine's shared PostgreSQL is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+
+import pytest
+from _drill import Totals, check, drill_seed, jobs
+from _runs import drive_job, outage_model
+from _servers import ThrowawayPostgres
+
+from keel.service import Keel
+from keel.settings import Settings
+
+pytestmark = pytest.mark.redis  # the shared Redis holds this drill's hot state, under its own prefix
+
+
+@pytest.fixture(scope="module")
+async def drill(throwaway_postgres: ThrowawayPostgres, tmp_path_factory: pytest.TempPathFactory) -> Totals:
+    """Ten runs, a quarter of model calls stopping or cutting off the database; checked once."""
+    seed = drill_seed(4404)
+    rng = random.Random(seed)
+    drill_jobs = jobs(10, rng, prefix="pg", approval_share=0.2)
+    totals = Totals(name="postgres stop -m immediate / terminate", seed=seed)
+    settings = Settings(
+        profile="postgres",
+        database_url=throwaway_postgres.url,
+        redis_prefix=f"keeldrill:{uuid.uuid4().hex[:8]}:",
+        home=tmp_path_factory.mktemp("pg-drill"),
+        memory_enabled=False,
+        log_level="error",
+    )
+
+    def outage() -> None:
+        if not throwaway_postgres.started:
+            return
+        totals.faults += 1
+        if rng.random() < 0.5:
+            throwaway_postgres.crash(down_s=0.3)  # back while the run is still going
+        else:
+            throwaway_postgres.terminate_backends()
+
+    async def revive() -> None:
+        await asyncio.to_thread(throwaway_postgres.wait_restarted)
+
+    async with Keel.open(settings, model=outage_model(rng, 0.25, outage), model_name="fake-model") as keel:
+        for job in drill_jobs:
+            await drive_job(keel, job, totals, attempts=6, after_step=revive, until_succeeded=True)
+    await revive()
+    await check(settings, drill_jobs, totals)
+    print(totals.table())
+    return totals
+
+
+def test_the_drill_cut_the_database_off(drill: Totals) -> None:
+    assert drill.faults > 0 and drill.resumed > 0, drill.table()
+
+
+def test_no_effect_done_twice(drill: Totals) -> None:
+    assert drill.duplicates == 0, drill.table()
+
+
+def test_every_tool_result_has_its_effect_and_audit_row(drill: Totals) -> None:
+    assert drill.lost_audit_rows == 0, drill.table()
+
+
+def test_ledger_agrees_with_its_entries(drill: Totals) -> None:
+    assert drill.ledger_mismatches == 0, drill.table()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 items 6, 4 and 3: the checkpointer's pool hands out connections the restart "
+    "killed (raw psycopg.OperationalError escapes Keel.run, unclassified); a run cut off that way stays "
+    "`running` on a thread resume refuses ('finished (running)'), still holding its reservations; "
+    "a model call re-asked after a failed step is charged in the ledger, not in the execution's cost. "
+    "One test, because how many runs each outage hits depends on timing",
+)
+def test_no_unhandled_error_every_run_ends_and_costs_agree(drill: Totals) -> None:
+    assert drill.unhandled_errors == 0, drill.table()
+    assert drill.stuck == 0 and drill.left_running == 0 and drill.reservations_held == 0, drill.table()
+    assert drill.cost_mismatches == 0, drill.table()

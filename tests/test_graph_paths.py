@@ -82,7 +82,8 @@ async def test_ask_then_approve(make_keel, workspace: Path):
         assert out.path == ["recall", "plan", "decide", "permission_check"]
         assert out.approval["tool"] == "delete_file" and out.approval["resource"] == "own:draft.md"
         assert (workspace / "home/alice/draft.md").exists()
-        [pending] = await keel.pending_approvals()
+        # The postgres database is shared by the session: look at this thread's requests only.
+        [pending] = [a for a in await keel.pending_approvals() if a.thread_id == out.thread_id]
         assert pending.approval_id == out.approval["approval_id"]
         assert (await keel.records.get_execution(out.execution_id)).status == "awaiting_approval"
 
@@ -97,7 +98,7 @@ async def test_ask_then_approve(make_keel, workspace: Path):
         ]
         row = await keel.records.get_approval(pending.approval_id)
         assert (row.status, row.decided_by) == ("approved", "ops")
-        assert await keel.pending_approvals() == []
+        assert [a for a in await keel.pending_approvals() if a.thread_id == out.thread_id] == []
 
 
 async def test_ask_then_edit(make_keel, workspace: Path):

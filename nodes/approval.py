@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,6 +108,8 @@ def make_approval(b: Backends):
             answer = decision_from_server(config, runtime, answer, is_approver=b.policy.is_approver)
         row = await _settle(row, answer)
         await b.records.update_execution(run.execution_id, status="running")
+        # Hours waiting for a human are not the run's working time: push the deadline back by the pause.
+        paused_s = max(0.0, time.time() - row.created_at.timestamp())
         updated, reply = _apply(b, run, call, row)
         pending[index] = updated
         await b.records.append_audit(
@@ -126,6 +129,8 @@ def make_approval(b: Backends):
             )
         )
         out: dict[str, Any] = {"pending": pending}
+        if (deadline := state.get("deadline")) is not None:
+            out["deadline"] = deadline + paused_s
         if reply is not None:
             out["messages"] = [reply]
             out["tools_refused"] = [*state.get("tools_refused", []), call["name"]]

@@ -18,6 +18,7 @@ from keel.approvals import ApprovalDecision, record_decision, recorded_resume, r
 from keel.backends import Backends, open_checkpointer
 from keel.context import InvalidContext, RunContext
 from keel.errors import Conflict, Forbidden, NotFound
+from keel.prompts import continue_message, original_request
 from keel.records import Approval
 from keel.settings import Settings
 from tools.registry import ToolRegistry
@@ -25,7 +26,6 @@ from tools.registry import ToolRegistry
 __all__ = ["Keel", "RunOutcome", "StepCallback"]
 
 StepCallback = Callable[[str, dict[str, Any]], None]
-CONTINUE_PROMPT = "Continue the task from where you stopped."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,7 +139,8 @@ class Keel:
             return await self._drive(None, thread_id, ctx, on_step)
         if prior.status == "terminated":
             ctx = self._context(prior.user_id, prior.role, prior.tenant)
-            return await self._drive({"messages": [HumanMessage(CONTINUE_PROMPT)]}, thread_id, ctx, on_step)
+            _, task = original_request(snapshot.values.get("messages", []))
+            return await self._drive({"messages": [continue_message(task)]}, thread_id, ctx, on_step)
         raise Conflict(f"thread {thread_id} finished ({prior.status}); start a new run on it instead")
 
     async def pending_approvals(self, *, requester: str | None = None) -> list[Approval]:

@@ -58,3 +58,8 @@ async def test_a_raw_resume_by_a_non_approver_on_the_server_is_refused_and_audit
         assert (await keel.records.get_approval(out.approval["approval_id"])).status == "pending"
         assert await _approval_rows(keel, out.thread_id) == [("approval_refused", "alice", "approve")]
         assert (await verify_pages(keel.records.audit_pages())).ok
+        # The thread is still paused, not broken: an approver's decision carries it on.
+        done = await keel.decide(
+            out.approval["approval_id"], "approve", approver="ops", approver_role="admin"
+        )
+        assert done.status == "succeeded" and not (workspace / "home/alice/draft.md").exists()

@@ -61,3 +61,5 @@ async def test_approving_a_request_whose_thread_is_gone_records_nothing(make_kee
             await keel.decide(out.approval["approval_id"], "approve", approver="ops", approver_role="admin")
         assert (await keel.records.get_approval(out.approval["approval_id"])).status == "pending"
         assert (workspace / "home/alice/draft.md").exists()
+        # Leave no pending request behind in the session's shared PostgreSQL database.
+        await keel.records.decide_approval(out.approval["approval_id"], status="rejected", decided_by="test")

@@ -178,11 +178,13 @@ class Keel:
                 why=f"role {approver_role!r} may not decide approvals",
             )
         execution = await self.records.get_execution(row.execution_id)
+        if execution is None:
+            raise NotFound(f"no execution {row.execution_id} for approval {approval_id}")
         waiting = _waiting_on(await self.graph.aget_state(self._config(row.thread_id)))
         if row.status != "pending":
-            hint = f"; its run never went on: `keel resume {row.thread_id}`" if waiting == approval_id else ""
+            hint = f"; if it did not go on: `keel resume {row.thread_id}`" if waiting == approval_id else ""
             raise Conflict(f"approval {approval_id} was already {row.status} by {row.decided_by}{hint}")
-        if execution is None or waiting != approval_id:
+        if waiting != approval_id:
             # Checked before anything is recorded: a decision nobody can carry out must not be stored.
             raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
         await record_decision(self.records, self.backends.policy, row, choice, approver_role)

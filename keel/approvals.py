@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from keel.audit import audit_event
+from keel.context import RunContext
 from keel.errors import Conflict, Forbidden
-from keel.records import AuditEvent
-from keel.redaction import redact_text
 
 if TYPE_CHECKING:
     from keel.records import Approval, Records
@@ -124,13 +124,13 @@ async def refuse(
 
     The row is the requester's run's (user, role, tenant); the one who tried is in `approver`.
     """
+    requester = RunContext(
+        user_id=row.requester, role=row.role, tenant=row.tenant, execution_id=row.execution_id
+    )
     await records.append_audit(
-        AuditEvent(
-            execution_id=row.execution_id,
-            thread_id=row.thread_id,
-            user_id=row.requester,
-            role=row.role,
-            tenant=row.tenant,
+        audit_event(
+            requester,
+            row.thread_id,
             event="approval_refused",
             tool=row.tool,
             tool_call_id=row.tool_call_id,
@@ -138,7 +138,7 @@ async def refuse(
             resource=row.resource,
             status="refused",
             approver=approver,
-            detail=redact_text(why),
+            detail=why,
         )
     )
     return Forbidden(why)

@@ -6,16 +6,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from keel.audit import audit_event
+from keel.context import RunContext
 from keel.errors import Conflict, Forbidden
 
 if TYPE_CHECKING:
     from keel.records import Approval, Records
     from policies.matrix import PolicyMatrix
 
-__all__ = ["ApprovalDecision", "parse_decision", "record_decision", "DECISIONS"]
+__all__ = ["ApprovalDecision", "parse_decision", "record_decision", "recorded_resume", "refuse", "DECISIONS"]
 
 DECISIONS = ("approve", "edit", "reject")
 _STATUS = {"approve": "approved", "edit": "edited", "reject": "rejected"}
+_DECISION_OF = {"approved": "approve", "edited": "edit", "rejected": "reject", "expired": "reject"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,7 +82,13 @@ async def record_decision(
     past its expiry is recorded as expired whatever was decided.
     """
     if not policy.is_approver(approver_role):
-        raise Forbidden(f"role {approver_role!r} may not decide approvals")
+        raise await refuse(
+            records,
+            row,
+            approver=choice.approver,
+            decision=choice.decision,
+            why=f"role {approver_role!r} may not decide approvals",
+        )
     if row.status != "pending":
         raise Conflict(f"approval {row.approval_id} was already {row.status} by {row.decided_by}")
     expired = datetime.now(UTC) >= row.expires_at
@@ -92,3 +101,44 @@ async def record_decision(
     )
     if not won:
         raise Conflict(f"approval {row.approval_id} was decided by someone else just now")
+
+
+def recorded_resume(row: Approval) -> dict[str, Any]:
+    """The resume value for a decision already recorded (its resume never ran: a crash, a lost request).
+
+    The approval node applies what the row records and ignores this value; it only has to be a valid one.
+    """
+    return {
+        "decision": _DECISION_OF[row.status],
+        "approver": row.decided_by or "nobody",
+        "args": row.edited_args,
+        "reason": row.decision_reason,
+        "args_hash": row.args_hash,
+    }
+
+
+async def refuse(
+    records: Records, row: Approval, *, approver: str, decision: str | None, why: str
+) -> Forbidden:
+    """Audit a refused attempt to decide `row` (as `approval_refused`) and return the error to raise.
+
+    The row is the requester's run's (user, role, tenant); the one who tried is in `approver`.
+    """
+    requester = RunContext(
+        user_id=row.requester, role=row.role, tenant=row.tenant, execution_id=row.execution_id
+    )
+    await records.append_audit(
+        audit_event(
+            requester,
+            row.thread_id,
+            event="approval_refused",
+            tool=row.tool,
+            tool_call_id=row.tool_call_id,
+            decision=decision if decision in DECISIONS else None,
+            resource=row.resource,
+            status="refused",
+            approver=approver,
+            detail=why,
+        )
+    )
+    return Forbidden(why)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from keel.context import RunContext
 
-__all__ = ["system_prompt", "PLAN_INSTRUCTION"]
+__all__ = ["system_prompt", "PLAN_INSTRUCTION", "continue_message", "is_continuation", "original_request"]
 
 PLAN_INSTRUCTION = (
     "Before acting, write a short numbered plan (at most 5 steps) for the user's latest request. "
@@ -28,3 +30,29 @@ def system_prompt(run: RunContext, state: Mapping[str, Any]) -> str:
     if plan := state.get("plan"):
         parts.append(f"Your plan:\n{plan}")
     return "\n\n".join(parts)
+
+
+_CONTINUES = "keel_continues"
+"""Marks the human turn `keel resume` adds after an early stop (in `additional_kwargs`; not sent as text)."""
+
+
+def continue_message(task: str) -> HumanMessage:
+    """The turn that resumes a run stopped early: it names the original task, so the model carries it on."""
+    text = "Continue the task from where you stopped."
+    if task:
+        text += f" The task was: {task}"
+    return HumanMessage(text, additional_kwargs={_CONTINUES: True})
+
+
+def is_continuation(message: BaseMessage) -> bool:
+    """True for a turn made by `continue_message`."""
+    return isinstance(message, HumanMessage) and bool(message.additional_kwargs.get(_CONTINUES))
+
+
+def original_request(messages: Sequence[BaseMessage]) -> tuple[int, str]:
+    """The index and text of the latest human request that is not a `keel resume` continuation."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if isinstance(message, HumanMessage) and not is_continuation(message):
+            return index, message.text
+    return -1, ""

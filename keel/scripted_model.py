@@ -21,6 +21,8 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from keel.prompts import is_continuation
+
 __all__ = ["ScriptedChatModel", "SCRIPTED_LABEL"]
 
 SCRIPTED_LABEL = "[keel offline scripted model — not an LLM]"
@@ -85,8 +87,9 @@ def _summary(text: str) -> str:
 
 
 def _latest_request(messages: list[BaseMessage]) -> tuple[int, str]:
+    """The request to act on: a `keel resume` continuation carries on the request before it."""
     for index in range(len(messages) - 1, -1, -1):
-        if isinstance(messages[index], HumanMessage):
+        if isinstance(messages[index], HumanMessage) and not is_continuation(messages[index]):
             return index, str(messages[index].content)
     return -1, ""
 

@@ -14,10 +14,11 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from graphs.agent import build_graph
-from keel.approvals import ApprovalDecision, record_decision
+from keel.approvals import ApprovalDecision, record_decision, recorded_resume, refuse
 from keel.backends import Backends, open_checkpointer
 from keel.context import InvalidContext, RunContext
 from keel.errors import Conflict, Forbidden, NotFound
+from keel.prompts import continue_message, original_request
 from keel.records import Approval
 from keel.settings import Settings
 from tools.registry import ToolRegistry
@@ -25,7 +26,6 @@ from tools.registry import ToolRegistry
 __all__ = ["Keel", "RunOutcome", "StepCallback"]
 
 StepCallback = Callable[[str, dict[str, Any]], None]
-CONTINUE_PROMPT = "Continue the task from where you stopped."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,9 +130,13 @@ class Keel:
         if prior is None:
             raise NotFound(f"no run on thread {thread_id}")
         snapshot = await self.graph.aget_state(self._config(thread_id))
-        if any(task.interrupts for task in snapshot.tasks):
-            raise Conflict(f"thread {thread_id} is waiting for an approval; approve or reject it to resume")
         ctx = self._context(prior.user_id, prior.role, prior.tenant, prior.execution_id)
+        if (approval_id := _waiting_on(snapshot)) is not None:
+            row = await self.records.get_approval(approval_id)
+            if row is None or row.status == "pending":
+                raise Conflict(f"thread {thread_id} is waiting for an approval; decide it to resume")
+            # Decided, but the resume never ran (the deciding process died): carry the decision out now.
+            return await self._drive(Command(resume=recorded_resume(row)), thread_id, ctx, on_step)
         if snapshot.next:
             # The process that ran this step died: what it had reserved was never settled.
             if (guards := self.backends.guards) is not None and guards.ledger is not None:
@@ -140,7 +144,8 @@ class Keel:
             return await self._drive(None, thread_id, ctx, on_step)
         if prior.status == "terminated":
             ctx = self._context(prior.user_id, prior.role, prior.tenant)
-            return await self._drive({"messages": [HumanMessage(CONTINUE_PROMPT)]}, thread_id, ctx, on_step)
+            _, task = original_request(snapshot.values.get("messages", []))
+            return await self._drive({"messages": [continue_message(task)]}, thread_id, ctx, on_step)
         raise Conflict(f"thread {thread_id} finished ({prior.status}); start a new run on it instead")
 
     async def pending_approvals(self, *, requester: str | None = None) -> list[Approval]:
@@ -169,10 +174,25 @@ class Keel:
             reason=reason,
             args_hash=row.args_hash,
         )
-        await record_decision(self.records, self.backends.policy, row, choice, approver_role)
+        if not self.backends.policy.is_approver(approver_role):
+            raise await refuse(
+                self.records,
+                row,
+                approver=approver,
+                decision=decision,
+                why=f"role {approver_role!r} may not decide approvals",
+            )
         execution = await self.records.get_execution(row.execution_id)
         if execution is None:
             raise NotFound(f"no execution {row.execution_id} for approval {approval_id}")
+        waiting = _waiting_on(await self.graph.aget_state(self._config(row.thread_id)))
+        if row.status != "pending":
+            hint = f"; if it did not go on: `keel resume {row.thread_id}`" if waiting == approval_id else ""
+            raise Conflict(f"approval {approval_id} was already {row.status} by {row.decided_by}{hint}")
+        if waiting != approval_id:
+            # Checked before anything is recorded: a decision nobody can carry out must not be stored.
+            raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
+        await record_decision(self.records, self.backends.policy, row, choice, approver_role)
         ctx = self._context(execution.user_id, execution.role, execution.tenant, execution.execution_id)
         return await self._drive(Command(resume=choice.as_resume()), row.thread_id, ctx, on_step)
 
@@ -213,3 +233,13 @@ class Keel:
             terminated_reason=values.get("terminated_reason"),
             path=path,
         )
+
+
+def _waiting_on(snapshot: Any) -> str | None:
+    """The approval id a thread's pending interrupt waits for, or None when it waits for none."""
+    for task in snapshot.tasks:
+        for pending in task.interrupts:
+            value = getattr(pending, "value", None)
+            if isinstance(value, dict) and isinstance(value.get("approval_id"), str):
+                return value["approval_id"]
+    return None

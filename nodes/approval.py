@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,10 +13,11 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from graphs.state import AgentState, PendingCall
-from keel.approvals import ApprovalDecision, parse_decision
+from keel.approvals import ApprovalDecision, parse_decision, refuse
 from keel.audit import audit_event
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.errors import Forbidden
 from keel.records import Approval
 from keel.redaction import for_approver, hidden_fields
 from keel.server.identity import decision_from_server, run_context
@@ -105,9 +107,16 @@ def make_approval(b: Backends):
             }
         )
         if row.status == "pending":  # not decided through keel: a raw resume on the Server API
-            answer = decision_from_server(config, runtime, answer, is_approver=b.policy.is_approver)
+            try:
+                answer = decision_from_server(config, runtime, answer, is_approver=b.policy.is_approver)
+            except Forbidden as exc:
+                raise await refuse(
+                    b.records, row, approver=run.user_id, decision=_decision_in(answer), why=str(exc)
+                ) from None
         row = await _settle(row, answer)
         await b.records.update_execution(run.execution_id, status="running")
+        # Hours waiting for a human are not the run's working time: push the deadline back by the pause.
+        paused_s = max(0.0, time.time() - row.created_at.timestamp())
         updated, reply = _apply(b, run, call, row)
         pending[index] = updated
         await b.records.append_audit(
@@ -122,17 +131,25 @@ def make_approval(b: Backends):
                 rule=updated.get("rule"),
                 resource=updated.get("resource"),
                 status=updated["status"] if updated["status"] == "allowed" else "rejected",
+                approver=row.decided_by,
                 detail=f"{row.status} by {row.decided_by or 'nobody'}"
                 + (f": {row.decision_reason}" if row.decision_reason else ""),
             )
         )
         out: dict[str, Any] = {"pending": pending}
+        if (deadline := state.get("deadline")) is not None:
+            out["deadline"] = deadline + paused_s
         if reply is not None:
             out["messages"] = [reply]
             out["tools_refused"] = [*state.get("tools_refused", []), call["name"]]
         return out
 
     return approval
+
+
+def _decision_in(answer: Any) -> str | None:
+    """The decision a resume value asks for, if it names one."""
+    return answer.get("decision") if isinstance(answer, dict) else None
 
 
 def _apply(

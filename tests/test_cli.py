@@ -126,9 +126,11 @@ def test_run_pause_approve_and_inspect(cli, tmp_path: Path):
         ("permission", "read_file"),
         ("tool_call", "read_file"),
         ("permission", "delete_file"),
+        ("approval_refused", "delete_file"),  # the attempt with --approver-role user
         ("approval_decision", "delete_file"),
         ("tool_call", "delete_file"),
     ]
+    assert rows[4]["approver"] == "ops"
     executions = _json(cli("executions", "list", "--json"))
     assert executions[0]["status"] == "succeeded" and executions[0]["tools_used"] == [
         "read_file",

@@ -15,6 +15,9 @@ from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError, PermissionDeniedError
 from live_server import langgraph_dev
 
+from keel.records import Records
+from keel.settings import Settings
+
 ALICE, BOB, OPS = "alice-dev-key", "bob-dev-key", "ops-dev-key"
 TASK = "read shared/handbook.md then delete ~/old-draft.md"
 
@@ -89,6 +92,12 @@ async def test_run_pauses_and_an_approver_resumes_it_through_the_inbox(server: t
     assert state["next"] == [] and state["values"]["status"] == "succeeded"
     assert "delete_file" in state["values"]["tools_used"]
     assert not draft.exists()  # the side effect was done, once, after the approval
+    audit = await _audit(home, thread)
+    assert [(r.event, r.approver) for r in audit if r.event.startswith("approval_")] == [
+        ("approval_refused", "alice"),  # a requester may not decide
+        ("approval_refused", "bob"),  # not his to see: a 404 to him, a row for the auditors
+        ("approval_decision", "ops"),
+    ]
     with _http(url, ALICE) as alice:
         done = alice.get("/keel/approvals", params={"status": "approved"}).json()["approvals"]
         assert [a["decided_by"] for a in done if a["approval_id"] == approval_id] == ["ops"]
@@ -132,16 +141,69 @@ async def test_the_run_identity_comes_from_the_key_not_the_client(server: tuple[
 
 
 async def test_a_requester_cannot_approve_their_own_call_via_the_raw_api(server: tuple[str, Path]) -> None:
-    url, _ = server
+    url, home = server
     thread, request = await _pause_for_approval(url, "delete ~/nothing-here.md")
     alice = get_client(url=url, api_key=ALICE)
     resume = {"decision": "approve", "approver": "alice"}
-    await alice.runs.wait(thread, "keel", command={"resume": resume}, raise_error=False)
+    with pytest.raises((PermissionDeniedError, httpx.HTTPStatusError)) as refused:  # not a failed run
+        await alice.runs.wait(thread, "keel", command={"resume": resume})
+    assert refused.value.response.status_code == 403
+    assert "may not decide approvals" in refused.value.response.text
     state = await alice.threads.get_state(thread)
     assert state["next"] == ["approval"]  # still waiting
+    assert (await alice.threads.get(thread))["status"] == "interrupted"  # not flipped to error
     with _http(url, ALICE) as h:
         rows = h.get("/keel/approvals").json()["approvals"]
     assert [r["status"] for r in rows if r["approval_id"] == request["approval_id"]] == ["pending"]
+    audit = await _audit(home, thread)
+    assert [(r.event, r.approver, r.decision) for r in audit if r.event.startswith("approval_")] == [
+        ("approval_refused", "alice", "approve")
+    ]
+
+
+async def _audit(home: Path, thread: str) -> list:
+    records = Records.from_url(Settings(home=home).records_url)
+    try:
+        return await records.audit_for(thread_id=thread)
+    finally:
+        await records.close()
+
+
+async def test_a_decision_whose_resume_was_lost_is_carried_out_when_touched_again(
+    server: tuple[str, Path],
+) -> None:
+    url, home = server
+    draft = home / "workspace" / "home" / "alice" / "lost-resume.md"
+    draft.write_text("old\n")
+    thread, request = await _pause_for_approval(url, "read shared/handbook.md then delete ~/lost-resume.md")
+    records = Records.from_url(Settings(home=home).records_url)
+    try:  # the approving replica died right after its UPDATE: recorded, never resumed
+        won = await records.decide_approval(request["approval_id"], status="approved", decided_by="ops")
+    finally:
+        await records.close()
+    assert won and draft.exists()
+    with _http(url, OPS) as ops:
+        again = ops.post(f"/keel/approvals/{request['approval_id']}", json={"decision": "approve"})
+    assert again.status_code == 409 and "queued now" in again.text, again.text
+    run_id = again.json()["detail"].rsplit("run ", 1)[1].rstrip(")")
+    alice = get_client(url=url, api_key=ALICE)
+    await alice.runs.join(thread, run_id)
+    state = await alice.threads.get_state(thread)
+    assert state["next"] == [] and state["values"]["status"] == "succeeded"
+    assert not draft.exists()
+
+
+async def test_approving_a_request_whose_thread_was_deleted_is_a_404_and_records_nothing(
+    server: tuple[str, Path],
+) -> None:
+    url, _ = server
+    thread, request = await _pause_for_approval(url, "delete ~/nothing-here-either.md")
+    await get_client(url=url, api_key=ALICE).threads.delete(thread)
+    with _http(url, OPS) as ops:
+        r = ops.post(f"/keel/approvals/{request['approval_id']}", json={"decision": "approve"})
+        assert r.status_code == 404 and "no longer waits" in r.text, r.text
+        rows = ops.get("/keel/approvals", params={"status": "all"}).json()["approvals"]
+    assert [a["status"] for a in rows if a["approval_id"] == request["approval_id"]] == ["pending"]
 
 
 def test_health_and_metrics_answer(server: tuple[str, Path]) -> None:

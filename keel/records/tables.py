@@ -128,6 +128,7 @@ audit = sa.Table(
     sa.Column("result_digest", sa.String(128)),
     sa.Column("duration_ms", sa.Integer),
     sa.Column("detail", sa.Text),
+    sa.Column("approver", sa.String(128)),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("row_hash", sa.String(64), nullable=False),
 )

@@ -120,6 +120,8 @@ class AuditEvent(_Row):
     result_digest: str | None = None
     duration_ms: int | None = None
     detail: str | None = None
+    approver: str | None = None
+    """Who decided (or tried to decide) an approval: `approval_decision` and `approval_refused` rows."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
+from keel.approvals import refuse
 from keel.server.backends import server_backends
 from keel.server.identity import principal_of
 from keel.server.keys import ApiKeys, ApiKeysError, Principal
@@ -121,6 +122,7 @@ async def create_run(ctx: Auth.types.AuthContext, value: Auth.types.RunsCreate) 
     who = _who(ctx)
     _stamp(value, who)
     kwargs = value.get("kwargs") or {}
+    await _refuse_resume_by_non_approver(who, value)
     supplied = kwargs.get("context") or {}
     if not isinstance(supplied, dict):
         raise Auth.exceptions.HTTPException(status_code=422, detail="context must be a JSON object")
@@ -139,6 +141,37 @@ async def create_run(ctx: Auth.types.AuthContext, value: Auth.types.RunsCreate) 
     }
     value["kwargs"] = kwargs
     return {"owner": who.user_id}  # admins included: another user's thread resumes via the approvals route
+
+
+async def _refuse_resume_by_non_approver(who: Principal, value: Auth.types.RunsCreate) -> None:
+    """A raw `Command(resume=...)` decides an approval: only approvers may send one.
+
+    Refused here, before the run exists, so the client gets a 403 and the thread stays paused; inside
+    the graph the same refusal would be a failed run and a thread in `error`. The attempt is audited.
+    """
+    command = (value.get("kwargs") or {}).get("command")
+    if not isinstance(command, dict) or command.get("resume") is None:
+        return
+    b = server_backends()
+    if b.policy.is_approver(who.role):
+        return
+    why = (
+        f"{who.user_id!r} (role {who.role!r}) may not decide approvals; "
+        "an approver decides through POST /keel/approvals/{id}"
+    )
+    answer = command.get("resume")
+    decision = answer.get("decision") if isinstance(answer, dict) else None
+    try:
+        await b.ready()
+        thread_id = str(value.get("thread_id") or "")
+        for row in await b.records.list_approvals(status="pending", requester=who.user_id):
+            if row.thread_id == thread_id:
+                await refuse(b.records, row, approver=who.user_id, decision=decision, why=why)
+    except Exception as exc:  # noqa: BLE001 - the refusal stands even when it cannot be written down
+        _log.error(
+            "keel auth: could not audit a refused resume on thread %s: %s", value.get("thread_id"), exc
+        )
+    raise Auth.exceptions.HTTPException(status_code=403, detail=why)
 
 
 async def _execution_id(value: Auth.types.RunsCreate, supplied: dict[str, Any]) -> str:

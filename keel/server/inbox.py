@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keel.approvals import ApprovalDecision, parse_decision, record_decision
+from keel.approvals import parse_decision, record_decision, recorded_resume, refuse
 from keel.backends import Backends
-from keel.errors import NotFound
+from keel.errors import Conflict, NotFound
 from keel.records import Approval
 from keel.redaction import hidden_fields
 from keel.server.keys import Principal
@@ -77,19 +77,75 @@ def approval_view(row: Approval) -> dict[str, Any]:
 
 
 async def decide(b: Backends, who: Principal, approval_id: str, body: dict[str, Any]) -> Resumed:
-    """Record `who`'s decision on an approval and queue the run that resumes its thread."""
+    """Record `who`'s decision on an approval and queue the run that resumes its thread.
+
+    A request already decided whose thread still waits for it (the resume was lost: a crash right after
+    the UPDATE) has its run queued now with the recorded decision, and the caller gets a 409 saying so.
+    A request whose thread is gone or has moved on is a 404, and nothing is recorded.
+    """
     row = await b.records.get_approval(approval_id)
-    if row is None or not _sees(b, who, row):
+    if row is None:
+        raise NotFound(f"no approval request {approval_id}")
+    if not _sees(b, who, row):
+        # Audited, but answered like a missing request: another tenant learns nothing about it.
+        await refuse(
+            b.records,
+            row,
+            approver=who.user_id,
+            decision=body.get("decision"),
+            why=f"{who.user_id!r} (role {who.role!r}, tenant {who.tenant!r}) may not see this request",
+        )
         raise NotFound(f"no approval request {approval_id}")
     choice = parse_decision({**body, "approver": who.user_id, "args_hash": row.args_hash})
+    if not b.policy.is_approver(who.role):
+        raise await refuse(
+            b.records,
+            row,
+            approver=who.user_id,
+            decision=choice.decision,
+            why=f"role {who.role!r} may not decide approvals",
+        )
+    stuck = await _waits_without_run(row)
+    if row.status != "pending":
+        detail = f"approval {approval_id} was already {row.status} by {row.decided_by}"
+        if stuck:
+            run_id = await _resume(b, row, recorded_resume(row))
+            detail += f"; its run had not gone on and is queued now (run {run_id})"
+        raise Conflict(detail)
+    if not stuck:
+        raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
     await record_decision(b.records, b.policy, row, choice, who.role)
-    run_id = await _resume(b, row, choice)
+    run_id = await _resume(b, row, choice.as_resume())
     return Resumed(
         approval=await b.records.get_approval(approval_id) or row, run_id=run_id, thread_id=row.thread_id
     )
 
 
-async def _resume(b: Backends, row: Approval, choice: ApprovalDecision) -> str:
+async def _waits_without_run(row: Approval) -> bool:
+    """True when the row's thread is paused on this request and no run is queued or running on it."""
+    from langgraph_sdk import get_client
+    from langgraph_sdk.errors import NotFoundError
+
+    client = get_client()  # in-process
+    try:
+        thread = await client.threads.get(row.thread_id)
+    except NotFoundError:
+        return False
+    waiting = {
+        (i.get("value") or {}).get("approval_id")
+        for interrupts in (thread.get("interrupts") or {}).values()
+        for i in interrupts
+        if isinstance(i.get("value"), dict)
+    }
+    if row.approval_id not in waiting:
+        return False
+    for status in ("pending", "running"):
+        if await client.runs.list(row.thread_id, status=status, limit=1):
+            return False
+    return True
+
+
+async def _resume(b: Backends, row: Approval, resume: dict[str, Any]) -> str:
     """Queue the resume through the server's API, as the requester's execution (identity from the record)."""
     from langgraph_sdk import get_client
 
@@ -102,7 +158,7 @@ async def _resume(b: Backends, row: Approval, choice: ApprovalDecision) -> str:
     run = await client.runs.create(
         row.thread_id,
         assistant,
-        command={"resume": choice.as_resume()},
+        command={"resume": resume},
         context={
             "user_id": execution.user_id,
             "role": execution.role,

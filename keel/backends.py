@@ -74,7 +74,11 @@ class Backends:
         """Build every backend for the profile the settings name. Bad config fails here, clearly."""
         settings = settings or Settings()
         settings.home.mkdir(parents=True, exist_ok=True)
-        records = Records.from_url(settings.records_url)
+        records = Records.from_url(
+            settings.records_url,
+            pool_size=settings.records_pool_size,
+            pool_timeout_s=settings.records_pool_timeout_s,
+        )
         policy = PolicyMatrix.load(settings.policy_file)
         prices = PriceTable.load(settings.prices_file)
         name = model_name or settings.model
@@ -165,6 +169,7 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
             settings.checkpoint_url,
             min_size=1,
             max_size=settings.checkpoint_pool_size,
+            timeout=settings.checkpoint_pool_timeout_s,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
             open=False,
         ) as pool:

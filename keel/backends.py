@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +56,7 @@ class Backends:
     """Long-term memory, working memory and the context fitter (memory/)."""
     _close_guards: Any = field(default=None, repr=False)
     _ready: bool = field(default=False, repr=False)
+    _readiness: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _policy_watch: PolicyWatcher | None = field(default=None, repr=False)
 
@@ -74,7 +75,11 @@ class Backends:
         """Build every backend for the profile the settings name. Bad config fails here, clearly."""
         settings = settings or Settings()
         settings.home.mkdir(parents=True, exist_ok=True)
-        records = Records.from_url(settings.records_url)
+        records = Records.from_url(
+            settings.records_url,
+            pool_size=settings.records_pool_size,
+            pool_timeout_s=settings.records_pool_timeout_s,
+        )
         policy = PolicyMatrix.load(settings.policy_file)
         prices = PriceTable.load(settings.prices_file)
         name = model_name or settings.model
@@ -116,10 +121,21 @@ class Backends:
         """Check the records database is reachable and migrated (once per process)."""
         if self._ready:
             return
+        if self._readiness is not None:  # the server migrates off its event loop
+            await self._readiness()
+            return
         async with self._lock:
             if not self._ready:
                 await self.records.setup()
                 self._ready = True
+
+    def ready_via(self, readiness: Callable[[], Awaitable[None]]) -> None:
+        """Make `ready()` await `readiness` (which must end in `mark_ready()`) instead of migrating here."""
+        self._readiness = readiness
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready
 
     def mark_ready(self) -> None:
         """Record that the records schema is at head, migrated elsewhere (the server does it off-loop)."""
@@ -165,6 +181,7 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
             settings.checkpoint_url,
             min_size=1,
             max_size=settings.checkpoint_pool_size,
+            timeout=settings.checkpoint_pool_timeout_s,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
             open=False,
         ) as pool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["KeelError", "NotFound", "Conflict", "Forbidden"]
+__all__ = ["KeelError", "NotFound", "Conflict", "Forbidden", "describe"]
 
 
 class KeelError(Exception):
@@ -19,3 +19,28 @@ class Conflict(KeelError):
 
 class Forbidden(KeelError):
     """The caller's role may not do this."""
+
+
+def describe(exc: BaseException, *, limit: int = 3) -> str:
+    """`Class: message`, followed by its causes in brackets and the host a request went to: a provider's
+    "Connection error." alone hides the `ConnectError` under it, and that is what an operator needs."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    last_text, where = None, None
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(parts) < limit:
+        seen.add(id(current))
+        text = " ".join(str(current).split())
+        if text != last_text or current is exc:  # a wrapper repeating its cause's words adds nothing
+            parts.append(f"{type(current).__name__}: {text}" if text else type(current).__name__)
+        last_text, where = text, where or _host_of(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    head, *causes = parts
+    return head + "".join(f" ({cause})" for cause in causes) + (f" calling {where}" if where else "")
+
+
+def _host_of(exc: BaseException) -> str | None:
+    """`scheme://host:port` of the HTTP request an error is about (httpx/openai keep it), never the path."""
+    url = getattr(getattr(exc, "_request", None) or getattr(exc, "__dict__", {}).get("request"), "url", None)
+    host = getattr(url, "host", None)
+    return f"{url.scheme}://{host}:{url.port}" if host and getattr(url, "port", None) else None

@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     checkpoint_pool_size: int = Field(default=10, ge=2, le=200)
     """PostgreSQL connections in the checkpointer's pool (postgres profile)."""
 
+    checkpoint_pool_timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds to wait for a free checkpointer connection before psycopg_pool's PoolTimeout."""
+
+    records_pool_size: int = Field(default=10, ge=1, le=200)
+    """Connections in the records database's pool (no overflow beyond it)."""
+
+    records_pool_timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds to wait for a free records connection; then the guard or write fails as a store error
+    (`guard_unavailable`), never as `llm_unavailable`."""
+
     workspace: Path | None = None
     """Root of the files the file tools may touch; `<home>/workspace` when unset."""
 

@@ -13,8 +13,11 @@ from langchain_core.runnables import Runnable, RunnableConfig
 
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.errors import describe
 from keel.guards import ModelGate, failure_of
+from keel.guards.errors import STORE_ERRORS
 from keel.observability.instrument import traced_model_call
+from keel.redaction import redact_text
 
 __all__ = ["thread_id_of", "ModelCall", "call_model", "ModelCallFailed"]
 
@@ -28,9 +31,12 @@ def thread_id_of(config: RunnableConfig) -> str:
 
 
 class ModelCallFailed(Exception):
-    """The model did not answer: `reason` is `timeout` (run deadline) or `llm_unavailable`."""
+    """The model did not answer: `reason` is `timeout` (run deadline), `llm_unavailable` or a guard's
+    reason; `detail` names the cause (`APIConnectionError: … (ConnectError: …)`, `timeout after 5 s`)."""
 
     def __init__(self, reason: str, detail: str) -> None:
+        # The detail goes to the execution record, the log and the user's answer: redacted once, here.
+        detail = redact_text(detail)
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
@@ -99,11 +105,15 @@ async def _invoke(
         reason = "timeout" if remaining <= b.settings.model_timeout_s else "llm_unavailable"
         if gate is not None and reason == "llm_unavailable":
             gate.fault()
-        raise ModelCallFailed(reason, f"the model did not answer within {timeout:.1f} s") from None
+        raise ModelCallFailed(reason, f"timeout after {timeout:.3g} s") from None
+    except STORE_ERRORS as exc:
+        # A store behind a callback (records, ledger, hot state) failed or its pool ran dry while the
+        # model was being called: a guard could not work, the model is not to blame (no fault, no fallback).
+        raise ModelCallFailed("guard_unavailable", describe(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - any provider error means the model is unavailable
         if gate is not None:
             gate.fault()
-        raise ModelCallFailed("llm_unavailable", f"{type(exc).__name__}: {exc}") from exc
+        raise ModelCallFailed("llm_unavailable", describe(exc)) from exc
     if not isinstance(message, AIMessage):
         if gate is not None:
             gate.fault()

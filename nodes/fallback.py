@@ -11,6 +11,7 @@ from langgraph.runtime import Runtime
 from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.redaction import redact_text
 from nodes._shared import thread_id_of
 
 __all__ = ["make_fallback", "fallback_message"]
@@ -29,11 +30,12 @@ def fallback_message(reason: str, thread: str, b: Backends, error: str | None = 
         return f"I stopped because {error or 'your budget has no room for another step'}. {resume}"
     if reason == "guard_unavailable":
         return (
-            f"I stopped because a safety check could not run ({error}). "
+            f"I stopped because a safety check could not run ({redact_text(error or 'unknown cause')}). "
             f"Progress is saved: resume with thread {thread} once it is back."
         )
+    cause = f" ({redact_text(error)})" if error else ""
     return (
-        "The assistant's model is unavailable right now, so I could not finish your request. "
+        f"The assistant's model is unavailable right now{cause}, so I could not finish your request. "
         f"{resume} Please try again later."
     )
 

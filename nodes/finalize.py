@@ -32,6 +32,9 @@ def make_finalize(b: Backends):
         answer = redact_text(raw)
         reason = state.get("terminated_reason")
         status = "terminated" if reason else "succeeded"
+        if reason is None and _every_tool_call_refused(state):
+            # The model answered, but nothing it tried to do was done: not a plain success.
+            status, reason = "failed", "tools_refused"
         ended = time.time()
         await b.records.update_execution(
             run.execution_id,
@@ -63,9 +66,15 @@ def make_finalize(b: Backends):
                 answer=answer,
                 execution_id=run.execution_id,
             )
-        out: dict[str, Any] = {"status": status, "answer": answer}
+        out: dict[str, Any] = {"status": status, "answer": answer, "terminated_reason": reason}
         if last is not None and answer != raw:
             out["messages"] = [AIMessage(content=answer, id=last.id, name=last.name)]
         return out
 
     return finalize
+
+
+def _every_tool_call_refused(state: AgentState) -> bool:
+    """At least one tool call was attempted and none ran successfully (all denied, rejected or failed)."""
+    attempted = bool(state.get("tools_failed") or state.get("tools_refused"))
+    return attempted and not state.get("tools_used")

@@ -106,7 +106,9 @@ def test_run_pause_approve_and_inspect(cli, tmp_path: Path):
     home = tmp_path / "home" / "workspace" / "home" / "alice"
     home.mkdir(parents=True)
     (home / "draft.md").write_text("old")
-    paused = _json(cli("run", "read ~/draft.md then delete ~/draft.md", "--user", "alice", "--json"))
+    pausing = cli("run", "read ~/draft.md then delete ~/draft.md", "--user", "alice", "--json")
+    assert pausing.exit_code == 3, pausing.output  # the documented code for "paused for approval"
+    paused = json.loads(pausing.stdout)
     assert paused["status"] == "awaiting_approval"
     approval_id = paused["approval"]["approval_id"]
 

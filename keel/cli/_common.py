@@ -24,12 +24,51 @@ __all__ = [
     "show_outcome",
     "printer",
     "print_json",
+    "EXIT_CODES_HELP",
+    "exit_code_of",
 ]
 
 T = TypeVar("T")
 out = Console()
 err = Console(stderr=True)
 JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+
+
+# One exit code per outcome class, the same for `run`, `resume` and `approvals approve|reject`, so a
+# script can tell a finished run from one a guard stopped or a dependency failed without parsing text.
+EXIT_SUCCEEDED = 0
+EXIT_ERROR = 1
+"""The request was refused or keel could not start (bad input, unknown thread, store down at start)."""
+EXIT_AWAITING_APPROVAL = 3
+EXIT_TERMINATED = 4
+"""A guard or limit stopped the run: budget_exceeded, run_cost_cap, max_steps, timeout."""
+EXIT_UNAVAILABLE = 5
+"""A dependency failed mid-run: llm_unavailable, guard_unavailable, records_unavailable."""
+EXIT_TOOLS_REFUSED = 6
+"""The run answered, but every tool call it attempted was denied, rejected or failed."""
+UNAVAILABLE_REASONS = frozenset({"llm_unavailable", "guard_unavailable", "records_unavailable"})
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 succeeded; 1 request refused or error; 2 usage error; 3 paused for approval; "
+    "4 terminated by a guard or limit (budget_exceeded, run_cost_cap, max_steps, timeout); "
+    "5 a dependency unavailable (llm_unavailable, guard_unavailable, records_unavailable); "
+    "6 every tool call was denied, rejected or failed (tools_refused)."
+)
+
+
+def exit_code_of(status: str, terminated_reason: str | None) -> int:
+    """The documented exit code of a run outcome (see EXIT_CODES_HELP)."""
+    if status == "succeeded" and terminated_reason is None:
+        return EXIT_SUCCEEDED
+    if status == "awaiting_approval":
+        return EXIT_AWAITING_APPROVAL
+    if terminated_reason == "tools_refused":
+        return EXIT_TOOLS_REFUSED
+    if terminated_reason in UNAVAILABLE_REASONS:
+        return EXIT_UNAVAILABLE
+    if status == "terminated":
+        return EXIT_TERMINATED
+    return EXIT_ERROR
 
 
 def fail(message: str) -> None:
@@ -72,7 +111,14 @@ def open_keel():  # noqa: ANN201 - an async context manager yielding keel.servic
 
 
 def show_outcome(outcome: Any, as_json: bool) -> None:
-    """A run's outcome: JSON, or a status line and the answer."""
+    """A run's outcome: JSON, or a status line and the answer; then exit with the outcome's code."""
+    _print_outcome(outcome, as_json)
+    code = exit_code_of(outcome.status, outcome.terminated_reason)
+    if code != EXIT_SUCCEEDED:
+        raise typer.Exit(code)
+
+
+def _print_outcome(outcome: Any, as_json: bool) -> None:
     if as_json:
         print_json(out, outcome.as_dict())
         return

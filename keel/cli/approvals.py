@@ -8,7 +8,17 @@ from typing import Any
 
 import typer
 
-from keel.cli._common import JsonOpt, call, fail, open_keel, out, print_json, printer, show_outcome
+from keel.cli._common import (
+    EXIT_CODES_HELP,
+    JsonOpt,
+    call,
+    fail,
+    open_keel,
+    out,
+    print_json,
+    printer,
+    show_outcome,
+)
 from keel.render import approval_hidden, approvals_table
 
 __all__ = ["approvals_app"]
@@ -70,7 +80,7 @@ _APPROVER = typer.Option(getpass.getuser(), "--approver", help="Who decides (rec
 _APPROVER_ROLE = typer.Option("admin", "--approver-role", help="The approver's role (must be an approver).")
 
 
-@approvals_app.command("approve")
+@approvals_app.command("approve", epilog=EXIT_CODES_HELP)
 def approvals_approve(
     approval_id: str,
     approver: str = _APPROVER,
@@ -83,7 +93,7 @@ def approvals_approve(
     _decide(approval_id, "edit" if args is not None else "approve", approver, role, args, reason, as_json)
 
 
-@approvals_app.command("reject")
+@approvals_app.command("reject", epilog=EXIT_CODES_HELP)
 def approvals_reject(
     approval_id: str,
     approver: str = _APPROVER,

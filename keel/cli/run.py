@@ -6,15 +6,15 @@ from typing import Any
 
 import typer
 
-from keel.cli._common import JsonOpt, call, open_keel, out, printer, show_outcome
+from keel.cli._common import EXIT_CODES_HELP, JsonOpt, call, open_keel, out, printer, show_outcome
 
 __all__ = ["register"]
 
 
 def register(app: typer.Typer) -> None:
     """Add the run commands to the root app."""
-    app.command()(run)
-    app.command()(resume)
+    app.command(epilog=EXIT_CODES_HELP)(run)
+    app.command(epilog=EXIT_CODES_HELP)(resume)
     app.command()(demo)
 
 

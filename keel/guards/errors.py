@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import exc as sa_exc
+
 from keel.budget import BudgetExceeded
+from keel.errors import describe
 from keel.hotstate import HotStateUnavailable
 from keel.records import RecordsUnavailable
 from tools.spec import ToolInputError
@@ -16,11 +19,26 @@ __all__ = [
     "RateLimited",
     "ToolGuardRefused",
     "STORE_ERRORS",
+    "POOL_TIMEOUTS",
     "failure_of",
 ]
 
-STORE_ERRORS = (HotStateUnavailable, RecordsUnavailable, OSError)
-"""Errors meaning a guard's store could not be asked: the call is refused (guards fail closed)."""
+def _pool_timeouts() -> tuple[type[BaseException], ...]:
+    """A connection pool's "no connection free in time": the store is saturated, not the model down."""
+    errors: list[type[BaseException]] = [sa_exc.TimeoutError]
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # the embedded profile does not need psycopg
+        pass
+    else:
+        errors.append(PoolTimeout)
+    return tuple(errors)
+
+
+POOL_TIMEOUTS = _pool_timeouts()
+STORE_ERRORS = (HotStateUnavailable, RecordsUnavailable, OSError, *POOL_TIMEOUTS)
+"""Errors meaning a guard's store could not be asked: the call is refused (guards fail closed).
+A pool timeout is one: classified here, before the fallback chain could take it for a model failure."""
 
 
 class CircuitOpen(Exception):
@@ -50,7 +68,7 @@ class GuardUnavailable(Exception):
     """A guard could not consult its store; the call was refused rather than allowed unchecked."""
 
     def __init__(self, what: str, cause: BaseException) -> None:
-        super().__init__(f"refused because {what} could not be checked: {cause}")
+        super().__init__(f"refused because {what} could not be checked: {type(cause).__name__}: {cause}")
 
 
 class ToolGuardRefused(ToolInputError):
@@ -71,6 +89,8 @@ def failure_of(exc: BaseException) -> GuardFailure:
         return GuardFailure(reason="budget_exceeded", message=str(exc))
     if isinstance(exc, CircuitOpen):
         return GuardFailure(reason="llm_unavailable", message=str(exc))
-    if isinstance(exc, GuardUnavailable | HotStateUnavailable | RecordsUnavailable):
+    if isinstance(exc, GuardUnavailable):
         return GuardFailure(reason="guard_unavailable", message=str(exc))
-    return GuardFailure(reason="llm_unavailable", message=f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, (HotStateUnavailable, RecordsUnavailable, *POOL_TIMEOUTS)):
+        return GuardFailure(reason="guard_unavailable", message=describe(exc))
+    return GuardFailure(reason="llm_unavailable", message=describe(exc))

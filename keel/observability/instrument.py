@@ -16,10 +16,12 @@ from langgraph.errors import GraphBubbleUp
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from keel.errors import describe
 from keel.observability import metrics
 from keel.observability.logging import bind_run, get_logger, user_hash
 from keel.observability.summary import node_summary
 from keel.observability.telemetry import Telemetry
+from keel.redaction import redact_text
 
 if TYPE_CHECKING:
     from keel.backends import Backends
@@ -170,7 +172,8 @@ def traced_model_call(fn: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitab
             except Exception as exc:
                 reason = str(getattr(exc, "reason", type(exc).__name__))
                 span.set_attribute("error.type", reason)
-                span.set_status(Status(StatusCode.ERROR, str(getattr(exc, "detail", exc))[:200]))
+                detail = str(getattr(exc, "detail", None) or redact_text(describe(exc)))
+                span.set_status(Status(StatusCode.ERROR, detail[:200]))
                 metrics.record_model_call(
                     name,
                     time.perf_counter() - started,
@@ -179,7 +182,7 @@ def traced_model_call(fn: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitab
                     cost=0.0,
                     error=reason,
                 )
-                _log.warning("model_call_failed", model=name, reason=reason)
+                _log.warning("model_call_failed", model=name, reason=reason, detail=detail)
                 raise
             meta = result.message.response_metadata or {}
             finish = meta.get("finish_reason")

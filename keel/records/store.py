@@ -92,19 +92,23 @@ class Records:
             self.where = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database}"
 
     @classmethod
-    def from_url(cls, url: str) -> Records:
+    def from_url(cls, url: str, *, pool_size: int = 5, pool_timeout_s: float = 30.0) -> Records:
         """Records over `sqlite+aiosqlite:///abs/path.sqlite` or `postgresql+psycopg://host:port/db`.
 
         No I/O happens here. Plain `sqlite://` and `postgresql://` URLs get the async drivers.
+        `pool_size` connections at most (no overflow), waiting `pool_timeout_s` for one to be free before
+        SQLAlchemy's TimeoutError, which the guards classify as a store failure.
         """
         parsed = _normalise(url)
+        pool = {"pool_size": pool_size, "max_overflow": 0, "pool_timeout": pool_timeout_s}
         if parsed.get_backend_name() == "sqlite":
-            engine = create_async_engine(parsed)
+            memory = parsed.database in (None, "", ":memory:")
+            engine = create_async_engine(parsed, **({} if memory else pool))
             sa.event.listen(engine.sync_engine, "connect", _sqlite_connect)
             sa.event.listen(engine.sync_engine, "begin", _sqlite_begin)
         else:
             engine = create_async_engine(
-                parsed, pool_pre_ping=True, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S}
+                parsed, pool_pre_ping=True, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S}, **pool
             )
         return cls(engine)
 

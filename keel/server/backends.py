@@ -20,23 +20,38 @@ _built: list[Backends] = []
 
 
 def server_backends() -> Backends:
-    """The process's backends, built from `KEEL_*` settings on first use."""
+    """The process's backends, built from `KEEL_*` settings on first use.
+
+    Their `ready()` migrates in a worker thread (never `Records.setup()` on the event loop), so a node
+    awaiting it before the lifespan's `start()` has finished waits for the same one-time migration.
+    """
     if not _built:
         with _lock:
             if not _built:
-                _built.append(Backends.from_settings())
+                b = Backends.from_settings()
+                b.ready_via(lambda: asyncio.to_thread(_run_ready, b))
+                _built.append(b)
     return _built[0]
 
 
 async def start() -> Backends:
-    """Build and migrate the backends off the event loop (the server's lifespan calls this)."""
-    b = await asyncio.to_thread(server_backends)
-    await asyncio.to_thread(_run_ready, b)
+    """Build and migrate the backends off the event loop (the lifespan and the graph factory call this)."""
+    b = _built[0] if _built else await asyncio.to_thread(server_backends)
+    await b.ready()
     return b
 
 
+_migrate_lock = threading.Lock()
+
+
 def _run_ready(b: Backends) -> None:
-    """Migrate to head with a synchronous engine in this worker thread, then mark `b` ready."""
+    """Migrate to head with a synchronous engine in this worker thread, then mark `b` ready (once)."""
+    with _migrate_lock:
+        if not b.is_ready:
+            _migrate(b)
+
+
+def _migrate(b: Backends) -> None:
     from pathlib import Path
 
     import sqlalchemy as sa

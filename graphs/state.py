@@ -85,6 +85,9 @@ class AgentState(InputState, total=False):
     """Tools that ran and failed or timed out in this run."""
     tools_refused: list[str]
     """Tools whose calls were refused in this run: invalid, denied by policy, rejected or expired."""
+    owed_charges: list[dict[str, str]]
+    """Model calls that answered while the records database refused their settlement: charged as soon
+    as it is back (before the next model call, at the latest when the run finalizes)."""
     model_index: int
     """Position in the fallback chain of the model this run is on (0: the primary)."""
     terminated_reason: TerminatedReason | None

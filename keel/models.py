@@ -13,7 +13,7 @@ __all__ = ["make_chat_model"]
 def make_chat_model(settings: Settings) -> BaseChatModel:
     """The primary model named by the settings."""
     if settings.model_provider == "scripted":
-        return ScriptedChatModel(model_name=settings.model)
+        return ScriptedChatModel(model_name=settings.model, max_tokens=settings.max_output_tokens)
     from langchain_openai import ChatOpenAI
 
     return ChatOpenAI(

@@ -94,16 +94,34 @@ def _latest_request(messages: list[BaseMessage]) -> tuple[int, str]:
     return -1, ""
 
 
+def _tokens(text: str) -> int:
+    """The scripted model's token count: about one per four characters, at least one."""
+    return len(text) // 4 + 1
+
+
 def _usage(messages: list[BaseMessage], reply: str) -> dict[str, int]:
     prompt = sum(len(str(m.content)) for m in messages) // 4 + 1
-    out = len(reply) // 4 + 1
+    out = _tokens(reply)
     return {"input_tokens": prompt, "output_tokens": out, "total_tokens": prompt + out}
+
+
+def _cut(message: AIMessage, max_tokens: int | None) -> AIMessage:
+    """Honour `max_tokens` as a provider does: output past the bound is cut, `finish_reason` is `length`.
+
+    A tool call that does not fit is dropped whole (a provider would return it truncated, unparseable).
+    """
+    if max_tokens is None or _tokens(str(message.content) + str(message.tool_calls)) <= max_tokens:
+        return message
+    text = str(message.content)[: 4 * (max_tokens - 1)]
+    return AIMessage(content=text, response_metadata={"finish_reason": "length"})
 
 
 class ScriptedChatModel(BaseChatModel):
     """A deterministic offline stand-in for an LLM, clearly labelled as such."""
 
     model_name: str = "keel-scripted"
+    max_tokens: int | None = None
+    """Output bound; a `max_tokens` passed with the call (keel binds it on every call) takes precedence."""
 
     @property
     def _llm_type(self) -> str:
@@ -121,11 +139,12 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         start, task = _latest_request(messages)
         actions = _actions(task)
+        bound = kwargs.get("max_tokens", self.max_tokens)
         if not kwargs.get("tools"):
-            reply = self._plan(actions)
-            message = AIMessage(content=reply, usage_metadata=_usage(messages, reply))
+            message = _cut(AIMessage(content=self._plan(actions)), bound)
+            message.usage_metadata = _usage(messages, str(message.content))
         else:
-            message = self._act(messages[start + 1 :], actions, start, task)
+            message = _cut(self._act(messages[start + 1 :], actions, start, task), bound)
             message.usage_metadata = _usage(messages, str(message.content) + str(message.tool_calls))
         return ChatResult(generations=[ChatGeneration(message=message)])
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
@@ -19,7 +20,15 @@ from keel.guards.errors import STORE_ERRORS
 from keel.observability.instrument import traced_model_call
 from keel.redaction import redact_text
 
-__all__ = ["thread_id_of", "ModelCall", "call_model", "ModelCallFailed"]
+__all__ = [
+    "thread_id_of",
+    "ModelCall",
+    "call_model",
+    "ModelCallFailed",
+    "usage_update",
+    "overrun_reason",
+    "settle_owed",
+]
 
 
 def thread_id_of(config: RunnableConfig) -> str:
@@ -50,6 +59,10 @@ class ModelCall:
     input_tokens: int
     output_tokens: int
     cost: float
+    overrun: str | None = None
+    """Set when the provider reported more than the reservation's bound: why the run must stop."""
+    owed: tuple[dict[str, str], ...] = ()
+    """Model charges the ledger could not take yet (records database down), kept in the run's state."""
 
 
 @traced_model_call
@@ -74,17 +87,42 @@ async def call_model(
     timeout = min(b.settings.model_timeout_s, remaining)
     if timeout <= 0:
         raise ModelCallFailed("timeout", "the run deadline passed before the model call")
+    estimate_tools = getattr(model, "kwargs", {}).get("tools", ())
+    # The reservation's bound holds only if the provider is told it: every call carries max_tokens,
+    # whatever model the caller passed in (ChatOpenAI sends it as max_completion_tokens).
+    model = model.bind(max_tokens=b.settings.max_output_tokens)
     if b.guards is None or run is None or config is None:
         return await _invoke(b, model, messages, config, name, (timeout, remaining), None)
-    estimate = b.guards.estimate(name, messages, getattr(model, "kwargs", {}).get("tools", ()))
+    owed = await b.guards.settle_owed(state.get("owed_charges") or [])
+    estimate = b.guards.estimate(name, messages, estimate_tools)
     try:
         async with b.guards.model_call(run, thread_id_of(config), name, estimate) as gate:
-            return await _invoke(b, model, messages, config, name, (timeout, remaining), gate)
+            call = await _invoke(b, model, messages, config, name, (timeout, remaining), gate)
     except ModelCallFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - guard refusals: BudgetExceeded, CircuitOpen, store down
         failure = failure_of(exc)
         raise ModelCallFailed(failure.reason, failure.message) from exc
+    if gate.owed is not None:
+        owed.append(gate.owed)
+    stop = _overrun_stop(b, call, estimate) if gate.overrun else None
+    return replace(call, overrun=stop, owed=tuple(owed))
+
+
+def _overrun_stop(b: Backends, call: ModelCall, estimate: Decimal) -> str:
+    """Why the run stops after a call that cost more than its reservation (the provider ignored
+    max_tokens): the next call's bound cannot be trusted either."""
+    return (
+        f"the model reported {call.output_tokens} output tokens against the max_tokens bound of "
+        f"{b.settings.max_output_tokens}: ${call.cost:.6f} was charged where ${estimate:.6f} was "
+        "reserved, so the run stopped before another call"
+    )
+
+
+def overrun_reason(b: Backends, state: Mapping[str, Any], call: ModelCall) -> str:
+    """The terminated_reason after an overrun: the run's cap when the truth passed it, else the budget."""
+    spent = state.get("run_cost", 0.0) + call.cost
+    return "run_cost_cap" if spent > b.settings.run_cost_cap else "budget_exceeded"
 
 
 async def _invoke(
@@ -127,9 +165,17 @@ async def _invoke(
 
 
 def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:
-    """State fields after one model call."""
+    """State fields after one model call (charges still owed to the ledger travel in the checkpoint)."""
     return {
         "input_tokens": state.get("input_tokens", 0) + call.input_tokens,
         "output_tokens": state.get("output_tokens", 0) + call.output_tokens,
         "run_cost": state.get("run_cost", 0.0) + call.cost,
+        "owed_charges": list(call.owed),
     }
+
+
+async def settle_owed(b: Backends, state: Mapping[str, Any]) -> dict[str, Any]:
+    """Charge what earlier model calls still owe the ledger; the state update keeps what is left."""
+    if b.guards is None or not (owed := state.get("owed_charges")):
+        return {}
+    return {"owed_charges": await b.guards.settle_owed(owed)}

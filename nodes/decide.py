@@ -13,7 +13,7 @@ from keel.backends import Backends
 from keel.context import RunContext
 from keel.prompts import system_prompt
 from memory.stores import fit_context
-from nodes._shared import ModelCallFailed, call_model, thread_id_of, usage_update
+from nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
 
 __all__ = ["make_decide"]
 
@@ -36,6 +36,14 @@ def make_decide(b: Backends):
             call = await call_model(b, model, messages, state, config, run=runtime.context, model_name=name)
         except ModelCallFailed as exc:
             return {"steps": steps, "terminated_reason": exc.reason, "error": exc.detail}
+        if call.overrun and call.message.tool_calls:  # paid for; its calls would spend past the bound
+            reason = overrun_reason(b, state, call)
+            return {
+                "steps": steps,
+                "terminated_reason": reason,
+                "error": call.overrun,
+                **usage_update(state, call),
+            }
         pending: list[PendingCall] = [
             {"id": tc["id"] or f"call_{steps}_{i}", "name": tc["name"], "args": tc["args"], "status": "new"}
             for i, tc in enumerate(call.message.tool_calls)

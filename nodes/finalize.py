@@ -16,6 +16,7 @@ from keel.context import RunContext
 from keel.redaction import redact_text
 from memory.run_memory import remember_run
 from memory.types import MemoryScope
+from nodes._shared import settle_owed
 
 __all__ = ["make_finalize"]
 
@@ -27,6 +28,7 @@ def make_finalize(b: Backends):
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
         run = runtime.context
+        owed = await settle_owed(b, state)  # a resumed run charges the calls the ledger missed
         last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
         raw = last.text if last is not None else ""
         answer = redact_text(raw)
@@ -66,7 +68,7 @@ def make_finalize(b: Backends):
                 answer=answer,
                 execution_id=run.execution_id,
             )
-        out: dict[str, Any] = {"status": status, "answer": answer, "terminated_reason": reason}
+        out: dict[str, Any] = {"status": status, "answer": answer, "terminated_reason": reason, **owed}
         if last is not None and answer != raw:
             out["messages"] = [AIMessage(content=answer, id=last.id, name=last.name)]
         return out

@@ -13,7 +13,7 @@ from keel.backends import Backends
 from keel.context import RunContext
 from keel.prompts import PLAN_INSTRUCTION, system_prompt
 from memory.stores import fit_context
-from nodes._shared import ModelCallFailed, call_model, thread_id_of, usage_update
+from nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
 
 __all__ = ["make_plan"]
 
@@ -36,6 +36,14 @@ def make_plan(b: Backends):
             call = await call_model(b, b.model, messages, state, config, run=runtime.context)
         except ModelCallFailed:
             return {"plan": ""}
+        if call.overrun:  # the guard edge ends the run before decide calls the model again
+            reason = overrun_reason(b, state, call)
+            return {
+                "plan": "",
+                "terminated_reason": reason,
+                "error": call.overrun,
+                **usage_update(state, call),
+            }
         return {"plan": call.message.text.strip(), **usage_update(state, call)}
 
     return plan

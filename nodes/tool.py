@@ -45,7 +45,9 @@ def make_tool(b: Backends):
                 used.append(call["name"])
             else:
                 failed.append(call["name"])
-            if outcome.status != "replayed":
+            if outcome.status == "replayed":  # charged once, when it ran; counted if it ran in this run
+                cost += outcome.cost
+            else:
                 cost += outcome.cost if b.guards is not None else b.prices.tool_cost(call["name"])
         return {
             "messages": messages,

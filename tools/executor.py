@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -161,7 +161,12 @@ class ToolExecutor:
             await self.records.append_audit(
                 call.audit(status="replayed", detail="already executed; recorded result returned")
             )
-            return self._outcome(call, done.output, "replayed" if done.status == "ok" else done.status)
+            outcome = self._outcome(call, done.output, "replayed" if done.status == "ok" else done.status)
+            if self.guard is not None and done.status == "ok" and done.execution_id == run.execution_id:
+                # Its charge committed with this row (see _record): count it in this run's cost again,
+                # since the state that had counted it was lost with the crash.
+                outcome = replace(outcome, cost=self.guard.charge_of(name))
+            return outcome
         try:
             checked = self.check(name, args, run)
         except ToolCallRefused as exc:
@@ -171,13 +176,16 @@ class ToolExecutor:
             return await self._run_checked(call, checked, deadline)
         try:
             async with self.guard.tool_call(name, run, thread_id, call_id) as gate:
-                return await gate.charged(await self._run_checked(call, checked, deadline))
+                return await gate.charged(await self._run_checked(call, checked, deadline, gate))
         except ToolInputError as exc:  # refused by a guard: nothing ran
             await self._record(call, checked, "error", f"error: {exc}", "", time.perf_counter())
             return self._outcome(call, f"error: {exc}", "error")
 
-    async def _run_checked(self, call: _Call, checked: CheckedCall, deadline: float) -> ToolOutcome:
-        """Time out, run and record one checked call."""
+    async def _run_checked(
+        self, call: _Call, checked: CheckedCall, deadline: float, gate: Any = None
+    ) -> ToolOutcome:
+        """Time out, run and record one checked call; a successful call's charge (`gate`, a ToolGate)
+        commits in the transaction of its result row."""
         name = call.name
         limit_s = min(checked.spec.timeout_s or self.default_timeout_s, deadline - time.time())
         started = time.perf_counter()
@@ -190,7 +198,7 @@ class ToolExecutor:
                 async with self.records.transaction() as conn:
                     raw = await self._run(checked, call, limit_s, conn)
                     output = self._clip(raw)
-                    await self._record(call, checked, "ok", output, raw, started, conn=conn)
+                    await self._record(call, checked, "ok", output, raw, started, conn=conn, charge=gate)
                 return self._outcome(call, output, "ok")
             raw = await self._run(checked, call, limit_s, None)
             output = self._clip(raw)
@@ -201,7 +209,9 @@ class ToolExecutor:
             status, output = "error", f"error: {exc}"
         except Exception as exc:  # noqa: BLE001 - a failing tool is reported to the model, not raised
             status, output = "error", self._clip(f"error: {name} failed: {type(exc).__name__}: {exc}")
-        await self._record(call, checked, status, output, raw, started)
+        await self._record(
+            call, checked, status, output, raw, started, charge=gate if status == "ok" else None
+        )
         return self._outcome(call, output, status)
 
     async def _run(self, checked: CheckedCall, call: _Call, limit_s: float, conn: Any) -> str:
@@ -226,8 +236,11 @@ class ToolExecutor:
         started: float,
         *,
         conn: Any = None,
+        charge: Any = None,
     ) -> None:
-        """The tool_results row and the audit row, in one transaction (the tool's own, when it has one)."""
+        """The tool_results row, the audit row and the call's charge (`charge.settle(conn)`) in one
+        transaction (the tool's own, when it has one): a crash leaves all or none, so a replayed
+        result is never a call that went uncharged."""
         result = ToolResult(
             thread_id=call.thread_id,
             tool_call_id=call.call_id,
@@ -247,10 +260,14 @@ class ToolExecutor:
         if conn is not None:
             await self.records.save_tool_result(result, conn=conn)
             await self.records.append_audit(event, conn=conn)
+            if charge is not None:
+                await charge.settle(conn)
             return
         async with self.records.transaction() as tx:
             await self.records.save_tool_result(result, conn=tx)
             await self.records.append_audit(event, conn=tx)
+            if charge is not None:
+                await charge.settle(tx)
 
     @staticmethod
     def _outcome(call: _Call, output: str, status: Any) -> ToolOutcome:

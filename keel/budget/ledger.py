@@ -90,9 +90,30 @@ class BudgetLedger:
             await self._add(conn, user_id, month, reserved=estimate, now=now)
         return res
 
-    async def settle(self, res: Reservation, actual: Decimal, *, now: datetime | None = None) -> bool:
-        """Turn a reservation into spend of `actual`. False when it was already settled or released."""
-        return await self._close(res, "settled", usd(actual), None, now or utcnow())
+    async def settle(
+        self,
+        res: Reservation,
+        actual: Decimal,
+        *,
+        now: datetime | None = None,
+        conn: AsyncConnection | None = None,
+        late: bool = False,
+    ) -> bool:
+        """Turn a reservation into spend of `actual`. False when it was already settled (or released,
+        unless `late`).
+
+        The truth is charged even when it passes the reservation's bound (a provider that ignored
+        `max_tokens`): the entry is then marked `overrun`. With `conn`, the settlement joins the caller's
+        transaction (a tool's result row and its charge commit together). `late` settles a call known to
+        have answered whose reservation a crash recovery released in the meantime.
+        """
+        actual = usd(actual)
+        reason = None
+        if actual > res.estimate:
+            reason = f"overrun: ${actual:.8f} charged over the reserved bound of ${res.estimate:.8f}"
+        return await self._close(
+            res, "settled", actual, reason, now or utcnow(), conn=conn, from_released=late
+        )
 
     async def release(self, res: Reservation, reason: str, *, now: datetime | None = None) -> bool:
         """Give a reservation back (the call failed or was cancelled). False when already closed."""
@@ -213,19 +234,37 @@ class BudgetLedger:
         )
 
     async def _close(
-        self, res: Reservation, status: str, actual: Decimal | None, reason: str | None, now: datetime
+        self,
+        res: Reservation,
+        status: str,
+        actual: Decimal | None,
+        reason: str | None,
+        now: datetime,
+        *,
+        conn: AsyncConnection | None = None,
+        from_released: bool = False,
     ) -> bool:
-        async with self._tx() as conn:
-            await self._locked_status(conn, res.user_id, res.month, now)
-            e = budget_entries.c
-            done = await conn.execute(
-                sa.update(budget_entries)
-                .where(e.reservation_id == res.reservation_id, e.status == "reserved")
-                .values(status=status, actual=actual, reason=reason, closed_at=now)
+        if conn is None:
+            async with self._tx() as tx:
+                return await self._close(
+                    res, status, actual, reason, now, conn=tx, from_released=from_released
+                )
+        await self._locked_status(conn, res.user_id, res.month, now)
+        e = budget_entries.c
+        was = ("reserved", "released") if from_released else ("reserved",)
+        before = (
+            await conn.execute(
+                sa.select(e.status).where(e.reservation_id == res.reservation_id, e.status.in_(was))
             )
-            if done.rowcount != 1:
-                return False
-            await self._add(
-                conn, res.user_id, res.month, now=now, spent=actual or _ZERO, reserved=-res.estimate
-            )
+        ).scalar()
+        if before is None:
+            return False
+        overrun = actual is not None and actual > res.estimate
+        await conn.execute(
+            sa.update(budget_entries)
+            .where(e.reservation_id == res.reservation_id, e.status == before)
+            .values(status=status, actual=actual, reason=reason, overrun=overrun, closed_at=now)
+        )
+        held = res.estimate if before == "reserved" else _ZERO  # a released entry holds nothing now
+        await self._add(conn, res.user_id, res.month, now=now, spent=actual or _ZERO, reserved=-held)
         return True

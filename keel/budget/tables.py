@@ -46,7 +46,9 @@ budget_entries = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime),
+    sa.Column("overrun", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_budget_entries_user_id_month", "user_id", "month"),
     sa.Index("ix_budget_entries_execution_id", "execution_id"),
 )
-"""Every reservation and how it ended: settled to its actual cost, or released."""
+"""Every reservation and how it ended: settled to its actual cost, or released. `overrun` marks a
+settlement whose actual cost passed the reserved bound (migration 0006)."""

@@ -101,6 +101,8 @@ class BudgetEntry:
     reason: str | None
     created_at: datetime
     closed_at: datetime | None
+    overrun: bool = False
+    """The actual cost passed the reservation's bound (a provider that ignored `max_tokens`)."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

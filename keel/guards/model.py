@@ -14,16 +14,29 @@ from keel.guards.errors import STORE_ERRORS, CircuitOpen, GuardUnavailable
 from keel.hotstate import BreakerConfig, BreakerDecision, BreakerStore
 from keel.observability.metrics import record_breaker_state
 
-__all__ = ["ModelGate", "model_gate"]
+__all__ = ["ModelGate", "model_gate", "owed_charge", "owed_reservation"]
 
 
 @dataclass(slots=True, kw_only=True)
 class ModelGate:
-    """One admitted model call. Call `settle(cost)` when it answered; `fault()` when the model failed."""
+    """One admitted model call. Call `settle(cost)` when it answered; `fault()` when the model failed.
+
+    After the block: `overrun` says the actual cost passed the reservation's bound; `owed` holds the
+    charge when the records database refused the settlement (the caller keeps it in the run's state
+    and settles it later with `Guards.settle_owed`, so an answered call is never left uncharged).
+    """
 
     actual: Decimal | None = None
     faulted: bool = False
+    reservation: Reservation | None = None
+    owed: dict[str, str] | None = None
     decision: BreakerDecision | None = field(default=None, repr=False)
+
+    @property
+    def overrun(self) -> bool:
+        """The call cost more than its reservation held."""
+        res = self.reservation
+        return res is not None and self.actual is not None and self.actual > res.estimate
 
     def settle(self, cost: Decimal) -> None:
         self.actual = cost
@@ -62,7 +75,7 @@ async def model_gate(
     try:
         if ledger is not None:
             try:
-                reservation = await ledger.reserve(
+                reservation = gate.reservation = await ledger.reserve(
                     user_id=user_id,
                     thread_id=thread_id,
                     execution_id=execution_id,
@@ -83,8 +96,36 @@ async def model_gate(
         if gate.actual is None:
             await ledger.release(reservation, "no usage reported")  # type: ignore[union-attr]
         else:
-            await ledger.settle(reservation, gate.actual)  # type: ignore[union-attr]
+            try:
+                await ledger.settle(reservation, gate.actual)  # type: ignore[union-attr]
+            except STORE_ERRORS:  # the model answered: the charge is owed, not forgotten
+                gate.owed = owed_charge(reservation, gate.actual)
     await _tell_breaker(breakers, config, model, gate, decision)
+
+
+def owed_charge(res: Reservation, actual: Decimal) -> dict[str, str]:
+    """A settlement the ledger could not take, as plain data the run's checkpoint can hold."""
+    return {
+        "reservation_id": res.reservation_id,
+        "user_id": res.user_id,
+        "month": res.month,
+        "name": res.name,
+        "estimate": str(res.estimate),
+        "actual": str(actual),
+    }
+
+
+def owed_reservation(owed: dict[str, str]) -> tuple[Reservation, Decimal]:
+    """The reservation and the actual cost of an owed charge."""
+    res = Reservation(
+        reservation_id=owed["reservation_id"],
+        user_id=owed["user_id"],
+        month=owed["month"],
+        kind="model",
+        name=owed["name"],
+        estimate=Decimal(owed["estimate"]),
+    )
+    return res, Decimal(owed["actual"])
 
 
 async def _tell_breaker(

@@ -15,7 +15,7 @@ from keel.budget import BudgetExceeded, BudgetLedger
 from keel.context import RunContext
 from keel.costs import PriceTable
 from keel.guards.errors import STORE_ERRORS, GuardFailure, GuardUnavailable, failure_of
-from keel.guards.model import ModelGate, model_gate
+from keel.guards.model import ModelGate, model_gate, owed_reservation
 from keel.guards.tool import ToolGuard
 from keel.hotstate import BreakerConfig, BreakerStore
 from keel.observability.logging import user_hash
@@ -52,9 +52,12 @@ class Guards:
     async def check(
         self, state: Mapping[str, Any], run: RunContext, tools: Sequence[dict[str, Any]] = ()
     ) -> GuardFailure | None:
-        """The guard edge before a model call; reads only. In order: steps, deadline, the run cost cap
-        (spent so far plus the next call's bound), the user's monthly budget (room for that bound), the
-        model's breaker."""
+        """The guard edge before a model call; reads only. In order: a stop the last call already
+        decided (its model overran the reserved bound), steps, deadline, the run cost cap (spent so far
+        plus the next call's bound), the user's monthly budget (room for that bound), the model's
+        breaker."""
+        if stopped := state.get("terminated_reason"):
+            return GuardFailure(reason=stopped, message=state.get("error") or "")
         if reason := first_failure(state, self.limits, time.time()):
             return GuardFailure(reason=reason, message="")
         model = self.model_at(state)
@@ -91,6 +94,23 @@ class Guards:
             except STORE_ERRORS:
                 return None
         return None
+
+    async def settle_owed(self, owed: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+        """Settle model charges the ledger refused earlier (it was down); return those still owed.
+
+        Idempotent: a charge already settled is not charged again; one whose reservation a crash
+        recovery released in the meantime is charged now (the call did answer).
+        """
+        left: list[dict[str, str]] = []
+        for item in owed:
+            if self.ledger is None:
+                break
+            res, actual = owed_reservation(dict(item))
+            try:
+                await self.ledger.settle(res, actual, late=True)
+            except STORE_ERRORS:
+                left.append(dict(item))
+        return left
 
     def model_call(
         self, run: RunContext, thread_id: str, model: str, estimate: Decimal

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from keel.budget import BudgetExceeded, BudgetLedger, Reservation
 from keel.context import RunContext
 from keel.costs import PriceTable, usd
@@ -39,6 +41,14 @@ class ToolGate:
     failures: int
     reservation: Reservation | None
     closed: bool = False
+    settled: bool = False
+
+    async def settle(self, conn: AsyncConnection) -> None:
+        """Charge the call inside `conn`, the transaction that records its result (and, for a
+        transactional tool, its effect): committed together, so a crash cannot leave one alone."""
+        if self.reservation is not None and self.guard.ledger is not None:
+            await self.guard.ledger.settle(self.reservation, self.reservation.estimate, conn=conn)
+        self.settled = True
 
     async def charged(self, outcome: Any) -> Any:
         """Settle (ok) or release (failed) the reservation; return the outcome with its cost set."""
@@ -51,7 +61,8 @@ class ToolGate:
         if self.reservation is not None:
             if ok:
                 cost = self.reservation.estimate
-                await self.guard.ledger.settle(self.reservation, cost)  # type: ignore[union-attr]
+                if not self.settled:
+                    await self.guard.ledger.settle(self.reservation, cost)  # type: ignore[union-attr]
             else:
                 await self.guard.ledger.release(self.reservation, f"tool {outcome.status}")  # type: ignore[union-attr]
         await self.guard.tell_breaker(self.tool, ok=not fault, probe=self.probe, failures=self.failures)
@@ -102,6 +113,10 @@ class ToolGuard:
             if not gate.closed and reservation is not None and self.ledger is not None:
                 with contextlib.suppress(*STORE_ERRORS):
                     await asyncio.shield(self.ledger.release(reservation, "tool call cancelled"))
+
+    def charge_of(self, tool: str) -> float:
+        """What one successful call of `tool` is charged (its price when the ledger is on)."""
+        return float(usd(self.prices.tool_cost(tool))) if self.ledger is not None else 0.0
 
     def _hits(self, tool: str, run: RunContext) -> list[RateHit]:
         limits = self.limits.for_tool(tool)

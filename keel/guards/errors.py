@@ -23,6 +23,7 @@ __all__ = [
     "failure_of",
 ]
 
+
 def _pool_timeouts() -> tuple[type[BaseException], ...]:
     """A connection pool's "no connection free in time": the store is saturated, not the model down."""
     errors: list[type[BaseException]] = [sa_exc.TimeoutError]

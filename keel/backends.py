@@ -182,6 +182,9 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
             min_size=1,
             max_size=settings.checkpoint_pool_size,
             timeout=settings.checkpoint_pool_timeout_s,
+            # A connection the database dropped (a restart, pg_terminate_backend) is replaced at
+            # checkout instead of failing the run's next checkpoint read (one round trip a checkout).
+            check=AsyncConnectionPool.check_connection,
             kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
             open=False,
         ) as pool:

@@ -38,6 +38,9 @@ def make_finalize(b: Backends):
             # The model answered, but nothing it tried to do was done: not a plain success.
             status, reason = "failed", "tools_refused"
         ended = time.time()
+        cost = state.get("run_cost", 0.0)
+        if b.ledger is not None:  # the ledger knows calls a crash hid from the state: it is the truth
+            cost = float(await b.ledger.spent_by(run.execution_id))
         await b.records.update_execution(
             run.execution_id,
             status=status,
@@ -48,7 +51,7 @@ def make_finalize(b: Backends):
             input_tokens=state.get("input_tokens", 0),
             output_tokens=state.get("output_tokens", 0),
             total_tokens=state.get("input_tokens", 0) + state.get("output_tokens", 0),
-            cost=state.get("run_cost", 0.0),
+            cost=cost,
             tools_used=state.get("tools_used", []),
             tools_failed=state.get("tools_failed", []),
             tools_refused=state.get("tools_refused", []),

@@ -139,6 +139,17 @@ class BudgetLedger:
             count += await self.release(res, reason)
         return count
 
+    async def spent_by(self, execution_id: str) -> Decimal:
+        """What an execution was charged: the sum of its settled entries. After a crash this includes a
+        call that answered and was settled before its step's checkpoint (the resumed run asked again),
+        which the run's own state never saw."""
+        e = budget_entries.c
+        query = sa.select(sa.func.coalesce(sa.func.sum(e.actual), 0)).where(
+            e.execution_id == execution_id, e.status == "settled"
+        )
+        async with self.records.transaction() as conn:
+            return usd((await conn.execute(query)).scalar() or 0)
+
     async def set_limit(self, user_id: str, monthly_usd: float | Decimal) -> Decimal:
         """Set a user's monthly limit (takes effect at once, for the current month too)."""
         amount = usd(monthly_usd)

@@ -153,11 +153,6 @@ def test_no_reservation_held_once_every_run_ended(drill: Totals) -> None:
     assert drill.reservations_held == 0, drill.table()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 3: a tool call replayed after a crash and a model call re-asked after one are "
-    "charged in the ledger but missing from the execution's recorded cost",
-)
 def test_ledger_spend_equals_the_recorded_costs(drill: Totals) -> None:
     assert drill.cost_mismatches == 0, drill.table()
 
@@ -166,10 +161,5 @@ def test_no_unhandled_error(drill: Totals) -> None:
     assert drill.unhandled_errors == 0, drill.table()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 item 2: killed after an approval decision was recorded, the run is stuck "
-    "(resume: waiting for an approval; decide: already decided) and its execution stays running",
-)
 def test_every_run_ends_and_none_is_left_running(drill: Totals) -> None:
     assert drill.stuck == 0 and drill.left_running == 0, drill.table()

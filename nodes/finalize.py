@@ -14,6 +14,7 @@ from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.redaction import redact_text
+from keel.textsafe import safe_text
 from memory.run_memory import remember_run
 from memory.types import MemoryScope
 
@@ -29,7 +30,7 @@ def make_finalize(b: Backends):
         run = runtime.context
         last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
         raw = last.text if last is not None else ""
-        answer = redact_text(raw)
+        answer = safe_text(redact_text(raw))  # stored in records and in the checkpoint's jsonb
         reason = state.get("terminated_reason")
         status = "terminated" if reason else "succeeded"
         ended = time.time()

@@ -16,6 +16,7 @@ from keel.context import InvalidContext, RunContext
 from keel.records import Execution
 from keel.redaction import redact_text
 from keel.server.identity import run_context
+from keel.textsafe import safe_text
 from memory.run_memory import recall_memories
 from memory.types import MemoryScope
 from nodes._shared import thread_id_of
@@ -41,7 +42,7 @@ def make_recall(b: Backends):
         if run.role not in b.policy.roles:
             known = ", ".join(sorted(b.policy.roles))
             raise InvalidContext(f"unknown role {run.role!r} (known: {known})")
-        task = _task_of(state)
+        task = safe_text(_task_of(state))  # state's str channels go into jsonb: no NUL
         now = time.time()
         recent = await b.records.list_executions(user_id=run.user_id, limit=3)
         await b.records.start_execution(

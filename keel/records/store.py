@@ -5,6 +5,8 @@ use the dialect's `INSERT ... ON CONFLICT DO NOTHING`. On SQLite every write tra
 with `BEGIN IMMEDIATE`, so writers queue on the busy timeout instead of failing mid-transaction.
 Inside `async with records.transaction() as conn:`, pass `conn=` to the methods that take it;
 on SQLite, calling a method without it there waits for the open transaction's write lock.
+Every text value written goes through `keel.textsafe` first: PostgreSQL refuses NUL, and both
+profiles store the same (visibly replaced) text.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from keel.records.types import (
     ToolResult,
     utcnow,
 )
+from keel.textsafe import safe_value
 
 __all__ = ["Records", "RecordsUnavailable"]
 
@@ -198,7 +201,11 @@ class Records:
         for name in ("tools_used", "tools_failed", "tools_refused"):
             if name in fields:
                 fields[name] = list(fields[name])
-        stmt = sa.update(executions).where(executions.c.execution_id == execution_id).values(**fields)
+        stmt = (
+            sa.update(executions)
+            .where(executions.c.execution_id == execution_id)
+            .values(**safe_value(fields))
+        )
         async with self._connect() as conn:
             await conn.execute(stmt)
 
@@ -231,7 +238,7 @@ class Records:
         Appends are serialised so the chain stays linear: PostgreSQL takes a transaction-scoped
         advisory lock before reading the last hash; SQLite's `BEGIN IMMEDIATE` already holds the write lock.
         """
-        values = audit_chain.normalise({name: getattr(ev, name) for name in _AUDIT_FIELDS})
+        values = safe_value(audit_chain.normalise({name: getattr(ev, name) for name in _AUDIT_FIELDS}))
         last = sa.select(audit.c.row_hash).order_by(audit.c.id.desc()).limit(1)
         async with self._join(conn) as c:
             if self._dialect == "postgresql":
@@ -335,8 +342,8 @@ class Records:
                 status=status,
                 decided_by=decided_by,
                 decided_at=now,
-                decision_reason=reason,
-                edited_args=dict(edited_args) if edited_args is not None else None,
+                decision_reason=safe_value(reason),
+                edited_args=safe_value(dict(edited_args)) if edited_args is not None else None,
             )
         )
         if status in ("approved", "edited"):
@@ -383,5 +390,5 @@ class Records:
 
 
 def _values(obj: Any) -> dict[str, Any]:
-    values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    values = {f.name: safe_value(getattr(obj, f.name)) for f in fields(obj)}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

@@ -16,7 +16,7 @@ from langgraph.types import Command
 from graphs.agent import build_graph
 from keel.approvals import ApprovalDecision, record_decision
 from keel.backends import Backends, open_checkpointer
-from keel.context import InvalidContext, RunContext
+from keel.context import InvalidContext, RunContext, check_task_size
 from keel.errors import Conflict, Forbidden, NotFound
 from keel.records import Approval
 from keel.settings import Settings
@@ -110,6 +110,7 @@ class Keel:
         """Start a run on a new or existing thread."""
         if not task.strip():
             raise InvalidContext("the task is empty")
+        check_task_size(task, self.backends.settings.max_task_chars)  # refused whole, never cut
         ctx = self._context(user_id, role, tenant)
         thread_id = thread_id or str(uuid.uuid4())
         if (prior := await self.records.latest_execution(thread_id)) is not None:

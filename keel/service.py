@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -76,6 +78,8 @@ class Keel:
         backends = Backends.from_settings(settings, model=model, model_name=model_name, registry=registry)
         try:
             await backends.ready()
+            # Runs whose process died (lease expired) are marked interrupted, so `resume` can continue them.
+            await backends.records.sweep_stale(backends.settings.run_lease_s)
             async with open_checkpointer(backends.settings) as saver:
                 yield cls(backends, build_graph(backends, checkpointer=saver))
         finally:
@@ -131,6 +135,9 @@ class Keel:
         ctx = self._context(prior.user_id, prior.role, prior.tenant, prior.execution_id)
         if snapshot.next:
             # The process that ran this step died: what it had reserved was never settled.
+            if prior.status == "interrupted":  # found by the stale-run sweep: running again, lease renewed
+                await self.records.update_execution(prior.execution_id, status="running", error=None)
+                await self.records.heartbeat(prior.execution_id)
             if (guards := self.backends.guards) is not None and guards.ledger is not None:
                 await guards.ledger.release_open(prior.execution_id, "released on resume after a crash")
             return await self._drive(None, thread_id, ctx, on_step)
@@ -179,9 +186,39 @@ class Keel:
     async def _drive(
         self, payload: Any, thread_id: str, ctx: RunContext, on_step: StepCallback | None
     ) -> RunOutcome:
+        config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
+        async with self._lease(ctx.execution_id):
+            return await self._stream(payload, thread_id, ctx, config, on_step)
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, execution_id: str) -> AsyncIterator[None]:
+        """Renew the execution's lease every third of `run_lease_s` while this process drives the run."""
+        period = self.backends.settings.run_lease_s / 3
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(period)
+                with contextlib.suppress(Exception):  # a missed renewal is retried; the run goes on
+                    await self.records.heartbeat(execution_id)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _stream(
+        self,
+        payload: Any,
+        thread_id: str,
+        ctx: RunContext,
+        config: dict[str, Any],
+        on_step: StepCallback | None,
+    ) -> RunOutcome:
         path: list[str] = []
         approval: dict[str, Any] | None = None
-        config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
         # durability="sync": a step's checkpoint is written before the next step starts, so a process
         # killed anywhere resumes from the step it was in and never re-runs one whose effect committed.
         async for chunk in self.graph.astream(

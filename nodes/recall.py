@@ -72,6 +72,7 @@ def make_recall(b: Backends):
                 task=redact_text(task),  # the execution record keeps no secret the user typed
                 status="running",
                 started_at=datetime.fromtimestamp(now, UTC),
+                heartbeat_at=datetime.fromtimestamp(now, UTC),  # the lease starts with the run
             )
         )
         recalled = [

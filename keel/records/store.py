@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -208,6 +208,32 @@ class Records:
         )
         async with self._connect() as conn:
             await conn.execute(stmt)
+
+    async def heartbeat(self, execution_id: str, now: datetime | None = None) -> None:
+        """Renew a running execution's lease (one small UPDATE; nothing for a finished one)."""
+        stmt = (
+            sa.update(executions)
+            .where(executions.c.execution_id == execution_id, executions.c.status == "running")
+            .values(heartbeat_at=now or utcnow())
+        )
+        async with self._connect() as conn:
+            await conn.execute(stmt)
+
+    async def sweep_stale(self, lease_s: float, now: datetime | None = None) -> list[str]:
+        """Mark `interrupted` every running execution whose lease expired; return their ids.
+
+        A row without a heartbeat (written before the lease existed) counts from `started_at`.
+        """
+        cutoff = (now or utcnow()) - timedelta(seconds=lease_s)
+        seen = sa.func.coalesce(executions.c.heartbeat_at, executions.c.started_at)
+        stmt = (
+            sa.update(executions)
+            .where(executions.c.status == "running", seen < cutoff)
+            .values(status="interrupted", error="the process running it stopped (lease expired)")
+            .returning(executions.c.execution_id)
+        )
+        async with self._connect() as conn:
+            return [row[0] for row in (await conn.execute(stmt)).all()]
 
     async def get_execution(self, execution_id: str) -> Execution | None:
         """One execution by id."""

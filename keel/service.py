@@ -63,6 +63,8 @@ class Keel:
     def __init__(self, backends: Backends, graph: CompiledStateGraph) -> None:
         self.backends = backends
         self.graph = graph
+        self.swept: list[str] = []
+        """Executions the stale-run sweep marked `interrupted` when this keel opened."""
 
     @classmethod
     @asynccontextmanager
@@ -79,9 +81,11 @@ class Keel:
         try:
             await backends.ready()
             # Runs whose process died (lease expired) are marked interrupted, so `resume` can continue them.
-            await backends.records.sweep_stale(backends.settings.run_lease_s)
+            swept = await backends.records.sweep_stale(backends.settings.run_lease_s)
             async with open_checkpointer(backends.settings) as saver:
-                yield cls(backends, build_graph(backends, checkpointer=saver))
+                keel = cls(backends, build_graph(backends, checkpointer=saver))
+                keel.swept = swept
+                yield keel
         finally:
             await backends.aclose()
 

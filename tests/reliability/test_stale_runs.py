@@ -88,3 +88,32 @@ async def test_heartbeat_renews_only_running_executions(settings: Settings):
             "running", "interrupted", "succeeded",
         ]
         assert (await rec.get_execution("done")).heartbeat_at == long_ago
+
+
+def test_keel_sweep_lists_the_interrupted_runs_to_resume(tmp_path: Path):
+    from datetime import UTC, datetime, timedelta
+
+    from typer.testing import CliRunner
+
+    from keel.cli import app
+    from keel.records import Execution
+
+    home = tmp_path / "home"
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+
+    async def seed() -> None:
+        async with Keel.open(Settings(home=home), model=FakeChatModel([]), model_name="fake-model") as keel:
+            await keel.records.start_execution(
+                Execution(
+                    execution_id="ex-dead", thread_id="th-dead", user_id="u", role="user", tenant="t",
+                    version="v", task="x", started_at=long_ago, heartbeat_at=long_ago,
+                )
+            )
+
+    asyncio.run(seed())
+    result = CliRunner().invoke(app, ["sweep"], env={"KEEL_HOME": str(home), "COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "1 run(s) marked interrupted" in result.output
+    assert "keel resume th-dead" in result.output
+    again = CliRunner().invoke(app, ["sweep"], env={"KEEL_HOME": str(home), "COLUMNS": "200"})
+    assert again.exit_code == 0 and "0 run(s) marked interrupted" in again.output

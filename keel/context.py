@@ -6,13 +6,25 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-__all__ = ["RunContext", "InvalidContext"]
+__all__ = ["RunContext", "InvalidContext", "TaskTooLarge", "check_task_size"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 
 
 class InvalidContext(ValueError):
     """A run context field is missing or malformed."""
+
+
+class TaskTooLarge(InvalidContext):
+    """A task over `KEEL_MAX_TASK_CHARS` or the model's context budget: refused, never cut."""
+
+
+def check_task_size(task: str, limit: int) -> None:
+    """Refuse a task over `limit` characters before anything is stored (a cut task would run silently)."""
+    if len(task) > limit:
+        raise TaskTooLarge(
+            f"the task is {len(task):,} characters; the limit is {limit:,} (KEEL_MAX_TASK_CHARS)"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

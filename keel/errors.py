@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["KeelError", "NotFound", "Conflict", "Forbidden", "describe"]
+__all__ = ["KeelError", "NotFound", "Conflict", "Forbidden", "StoreUnavailable", "describe"]
 
 
 class KeelError(Exception):
@@ -19,6 +19,10 @@ class Conflict(KeelError):
 
 class Forbidden(KeelError):
     """The caller's role may not do this."""
+
+
+class StoreUnavailable(KeelError):
+    """A database keel keeps the run in (checkpoints) failed; what was saved is kept, resume later."""
 
 
 def describe(exc: BaseException, *, limit: int = 3) -> str:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+import psycopg_pool
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage
 from langgraph.graph.state import CompiledStateGraph
@@ -16,8 +21,8 @@ from langgraph.types import Command
 from graphs.agent import build_graph
 from keel.approvals import ApprovalDecision, record_decision, recorded_resume, refuse
 from keel.backends import Backends, open_checkpointer
-from keel.context import InvalidContext, RunContext
-from keel.errors import Conflict, Forbidden, NotFound
+from keel.context import InvalidContext, RunContext, check_task_size
+from keel.errors import Conflict, Forbidden, NotFound, StoreUnavailable, describe
 from keel.prompts import continue_message, original_request
 from keel.records import Approval
 from keel.settings import Settings
@@ -66,6 +71,8 @@ class Keel:
     def __init__(self, backends: Backends, graph: CompiledStateGraph) -> None:
         self.backends = backends
         self.graph = graph
+        self.swept: list[str] = []
+        """Executions the stale-run sweep marked `interrupted` when this keel opened."""
 
     @classmethod
     @asynccontextmanager
@@ -81,8 +88,12 @@ class Keel:
         backends = Backends.from_settings(settings, model=model, model_name=model_name, registry=registry)
         try:
             await backends.ready()
+            # Runs whose process died (lease expired) are marked interrupted, so `resume` can continue them.
+            swept = await backends.records.sweep_stale(backends.settings.run_lease_s)
             async with open_checkpointer(backends.settings) as saver:
-                yield cls(backends, build_graph(backends, checkpointer=saver))
+                keel = cls(backends, build_graph(backends, checkpointer=saver))
+                keel.swept = swept
+                yield keel
         finally:
             await backends.aclose()
 
@@ -115,6 +126,7 @@ class Keel:
         """Start a run on a new or existing thread."""
         if not task.strip():
             raise InvalidContext("the task is empty")
+        check_task_size(task, self.backends.settings.max_task_chars)  # refused whole, never cut
         ctx = self._context(user_id, role, tenant)
         thread_id = thread_id or str(uuid.uuid4())
         if (prior := await self.records.latest_execution(thread_id)) is not None:
@@ -139,6 +151,9 @@ class Keel:
             return await self._drive(Command(resume=recorded_resume(row)), thread_id, ctx, on_step)
         if snapshot.next:
             # The process that ran this step died: what it had reserved was never settled.
+            if prior.status == "interrupted":  # found by the stale-run sweep: running again, lease renewed
+                await self.records.update_execution(prior.execution_id, status="running", error=None)
+                await self.records.heartbeat(prior.execution_id)
             if (guards := self.backends.guards) is not None and guards.ledger is not None:
                 await guards.ledger.release_open(prior.execution_id, "released on resume after a crash")
             return await self._drive(None, thread_id, ctx, on_step)
@@ -203,9 +218,47 @@ class Keel:
     async def _drive(
         self, payload: Any, thread_id: str, ctx: RunContext, on_step: StepCallback | None
     ) -> RunOutcome:
+        config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
+        async with self._lease(ctx.execution_id):
+            try:
+                return await self._stream(payload, thread_id, ctx, config, on_step)
+            except _CHECKPOINT_STORE_ERRORS as exc:
+                # The checkpoint database failed between steps: what was checkpointed is saved, the
+                # step in flight is not. Say so in one line; the stale-run sweep and `resume` take over.
+                raise StoreUnavailable(
+                    f"the checkpoint database failed ({describe(exc)}); progress up to the last "
+                    f"completed step is saved: resume with thread {thread_id} once it is back"
+                ) from exc
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, execution_id: str) -> AsyncIterator[None]:
+        """Renew the execution's lease every third of `run_lease_s` while this process drives the run."""
+        period = self.backends.settings.run_lease_s / 3
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(period)
+                with contextlib.suppress(Exception):  # a missed renewal is retried; the run goes on
+                    await self.records.heartbeat(execution_id)
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _stream(
+        self,
+        payload: Any,
+        thread_id: str,
+        ctx: RunContext,
+        config: dict[str, Any],
+        on_step: StepCallback | None,
+    ) -> RunOutcome:
         path: list[str] = []
         approval: dict[str, Any] | None = None
-        config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
         async for chunk in self.graph.astream(
             payload, config, context=ctx, stream_mode="updates", durability=self.durability
         ):
@@ -233,6 +286,15 @@ class Keel:
             terminated_reason=values.get("terminated_reason"),
             path=path,
         )
+
+
+_CHECKPOINT_STORE_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+)
+"""Driver errors of the checkpointers (AsyncPostgresSaver, AsyncSqliteSaver): a store failure, never a
+crash with a raw traceback."""
 
 
 def _waiting_on(snapshot: Any) -> str | None:

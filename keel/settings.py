@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     approval_ttl_s: float = Field(default=86_400.0, gt=0)
     """How long an approval request stays valid."""
 
+    max_task_chars: int = Field(default=100_000, gt=0)
+    """Longest task a run accepts, in characters; a longer one is refused, never cut. 100 000 characters
+    (~25 000 tokens) fits a 32k-context model with room for the answer; the model's own context budget
+    (`context_budgets`) can refuse a shorter task too."""
+
+    run_lease_s: float = Field(default=120.0, gt=0)
+    """A running execution's lease: its process renews `heartbeat_at` every third of it. An execution
+    whose lease has expired is marked `interrupted` by the stale-run sweep (at start-up and `keel sweep`)
+    and `keel resume` continues it. Must exceed the longest pause of an event loop."""
+
     max_args_bytes: int = Field(default=65_536, gt=0)
     """Largest tool-call argument payload accepted, as JSON bytes."""
 

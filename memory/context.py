@@ -1,7 +1,8 @@
 """Context-window management: fit the messages of a model call to the model's context budget.
 
-Kept: the system prompt (which carries the plan and recalled memories), the latest human request, anything
-appended for this call (`tail`) and as many recent turns as fit. Older turns are trimmed and replaced by a
+Kept: the system prompt (which carries the plan and recalled memories), the latest human request (never
+cut: if it cannot fit, `ContextOverflow` is raised), anything appended for this call (`tail`) and as many
+recent turns as fit. Older turns are trimmed and replaced by a
 digest line each (from working memory, rebuilt from the messages on a miss), itself bounded. Tool results
 longer than `max_tool_chars` are truncated with a marker. An AIMessage with tool calls and its
 ToolMessages form one unit: kept or trimmed together, never split.
@@ -148,8 +149,10 @@ def fit_messages(
         room -= costs[k]
     trimmed = [i for k, u in enumerate(units) if k not in keep for i in u]
     system = _with_digest(system, trimmed, digest, max(0, min(room, int(limit * budget.digest_share))))
-    out = [system, *(msgs[i] for k, u in enumerate(units) if k in keep for i in u), *tail]
-    return _squeeze(out, limit, tools)
+    kept = [i for k, u in enumerate(units) if k in keep for i in u]
+    out = [system, *(msgs[i] for i in kept), *tail]
+    request = {1 + kept.index(i) for i in units[last_human]} if last_human >= 0 else set()
+    return _squeeze(out, limit, tools, request)
 
 
 def _with_digest(
@@ -174,13 +177,21 @@ def _with_digest(
     return system.model_copy(update={"content": f"{_text(system)}\n\n{note}"})
 
 
-def _squeeze(out: list[BaseMessage], limit: int, tools: Sequence[Any] | None) -> list[BaseMessage]:
-    """Last resort when even the pinned messages do not fit: shorten the longest texts until they do."""
-    stuck: set[int] = set()
+def _squeeze(
+    out: list[BaseMessage], limit: int, tools: Sequence[Any] | None, request: set[int]
+) -> list[BaseMessage]:
+    """Last resort when even the pinned messages do not fit: shorten the longest texts until they do.
+
+    The latest user request (`request`, indices into `out`) is never shortened: a run acting on a cut
+    request would report success on a task it never saw whole.
+    """
+    stuck: set[int] = set(request)
     while (total := count_tokens(out, tools)) > limit:
         candidates = [i for i in range(len(out)) if i not in stuck]
         if not candidates:
-            raise ContextOverflow(f"the context budget ({limit} tokens) cannot hold even the pinned messages")
+            raise ContextOverflow(
+                f"the context budget ({limit} tokens) cannot hold the latest request and the pinned messages"
+            )
         longest = max(candidates, key=lambda i: len(_text(out[i])))
         text = _text(out[longest])
         keep = max(32, len(text) - (total - limit) * 4 - 128)

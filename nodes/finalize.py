@@ -14,6 +14,7 @@ from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.redaction import redact_text
+from keel.textsafe import safe_text
 from memory.run_memory import remember_run
 from memory.types import MemoryScope
 from nodes._shared import settle_owed
@@ -31,7 +32,7 @@ def make_finalize(b: Backends):
         owed = await settle_owed(b, state)  # a resumed run charges the calls the ledger missed
         last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
         raw = last.text if last is not None else ""
-        answer = redact_text(raw)
+        answer = safe_text(redact_text(raw))  # stored in records and in the checkpoint's jsonb
         reason = state.get("terminated_reason")
         status = "terminated" if reason else "succeeded"
         if reason is None and _every_tool_call_refused(state):

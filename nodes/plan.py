@@ -12,6 +12,7 @@ from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.prompts import PLAN_INSTRUCTION, system_prompt
+from keel.textsafe import safe_text
 from memory.stores import fit_context
 from nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
 
@@ -44,6 +45,7 @@ def make_plan(b: Backends):
                 "error": call.overrun,
                 **usage_update(state, call),
             }
-        return {"plan": call.message.text.strip(), **usage_update(state, call)}
+        # The plan is a plain str channel, inlined into the checkpoint's jsonb on PostgreSQL: no NUL.
+        return {"plan": safe_text(call.message.text.strip()), **usage_update(state, call)}
 
     return plan

@@ -6,16 +6,19 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from graphs.state import AgentState
 from keel.backends import Backends
-from keel.context import InvalidContext, RunContext
+from keel.context import InvalidContext, RunContext, TaskTooLarge, check_task_size
+from keel.prompts import system_prompt
 from keel.records import Execution
 from keel.redaction import redact_text
 from keel.server.identity import run_context
+from keel.textsafe import safe_text
+from memory.context import count_tokens
 from memory.run_memory import recall_memories
 from memory.types import MemoryScope
 from nodes._shared import thread_id_of
@@ -30,6 +33,19 @@ def _task_of(state: AgentState) -> str:
     return ""
 
 
+def _check_fits(b: Backends, run: RunContext, task: str) -> None:
+    """Refuse, before anything is stored, a request the model's context budget cannot hold whole."""
+    check_task_size(task, b.settings.max_task_chars)  # the Server calls the graph without Keel.run
+    if b.memory is None:
+        return
+    budget = b.memory.context.budget_for(b.model_name).max_input_tokens
+    need = count_tokens([SystemMessage(system_prompt(run, {})), HumanMessage(task)])
+    if need > budget:
+        raise TaskTooLarge(
+            f"the task needs ~{need:,} tokens; {b.model_name} has a context budget of {budget:,} input tokens"
+        )
+
+
 def make_recall(b: Backends):
     """The recall node."""
 
@@ -41,7 +57,8 @@ def make_recall(b: Backends):
         if run.role not in b.policy.roles:
             known = ", ".join(sorted(b.policy.roles))
             raise InvalidContext(f"unknown role {run.role!r} (known: {known})")
-        task = _task_of(state)
+        task = safe_text(_task_of(state))  # state's str channels go into jsonb: no NUL
+        _check_fits(b, run, task)
         now = time.time()
         recent = await b.records.list_executions(user_id=run.user_id, limit=3)
         await b.records.start_execution(
@@ -55,6 +72,7 @@ def make_recall(b: Backends):
                 task=redact_text(task),  # the execution record keeps no secret the user typed
                 status="running",
                 started_at=datetime.fromtimestamp(now, UTC),
+                heartbeat_at=datetime.fromtimestamp(now, UTC),  # the lease starts with the run
             )
         )
         recalled = [

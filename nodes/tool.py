@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
+from sqlalchemy.exc import SQLAlchemyError
 
 from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.observability.instrument import traced_tool_call
+from keel.records import RecordsUnavailable
 from nodes._shared import thread_id_of
 
 __all__ = ["make_tool"]
+
+
+def _records_failed(call: dict[str, Any], exc: BaseException) -> ToolMessage:
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+    return ToolMessage(
+        content=(
+            f"error: {call['name']} could not be recorded (records database error: {type(exc).__name__}: "
+            f"{reason}); whether it took effect is unknown: check before repeating it"
+        ),
+        tool_call_id=call["id"],
+        name=call["name"],
+        status="error",
+    )
 
 
 def make_tool(b: Backends):
@@ -28,18 +44,25 @@ def make_tool(b: Backends):
         for call in state.get("pending", []):
             if call.get("status") != "allowed":
                 continue
-            outcome = await traced_tool_call(
-                b,
-                call,
-                b.executor.execute(
-                    call["id"],
-                    call["name"],
-                    call["args"],
-                    run,
-                    thread,
-                    deadline=state.get("deadline", float("inf")),
-                ),
-            )
+            try:
+                outcome = await traced_tool_call(
+                    b,
+                    call,
+                    b.executor.execute(
+                        call["id"],
+                        call["name"],
+                        call["args"],
+                        run,
+                        thread,
+                        deadline=state.get("deadline", float("inf")),
+                    ),
+                )
+            except (RecordsUnavailable, SQLAlchemyError) as exc:
+                # The records write around the call failed: the model hears it as this call's error, so the
+                # run goes on (or ends) honestly instead of dying with the execution left `running`.
+                messages.append(_records_failed(call, exc))
+                failed.append(call["name"])
+                continue
             messages.append(outcome.message)
             if outcome.status in ("ok", "replayed"):
                 used.append(call["name"])

@@ -8,7 +8,14 @@ import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
 from keel.settings import Settings
-from memory.context import TRUNCATED, ContextBudget, ContextFitter, count_tokens, fit_messages
+from memory.context import (
+    TRUNCATED,
+    ContextBudget,
+    ContextFitter,
+    ContextOverflow,
+    count_tokens,
+    fit_messages,
+)
 from memory.working import InProcessWorkingMemory, RedisWorkingMemory, ThreadDigest, WorkingMemory
 
 SYSTEM = SystemMessage("You are keel.\n\nYour plan:\n1. read the file\n2. answer")
@@ -78,12 +85,12 @@ def test_short_threads_are_sent_as_they_are_and_long_tool_results_are_marked() -
     assert [m.id for m in out[1:]] == [m.id for m in history]
 
 
-def test_pinned_messages_are_squeezed_rather_than_overflowing() -> None:
+def test_a_latest_request_too_long_for_the_budget_overflows_rather_than_being_cut() -> None:
+    # Issue 11 item 5: this used to squeeze the request itself, so the run acted on a cut task.
     history = [HumanMessage("please summarise: " + "word " * 5000, id="h")]
     budget = ContextBudget(max_input_tokens=800)
-    out = fit_messages(SYSTEM, history, budget, tail=[HumanMessage("Write a plan.")])
-    assert count_tokens(out) <= 800 and out[-1].content == "Write a plan."
-    assert "truncated by keel" in out[1].content
+    with pytest.raises(ContextOverflow, match="latest request"):
+        fit_messages(SYSTEM, history, budget, tail=[HumanMessage("Write a plan.")])
 
 
 @pytest.fixture(params=["in-process", pytest.param("redis", marks=pytest.mark.redis)])

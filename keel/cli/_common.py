@@ -51,7 +51,8 @@ UNAVAILABLE_REASONS = frozenset({"llm_unavailable", "guard_unavailable", "record
 EXIT_CODES_HELP = (
     "Exit codes: 0 succeeded; 1 request refused or error; 2 usage error; 3 paused for approval; "
     "4 terminated by a guard or limit (budget_exceeded, run_cost_cap, max_steps, timeout); "
-    "5 a dependency unavailable (llm_unavailable, guard_unavailable, records_unavailable); "
+    "5 a dependency unavailable (llm_unavailable, guard_unavailable, records_unavailable, or a store "
+    "down: nothing is lost, resume once it is back); "
     "6 every tool call was denied, rejected or failed (tools_refused)."
 )
 
@@ -71,11 +72,11 @@ def exit_code_of(status: str, terminated_reason: str | None) -> int:
     return EXIT_ERROR
 
 
-def fail(message: str) -> None:
-    """Print one line on stderr and exit 1."""
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    """Print one line on stderr and exit with `code` (1 unless a store was unavailable: 5)."""
     line = " ".join(message.split())
     err.print(f"[red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def reason(exc: BaseException) -> str:
@@ -91,11 +92,17 @@ def reason(exc: BaseException) -> str:
 
 
 def call(fn: Callable[[], Awaitable[T]]) -> T:
-    """Run an async command; any refusal becomes one line on stderr and exit code 1."""
-    from keel.errors import KeelError
+    """Run an async command; any refusal becomes one line on stderr and exit code 1 (5 when a store keel
+    needs is unavailable: nothing is lost, try again once it is back)."""
+    from keel.errors import KeelError, StoreUnavailable
+    from keel.guards.errors import GuardUnavailable
+    from keel.hotstate import HotStateUnavailable
+    from keel.records import RecordsUnavailable
 
     try:
         return asyncio.run(fn())
+    except (StoreUnavailable, RecordsUnavailable, GuardUnavailable, HotStateUnavailable) as exc:
+        fail(reason(exc), EXIT_UNAVAILABLE)
     except (KeelError, ValueError, KeyError, OSError) as exc:
         fail(reason(exc))
     except Exception as exc:  # noqa: BLE001 - a store being down is reported, not traced

@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
     app.command(epilog=EXIT_CODES_HELP)(run)
     app.command(epilog=EXIT_CODES_HELP)(resume)
     app.command()(demo)
+    app.command()(sweep)
 
 
 def run(
@@ -47,6 +48,20 @@ def resume(
             return await keel.resume(thread, on_step=printer(as_json))
 
     show_outcome(call(go), as_json)
+
+
+def sweep() -> None:
+    """Mark runs whose process died (lease KEEL_RUN_LEASE_S expired) `interrupted`; list them to resume."""
+
+    async def go() -> list[tuple[str, str]]:
+        async with open_keel() as keel:  # opening keel runs the sweep
+            found = [await keel.records.get_execution(e) for e in keel.swept]
+            return [(e.execution_id, e.thread_id) for e in found if e is not None]
+
+    swept = call(go)
+    out.print(f"{len(swept)} run(s) marked interrupted")
+    for execution_id, thread_id in swept:
+        out.print(f"execution {execution_id}: resume with `keel resume {thread_id}`")
 
 
 def demo() -> None:

@@ -5,6 +5,8 @@ use the dialect's `INSERT ... ON CONFLICT DO NOTHING`. On SQLite every write tra
 with `BEGIN IMMEDIATE`, so writers queue on the busy timeout instead of failing mid-transaction.
 Inside `async with records.transaction() as conn:`, pass `conn=` to the methods that take it;
 on SQLite, calling a method without it there waits for the open transaction's write lock.
+Every text value written goes through `keel.textsafe` first: PostgreSQL refuses NUL, and both
+profiles store the same (visibly replaced) text.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +38,7 @@ from keel.records.types import (
     utcnow,
 )
 from keel.redaction import redact_text
+from keel.textsafe import safe_value
 
 __all__ = ["Records", "RecordsUnavailable"]
 
@@ -204,9 +207,39 @@ class Records:
             if name in fields:
                 fields[name] = list(fields[name])
         fields = _redact_error(fields)
-        stmt = sa.update(executions).where(executions.c.execution_id == execution_id).values(**fields)
+        stmt = (
+            sa.update(executions)
+            .where(executions.c.execution_id == execution_id)
+            .values(**safe_value(fields))
+        )
         async with self._connect() as conn:
             await conn.execute(stmt)
+
+    async def heartbeat(self, execution_id: str, now: datetime | None = None) -> None:
+        """Renew a running execution's lease (one small UPDATE; nothing for a finished one)."""
+        stmt = (
+            sa.update(executions)
+            .where(executions.c.execution_id == execution_id, executions.c.status == "running")
+            .values(heartbeat_at=now or utcnow())
+        )
+        async with self._connect() as conn:
+            await conn.execute(stmt)
+
+    async def sweep_stale(self, lease_s: float, now: datetime | None = None) -> list[str]:
+        """Mark `interrupted` every running execution whose lease expired; return their ids.
+
+        A row without a heartbeat (written before the lease existed) counts from `started_at`.
+        """
+        cutoff = (now or utcnow()) - timedelta(seconds=lease_s)
+        seen = sa.func.coalesce(executions.c.heartbeat_at, executions.c.started_at)
+        stmt = (
+            sa.update(executions)
+            .where(executions.c.status == "running", seen < cutoff)
+            .values(status="interrupted", error="the process running it stopped (lease expired)")
+            .returning(executions.c.execution_id)
+        )
+        async with self._connect() as conn:
+            return [row[0] for row in (await conn.execute(stmt)).all()]
 
     async def get_execution(self, execution_id: str) -> Execution | None:
         """One execution by id."""
@@ -237,7 +270,7 @@ class Records:
         Appends are serialised so the chain stays linear: PostgreSQL takes a transaction-scoped
         advisory lock before reading the last hash; SQLite's `BEGIN IMMEDIATE` already holds the write lock.
         """
-        values = audit_chain.normalise({name: getattr(ev, name) for name in _AUDIT_FIELDS})
+        values = safe_value(audit_chain.normalise({name: getattr(ev, name) for name in _AUDIT_FIELDS}))
         last = sa.select(audit.c.row_hash).order_by(audit.c.id.desc()).limit(1)
         async with self._join(conn) as c:
             if self._dialect == "postgresql":
@@ -341,8 +374,8 @@ class Records:
                 status=status,
                 decided_by=decided_by,
                 decided_at=now,
-                decision_reason=reason,
-                edited_args=dict(edited_args) if edited_args is not None else None,
+                decision_reason=safe_value(reason),
+                edited_args=safe_value(dict(edited_args)) if edited_args is not None else None,
             )
         )
         if status in ("approved", "edited"):
@@ -397,5 +430,5 @@ def _redact_error(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _values(obj: Any) -> dict[str, Any]:
-    values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    values = {f.name: safe_value(getattr(obj, f.name)) for f in fields(obj)}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

@@ -25,7 +25,7 @@ __all__ = [
     "outbox",
 ]
 
-EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated")
+EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted")
 APPROVAL_STATUSES = ("pending", "approved", "edited", "rejected", "expired")
 TOOL_RESULT_STATUSES = ("ok", "error", "timeout")
 
@@ -103,8 +103,10 @@ executions = sa.Table(
     sa.Column("succeeded", sa.Boolean),
     sa.Column("answer", sa.Text),
     sa.Column("error", sa.Text),
+    sa.Column("heartbeat_at", UTCDateTime),
     sa.CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
     sa.Index(None, "started_at"),
+    sa.Index(None, "status"),
 )
 
 audit = sa.Table(

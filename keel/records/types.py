@@ -26,7 +26,7 @@ __all__ = [
     "utcnow",
 ]
 
-ExecutionStatus = Literal["running", "awaiting_approval", "succeeded", "failed", "terminated"]
+ExecutionStatus = Literal["running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted"]
 ApprovalStatus = Literal["pending", "approved", "edited", "rejected", "expired"]
 ToolResultStatus = Literal["ok", "error", "timeout"]
 
@@ -86,6 +86,8 @@ class Execution(_Row):
     succeeded: bool | None = None
     answer: str | None = None
     error: str | None = None
+    heartbeat_at: datetime | None = None
+    """Renewed while the run's process lives; an expired lease means the process died (`interrupted`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tools_used", tuple(self.tools_used))

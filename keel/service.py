@@ -141,7 +141,8 @@ class Keel:
         prior = await self.records.latest_execution(thread_id)
         if prior is None:
             raise NotFound(f"no run on thread {thread_id}")
-        snapshot = await self.graph.aget_state(self._config(thread_id))
+        async with _checkpoint_store(thread_id):
+            snapshot = await self.graph.aget_state(self._config(thread_id))
         ctx = self._context(prior.user_id, prior.role, prior.tenant, prior.execution_id)
         if (approval_id := _waiting_on(snapshot)) is not None:
             row = await self.records.get_approval(approval_id)
@@ -219,16 +220,8 @@ class Keel:
         self, payload: Any, thread_id: str, ctx: RunContext, on_step: StepCallback | None
     ) -> RunOutcome:
         config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
-        async with self._lease(ctx.execution_id):
-            try:
-                return await self._stream(payload, thread_id, ctx, config, on_step)
-            except _CHECKPOINT_STORE_ERRORS as exc:
-                # The checkpoint database failed between steps: what was checkpointed is saved, the
-                # step in flight is not. Say so in one line; the stale-run sweep and `resume` take over.
-                raise StoreUnavailable(
-                    f"the checkpoint database failed ({describe(exc)}); progress up to the last "
-                    f"completed step is saved: resume with thread {thread_id} once it is back"
-                ) from exc
+        async with self._lease(ctx.execution_id), _checkpoint_store(thread_id):
+            return await self._stream(payload, thread_id, ctx, config, on_step)
 
     @contextlib.asynccontextmanager
     async def _lease(self, execution_id: str) -> AsyncIterator[None]:
@@ -295,6 +288,19 @@ _CHECKPOINT_STORE_ERRORS: tuple[type[BaseException], ...] = (
 )
 """Driver errors of the checkpointers (AsyncPostgresSaver, AsyncSqliteSaver): a store failure, never a
 crash with a raw traceback."""
+
+
+@asynccontextmanager
+async def _checkpoint_store(thread_id: str) -> AsyncIterator[None]:
+    """The checkpoint database failing is one line (StoreUnavailable), not a raw driver traceback: what
+    was checkpointed is saved, the step in flight is not; the stale-run sweep and `resume` take over."""
+    try:
+        yield
+    except _CHECKPOINT_STORE_ERRORS as exc:
+        raise StoreUnavailable(
+            f"the checkpoint database failed ({describe(exc)}); progress up to the last completed step "
+            f"is saved: resume with thread {thread_id} once it is back"
+        ) from exc
 
 
 def _waiting_on(snapshot: Any) -> str | None:

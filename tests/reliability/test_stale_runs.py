@@ -77,8 +77,16 @@ async def test_heartbeat_renews_only_running_executions(settings: Settings):
         for eid, status in (("alive", "running"), ("dead", "running"), ("done", "succeeded")):
             await rec.start_execution(
                 Execution(
-                    execution_id=eid, thread_id=eid, user_id="u", role="user", tenant="t", version="v",
-                    task="x", status=status, started_at=long_ago, heartbeat_at=long_ago,
+                    execution_id=eid,
+                    thread_id=eid,
+                    user_id="u",
+                    role="user",
+                    tenant="t",
+                    version="v",
+                    task="x",
+                    status=status,
+                    started_at=long_ago,
+                    heartbeat_at=long_ago,
                 )
             )
         await rec.heartbeat("alive")
@@ -86,7 +94,9 @@ async def test_heartbeat_renews_only_running_executions(settings: Settings):
         swept = await rec.sweep_stale(60)  # the session's PostgreSQL database may hold other dead runs
         assert "dead" in swept and "alive" not in swept and "done" not in swept
         assert [(await rec.get_execution(e)).status for e in ("alive", "dead", "done")] == [
-            "running", "interrupted", "succeeded",
+            "running",
+            "interrupted",
+            "succeeded",
         ]
         assert (await rec.get_execution("done")).heartbeat_at == long_ago
 
@@ -106,8 +116,15 @@ def test_keel_sweep_lists_the_interrupted_runs_to_resume(tmp_path: Path):
         async with Keel.open(Settings(home=home), model=FakeChatModel([]), model_name="fake-model") as keel:
             await keel.records.start_execution(
                 Execution(
-                    execution_id="ex-dead", thread_id="th-dead", user_id="u", role="user", tenant="t",
-                    version="v", task="x", started_at=long_ago, heartbeat_at=long_ago,
+                    execution_id="ex-dead",
+                    thread_id="th-dead",
+                    user_id="u",
+                    role="user",
+                    tenant="t",
+                    version="v",
+                    task="x",
+                    started_at=long_ago,
+                    heartbeat_at=long_ago,
                 )
             )
 

@@ -200,7 +200,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="tools/executor.py",
         old="        text = redact_text(text)\n",
         new="",
-        tests=("tests/test_redaction.py",),
+        tests=("tests/test_redaction.py", "tests/reliability/test_proofs_redaction.py"),
     ),
     M(
         id="audit-detail-not-redacted",
@@ -208,7 +208,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="keel/audit.py",
         old="detail=redact_text(detail) if detail else detail,",
         new="detail=detail,",
-        tests=("tests/test_redaction.py",),
+        tests=("tests/test_redaction.py", "tests/reliability/test_proofs_redaction.py"),
     ),
     M(
         id="execution-task-not-redacted",
@@ -216,7 +216,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="nodes/recall.py",
         old="task=redact_text(task),",
         new="task=task,",
-        tests=("tests/test_redaction.py",),
+        tests=("tests/test_redaction.py", "tests/reliability/test_proofs_redaction.py"),
     ),
     M(
         id="answer-not-redacted",
@@ -224,7 +224,15 @@ MUTANTS: tuple[Mutant, ...] = (
         file="nodes/finalize.py",
         old="answer = redact_text(raw)",
         new="answer = raw",
-        tests=("tests/test_redaction.py",),
+        tests=("tests/test_redaction.py", "tests/reliability/test_proofs_redaction.py"),
+    ),
+    M(
+        id="refusal-not-redacted",
+        guarantee="secrets are redacted from refusals entering state (they quote the model's args)",
+        file="nodes/permission.py",
+        old="return ToolMessage(content=redact_text(text),",
+        new="return ToolMessage(content=text,",
+        tests=("tests/reliability/test_proofs_redaction.py",),
     ),
     # --- isolation ---------------------------------------------------------------------------------------
     M(
@@ -241,7 +249,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="memory/long_term.py",
         old='if md.get("user_id") != scope.user_id or md.get("tenant") != scope.tenant:',
         new="if False:",
-        tests=("tests/test_memory_long_term.py",),
+        tests=("tests/test_memory_long_term.py", "tests/reliability/test_proofs_isolation.py"),
     ),
     M(
         id="memory-collection-not-per-tenant",
@@ -249,7 +257,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="memory/long_term.py",
         old='digest = hashlib.sha256(f"{scope.tenant}\\x00{scope.user_id}".encode()).hexdigest()[:32]',
         new='digest = hashlib.sha256(f"{scope.user_id}".encode()).hexdigest()[:32]',
-        tests=("tests/test_memory_long_term.py",),
+        tests=("tests/test_memory_long_term.py", "tests/reliability/test_proofs_isolation.py"),
     ),
     M(
         id="server-threads-not-owner-filtered",

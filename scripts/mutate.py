@@ -129,12 +129,12 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/test_security_approvals.py",),
     ),
     M(
-        id="approval-edit-checked-against-start-policy",
-        guarantee="an approver's edit is checked against the policy in force",
-        file="nodes/approval.py",
-        old='decision = b.current_policy().decide(run.role, call["name"], checked.resource)',
-        new='decision = b.policy.decide(run.role, call["name"], checked.resource)',
-        tests=("tests/test_security_approvals.py", "tests/reliability/test_proofs_approvals.py"),
+        id="approval-edit-checked-against-stale-policy",
+        guarantee="an approver's edit is checked against the policy in force (hot-reloaded file)",
+        file="keel/backends.py",
+        old="        self.policy = self._watch().current()\n",
+        new="",
+        tests=("tests/reliability/test_proofs_approvals.py",),
     ),
     M(
         id="approval-expiry-ignored",

@@ -234,6 +234,23 @@ MUTANTS: tuple[Mutant, ...] = (
         new="return ToolMessage(content=text,",
         tests=("tests/reliability/test_proofs_redaction.py",),
     ),
+    # --- metrics -------------------------------------------------------------------------------------
+    M(
+        id="metrics-tool-call-counted-twice",
+        guarantee="Prometheus counts each tool call once",
+        file="keel/observability/metrics.py",
+        old='m.tool_calls.add(1, {"tool": tool, "status": status})',
+        new='m.tool_calls.add(2, {"tool": tool, "status": status})',
+        tests=("tests/test_observability.py",),
+    ),
+    M(
+        id="metrics-run-counted-twice",
+        guarantee="Prometheus counts each run once",
+        file="keel/observability/metrics.py",
+        old="_m().runs.add(1, attrs)",
+        new="_m().runs.add(2, attrs)",
+        tests=("tests/test_observability.py",),
+    ),
     # --- isolation ---------------------------------------------------------------------------------------
     M(
         id="recall-without-tenant-filter",

@@ -167,7 +167,7 @@ MUTANTS: tuple[Mutant, ...] = (
         file="keel/guards/model.py",
         old="    if not decision.allowed:\n        raise CircuitOpen",
         new="    if False:\n        raise CircuitOpen",
-        tests=("tests/test_guards.py",),
+        tests=("tests/test_guards.py", "tests/reliability/test_proofs_breaker.py"),
     ),
     M(
         id="tool-breaker-open-admits",

@@ -6,6 +6,7 @@ call (another replica's failures): the gate must refuse then too, and hold nothi
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -21,9 +22,10 @@ async def test_a_model_call_is_refused_when_its_breaker_opened_after_the_edge_lo
         decision = await guards.breakers.acquire(name, guards.breaker)
         await guards.breakers.record(name, guards.breaker, ok=False, probe=decision.probe)
         assert await guards.breakers.state(name, guards.breaker) == "open"
-        run = RunContext(user_id="alice", role="user", tenant="default", execution_id="ex-breaker")
+        user = f"u{uuid.uuid4().hex[:10]}"  # the PostgreSQL ledger lives for the whole session
+        run = RunContext(user_id=user, role="user", tenant="default", execution_id="ex-breaker")
         with pytest.raises(CircuitOpen):
             async with guards.model_call(run, "th-breaker", "fake-model", Decimal("0.01")):
                 pytest.fail("the model was called through an open breaker")
-        status = await keel.backends.ledger.status("alice")
+        status = await keel.backends.ledger.status(user)
         assert (status.spent, status.reserved) == (0, 0)

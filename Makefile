@@ -9,7 +9,7 @@ export LANGGRAPH_NO_VERSION_CHECK := true
 export ANONYMIZED_TELEMETRY := False
 export LANGSMITH_TRACING ?= false
 
-.PHONY: install run demo test test-fast bench dev lint fmt clean
+.PHONY: install run demo test test-fast bench mutate dev lint fmt clean
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ test-fast: install
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# One-line breaks of the README guarantees, each against the tests that must catch it (not part of `test`).
+mutate: install
+	$(BIN)/python scripts/mutate.py
 
 # KEEL_HOME outside the project: files written while `langgraph dev` runs must not make it reload.
 dev: install

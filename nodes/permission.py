@@ -12,6 +12,7 @@ from graphs.state import AgentState, PendingCall
 from keel.audit import audit_event
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.redaction import redact_text
 from nodes._shared import thread_id_of
 from tools.executor import ToolCallRefused
 
@@ -19,7 +20,9 @@ __all__ = ["make_permission_check"]
 
 
 def _refusal(call: PendingCall, text: str) -> ToolMessage:
-    return ToolMessage(content=text, tool_call_id=call["id"], name=call["name"] or "unknown", status="error")
+    """A refusal enters state like tool output does: redacted (it may quote the model's args)."""
+    name = call["name"] or "unknown"
+    return ToolMessage(content=redact_text(text), tool_call_id=call["id"], name=name, status="error")
 
 
 def make_permission_check(b: Backends):

@@ -186,3 +186,23 @@ async def test_keel_audit_verify_cli(tmp_path: Path) -> None:
     )
     as_json = await asyncio.to_thread(runner.invoke, app, ["audit", "verify", "--json"], env=env)
     assert as_json.exit_code == 1 and f'"bad_row": {ids[1]}' in as_json.stdout
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("args", """'{"to": "attacker@evil.test"}'"""),
+        ("detail", "'nothing to see'"),
+        ("resource", "'shared:other'"),
+        ("decision", "'allow'"),
+        ("rule", "'admin * * allow'"),
+        ("user_id", "'mallory'"),
+    ],
+)
+async def test_verify_catches_an_edit_of_any_hashed_column(records: Records, column: str, value: str) -> None:
+    """Every column an audit row is appended with is covered by its hash, args/detail/resource included."""
+    base = dict(args={"to": "bob@example.com"}, detail="sent", resource="outbox", decision="deny", rule="r1")
+    ids = [await records.append_audit(event(i, **base)) for i in range(3)]
+    await superuser(records, f"UPDATE audit SET {column} = {value} WHERE id = {ids[1]}")
+    report = await verify(records)
+    assert (report.ok, report.broken.row_id) == (False, ids[1]) and "changed" in report.broken.reason

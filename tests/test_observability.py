@@ -175,7 +175,34 @@ async def test_every_log_line_carries_the_run_and_secrets_are_redacted(make_keel
     assert CANARY not in buffer.getvalue() and "alice" not in buffer.getvalue()
 
 
+def _metric(family: str, sample: str, **labels: str) -> float:
+    """One labelled series of the process-wide registry (summed over the labels not given)."""
+    families = {f.name: f for f in text_string_to_metric_families(prometheus_text())}
+    if family not in families:
+        return 0.0
+    return sum(
+        s.value for s in families[family].samples if s.name == sample and labels.items() <= s.labels.items()
+    )
+
+
 async def test_prometheus_text_parses_and_counts_the_run(make_keel):
+    """The registry is process-wide: each series is read before and after, and the run's delta asserted."""
+    series = {
+        "read_ok": ("keel_tool_calls", "keel_tool_calls_total", {"tool": "read_file", "status": "ok"}),
+        "write_denied": (
+            "keel_permission_decisions",
+            "keel_permission_decisions_total",
+            {"tool": "write_file", "decision": "deny"},
+        ),
+        "input_tokens": ("keel_tokens", "keel_tokens_total", {"model": "fake-model", "type": "input"}),
+        "succeeded": ("keel_runs", "keel_runs_total", {"status": "succeeded"}),
+        "finalize_steps": (
+            "keel_step_duration_seconds",
+            "keel_step_duration_seconds_count",
+            {"node": "finalize"},
+        ),
+    }
+    before = {k: _metric(f, s, **labels) for k, (f, s, labels) in series.items()}
     async with make_keel(
         [
             AIMessage(
@@ -188,9 +215,19 @@ async def test_prometheus_text_parses_and_counts_the_run(make_keel):
             "done",
         ]
     ) as keel:
-        await keel.run("read and write", user_id="alice")
+        out = await keel.run("read and write", user_id="alice")
+        execution = await keel.records.get_execution(out.execution_id)
     record_breaker_state("model:fake-model", "open")
     record_budget_remaining("tenant:default", 7.5)
+    delta = {k: _metric(f, s, **labels) - before[k] for k, (f, s, labels) in series.items()}
+    assert delta == {
+        "read_ok": 1,
+        "write_denied": 1,
+        "input_tokens": execution.input_tokens,
+        "succeeded": 1,
+        "finalize_steps": 1,
+    }
+    assert execution.input_tokens >= 20
     families = {f.name: f for f in text_string_to_metric_families(prometheus_text())}
 
     def value(family: str, sample: str, **labels: str) -> float:
@@ -200,16 +237,6 @@ async def test_prometheus_text_parses_and_counts_the_run(make_keel):
             if s.name == sample and labels.items() <= s.labels.items()
         )
 
-    assert value("keel_tool_calls", "keel_tool_calls_total", tool="read_file", status="ok") >= 1
-    assert (
-        value(
-            "keel_permission_decisions", "keel_permission_decisions_total", tool="write_file", decision="deny"
-        )
-        >= 1
-    )
-    assert value("keel_tokens", "keel_tokens_total", model="fake-model", type="input") >= 20
-    assert value("keel_runs", "keel_runs_total", status="succeeded") >= 1
-    assert value("keel_step_duration_seconds", "keel_step_duration_seconds_count", node="finalize") >= 1
     assert value("keel_breaker_state", "keel_breaker_state", target="model:fake-model") == 2
     assert value("keel_budget_remaining_usd", "keel_budget_remaining_usd", scope="tenant:default") == 7.5
 

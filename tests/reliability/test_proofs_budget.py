@@ -1,0 +1,98 @@
+"""Proof that the ledger's row lock is what stops four processes overdrawing a user's budget.
+
+Each reservation here is exactly what is then charged (unlike a model call, whose bound is far above its
+cost), and each user's budget fits exactly one call: four processes race for every user in turn, so any
+two reservations that read the same remaining budget overdraw it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+import uuid
+from asyncio.subprocess import PIPE
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from keel.budget import BudgetLedger
+from keel.records import Records
+
+pytestmark = [pytest.mark.postgres]
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS = 4
+PRICE = Decimal("0.001")
+USERS = 40
+
+_WORKER = r"""
+import asyncio, json, sys, time
+from decimal import Decimal
+from keel.budget import BudgetExceeded, BudgetLedger
+from keel.records import Records
+
+db, users, start_at = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
+
+async def main():
+    records = Records.from_url(db)
+    ledger = BudgetLedger(records, default_usd=0)
+    await ledger.status(users[0])  # connect before the start line
+    time.sleep(max(0.0, start_at - time.time()))
+    charged = 0
+    for user in users:
+        try:
+            res = await ledger.reserve(user_id=user, thread_id="t", execution_id="e", kind="tool",
+                                       name="send_email", estimate=Decimal("0.001"))
+        except BudgetExceeded:
+            continue
+        await ledger.settle(res, Decimal("0.001"))
+        charged += 1
+    await records.close()
+    print(json.dumps(charged))
+
+asyncio.run(main())
+"""
+
+
+async def test_four_processes_charging_their_full_reservation_never_overdraw(pg_url: str) -> None:
+    users = [f"u{uuid.uuid4().hex[:8]}" for _ in range(USERS)]
+    records = Records.from_url(pg_url)
+    await records.setup()
+    ledger = BudgetLedger(records, default_usd=0)
+    for user in users:
+        await ledger.set_limit(user, PRICE)
+        # the month row exists before the race (creating it would serialise the first reservation)
+        held = await ledger.reserve(
+            user_id=user, thread_id="t", execution_id="e", kind="tool", name="warm", estimate=PRICE
+        )
+        await ledger.release(held, "warm-up")
+    start_at = time.time() + 3
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _WORKER,
+            pg_url,
+            json.dumps(users),
+            str(start_at),
+            cwd=ROOT,
+            env=env,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
+        for _ in range(WORKERS)
+    ]
+    charged = []
+    for p in procs:
+        out, err = await asyncio.wait_for(p.communicate(), timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+        charged.append(json.loads(out))
+    spent = [(await ledger.status(user)).spent for user in users]
+    await records.close()
+    assert spent == [PRICE] * USERS  # every user charged exactly once, none overdrawn
+    assert sum(charged) == USERS

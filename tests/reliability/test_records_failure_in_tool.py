@@ -27,7 +27,9 @@ async def test_records_failure_during_the_result_write_is_a_tool_error(make_keel
 
         monkeypatch.setattr(keel.records, "save_tool_result", broken)
         out = await keel.run("read the handbook", user_id="alice")
-        assert (out.status, out.answer) == ("succeeded", "I could not record it.")
+        # The model answered, but its only tool call failed: not a plain success.
+        assert (out.status, out.terminated_reason) == ("failed", "tools_refused")
+        assert out.answer == "I could not record it."
         assert out.path.count("tool") == 1 and out.path[-1] == "finalize"
 
         seen = keel.fake_model.calls[-1]["messages"]
@@ -36,4 +38,4 @@ async def test_records_failure_during_the_result_write_is_a_tool_error(make_keel
         assert "could not be recorded" in results[0].content
 
         ex = await keel.records.get_execution(out.execution_id)
-        assert ex.status == "succeeded" and list(ex.tools_failed) == ["read_file"]
+        assert ex.status == "failed" and list(ex.tools_failed) == ["read_file"]

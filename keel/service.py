@@ -150,8 +150,10 @@ class Keel:
                 raise Conflict(f"thread {thread_id} is waiting for an approval; decide it to resume")
             # Decided, but the resume never ran (the deciding process died): carry the decision out now.
             return await self._drive(Command(resume=recorded_resume(row)), thread_id, ctx, on_step)
-        if snapshot.next:
-            # The process that ran this step died: what it had reserved was never settled.
+        if snapshot.next or snapshot.tasks:
+            # The process that ran this step died: what it had reserved was never settled. (`tasks`
+            # without `next`: the step's writes were saved but its checkpoint was not, e.g. the checkpoint
+            # database failed right after; LangGraph applies those writes and goes on from there.)
             if prior.status == "interrupted":  # found by the stale-run sweep: running again, lease renewed
                 await self.records.update_execution(prior.execution_id, status="running", error=None)
                 await self.records.heartbeat(prior.execution_id)
@@ -258,6 +260,8 @@ class Keel:
             for node, update in chunk.items():
                 if node == "__interrupt__":
                     approval = dict(update[0].value)
+                    continue
+                if node.startswith("__"):  # `__metadata__` of a resumed step: not a node
                     continue
                 path.append(node)
                 if on_step is not None:

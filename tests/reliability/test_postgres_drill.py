@@ -2,9 +2,10 @@
 immediate`) or its connections terminated (`pg_terminate_backend`) inside model calls, then restarted.
 
 A run whose database comes back while it still goes carries on: dropped connections are replaced at
-checkout (before that fix, a raw psycopg error escaped and the run was stuck `running`). Every run must
-end with no email sent twice, nothing unaudited, the ledger exact, no raw driver error escaping keel,
-and nothing left `running`. The machine's shared PostgreSQL is never touched.
+checkout (before that fix, a raw psycopg error escaped and the run was stuck `running`); one whose
+database stays down stops with StoreUnavailable and is resumed once it is back. Every run must end
+with no email sent twice, nothing unaudited, the ledger exact, no raw driver error escaping keel, and
+nothing left `running`. The machine's shared PostgreSQL is never touched.
 """
 
 from __future__ import annotations
@@ -46,10 +47,13 @@ async def drill(throwaway_postgres: ThrowawayPostgres, tmp_path_factory: pytest.
         if not throwaway_postgres.started:
             return
         totals.faults += 1
-        if rng.random() < 0.5:
+        draw = rng.random()
+        if draw < 1 / 3:
             throwaway_postgres.crash(down_s=0.3)  # back while the run is still going
-        else:
+        elif draw < 2 / 3:
             throwaway_postgres.terminate_backends()
+        else:
+            throwaway_postgres.stop_hard()  # down until the drill revives it: the run must fail cleanly
 
     async def revive() -> None:
         await asyncio.to_thread(throwaway_postgres.wait_restarted)
@@ -64,7 +68,7 @@ async def drill(throwaway_postgres: ThrowawayPostgres, tmp_path_factory: pytest.
 
 
 def test_the_drill_cut_the_database_off(drill: Totals) -> None:
-    assert drill.faults > 0, drill.table()
+    assert drill.faults > 0 and drill.resumed > 0, drill.table()
 
 
 def test_no_effect_done_twice(drill: Totals) -> None:

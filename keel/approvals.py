@@ -91,6 +91,7 @@ async def record_decision(
         )
     if row.status != "pending":
         raise Conflict(f"approval {row.approval_id} was already {row.status} by {row.decided_by}")
+    await check_args_hash(records, row, choice)
     expired = datetime.now(UTC) >= row.expires_at
     won = await records.decide_approval(
         row.approval_id,
@@ -101,6 +102,19 @@ async def record_decision(
     )
     if not won:
         raise Conflict(f"approval {row.approval_id} was decided by someone else just now")
+
+
+async def check_args_hash(records: Records, row: Approval, choice: ApprovalDecision) -> None:
+    """A decision binds to the args its approver was shown: one made for other args is refused (409,
+    audited) before anything is recorded, so a request cannot be approved on the strength of a stale view."""
+    if choice.args_hash is None or choice.args_hash == row.args_hash:
+        return
+    why = (
+        f"approval {row.approval_id}: the decision was made for other arguments (args_hash "
+        f"{choice.args_hash} is not the request's {row.args_hash}); look at the request again"
+    )
+    await refuse(records, row, approver=choice.approver, decision=choice.decision, why=why)
+    raise Conflict(why)
 
 
 def recorded_resume(row: Approval) -> dict[str, Any]:

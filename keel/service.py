@@ -179,9 +179,14 @@ class Keel:
         approver_role: str,
         args: dict[str, Any] | None = None,
         reason: str | None = None,
+        args_hash: str | None = None,
         on_step: StepCallback | None = None,
     ) -> RunOutcome:
-        """Record a human decision on an approval request, then resume its thread."""
+        """Record a human decision on an approval request, then resume its thread.
+
+        `args_hash` is the hash of the args the approver was shown (`approvals list` prints it): a
+        decision for other args is refused. Without it the decision binds to the request as stored.
+        """
         row = await self.records.get_approval(approval_id)
         if row is None:
             raise NotFound(f"no approval request {approval_id}")
@@ -190,7 +195,7 @@ class Keel:
             approver=approver,
             args=args,
             reason=reason,
-            args_hash=row.args_hash,
+            args_hash=args_hash if args_hash is not None else row.args_hash,
         )
         if not self.backends.policy.is_approver(approver_role):
             raise await refuse(

@@ -117,7 +117,14 @@ def test_run_pause_approve_and_inspect(cli, tmp_path: Path):
     refused = cli("approvals", "approve", approval_id, "--approver-role", "user")
     assert refused.exit_code == 1 and "may not decide approvals" in refused.stderr
 
-    done = _json(cli("approvals", "approve", approval_id, "--approver", "ops", "--json"))
+    stale = cli("approvals", "approve", approval_id, "--approver", "ops", "--args-hash", "0" * 64)
+    assert stale.exit_code == 1 and "made for other arguments" in stale.stderr  # bound to what was shown
+    assert len(stale.stderr.strip().splitlines()) == 1 and (home / "draft.md").exists()
+
+    shown = listed[0]["args_hash"]
+    done = _json(
+        cli("approvals", "approve", approval_id, "--approver", "ops", "--args-hash", shown, "--json")
+    )
     assert done["status"] == "succeeded" and "scripted" in done["answer"]
     assert not (home / "draft.md").exists()
     again = cli("approvals", "reject", approval_id)
@@ -129,10 +136,11 @@ def test_run_pause_approve_and_inspect(cli, tmp_path: Path):
         ("tool_call", "read_file"),
         ("permission", "delete_file"),
         ("approval_refused", "delete_file"),  # the attempt with --approver-role user
+        ("approval_refused", "delete_file"),  # the attempt with another args hash
         ("approval_decision", "delete_file"),
         ("tool_call", "delete_file"),
     ]
-    assert rows[4]["approver"] == "ops"
+    assert rows[5]["approver"] == "ops"
     executions = _json(cli("executions", "list", "--json"))
     assert executions[0]["status"] == "succeeded" and executions[0]["tools_used"] == [
         "read_file",

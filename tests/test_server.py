@@ -110,6 +110,30 @@ def request_execution(rows: list[dict], approval_id: str) -> str:
     return next(a["execution_id"] for a in rows if a["approval_id"] == approval_id)
 
 
+async def test_a_decision_for_other_args_is_a_409_and_records_nothing(server: tuple[str, Path]) -> None:
+    url, home = server
+    (home / "workspace" / "home" / "alice" / "old-draft.md").write_text("old draft\n")
+    thread, request = await _pause_for_approval(url)
+    approval_id = request["approval_id"]
+    with _http(url, OPS) as ops:
+        stale_view = {"decision": "approve", "args_hash": "0" * 64}
+        stale = ops.post(f"/keel/approvals/{approval_id}", json=stale_view)
+        assert stale.status_code == 409 and "other arguments" in stale.json()["detail"]
+        pending = [a["approval_id"] for a in ops.get("/keel/approvals").json()["approvals"]]
+        assert approval_id in pending  # still waiting: nothing was recorded
+        shown = {"decision": "approve", "args_hash": request["args_hash"]}
+        r = ops.post(f"/keel/approvals/{approval_id}", json=shown)
+        assert r.status_code == 202, r.text
+    client = get_client(url=url, api_key=ALICE)
+    await client.runs.join(thread, r.json()["run_id"])
+    assert (await client.threads.get_state(thread))["values"]["status"] == "succeeded"
+    audit = await _audit(home, thread)
+    assert [(r.event, r.approver) for r in audit if r.event.startswith("approval_")] == [
+        ("approval_refused", "ops"),
+        ("approval_decision", "ops"),
+    ]
+
+
 async def test_a_user_cannot_read_or_run_on_another_users_thread(server: tuple[str, Path]) -> None:
     url, _ = server
     alice, bob = get_client(url=url, api_key=ALICE), get_client(url=url, api_key=BOB)

@@ -51,6 +51,7 @@ def _decide(
     args: str | None,
     reason: str | None,
     as_json: bool,
+    args_hash: str | None = None,
 ) -> None:
     parsed: dict[str, Any] | None = None
     if args is not None:
@@ -70,6 +71,7 @@ def _decide(
                 approver_role=role,
                 args=parsed,
                 reason=reason,
+                args_hash=args_hash,
                 on_step=printer(as_json),
             )
 
@@ -78,6 +80,11 @@ def _decide(
 
 _APPROVER = typer.Option(getpass.getuser(), "--approver", help="Who decides (recorded).")
 _APPROVER_ROLE = typer.Option("admin", "--approver-role", help="The approver's role (must be an approver).")
+_ARGS_HASH = typer.Option(
+    None,
+    "--args-hash",
+    help="The args_hash you were shown (`approvals list`): a request whose args differ is refused.",
+)
 
 
 @approvals_app.command("approve", epilog=EXIT_CODES_HELP)
@@ -87,10 +94,12 @@ def approvals_approve(
     role: str = _APPROVER_ROLE,
     args: str | None = typer.Option(None, "--args", help="Edited args as JSON (an edit)."),
     reason: str | None = typer.Option(None, "--reason"),
+    args_hash: str | None = _ARGS_HASH,
     as_json: bool = JsonOpt,
 ) -> None:
     """Approve a request (with --args: approve an edited call) and resume its run."""
-    _decide(approval_id, "edit" if args is not None else "approve", approver, role, args, reason, as_json)
+    decision = "edit" if args is not None else "approve"
+    _decide(approval_id, decision, approver, role, args, reason, as_json, args_hash)
 
 
 @approvals_app.command("reject", epilog=EXIT_CODES_HELP)
@@ -99,7 +108,8 @@ def approvals_reject(
     approver: str = _APPROVER,
     role: str = _APPROVER_ROLE,
     reason: str | None = typer.Option(None, "--reason"),
+    args_hash: str | None = _ARGS_HASH,
     as_json: bool = JsonOpt,
 ) -> None:
     """Reject a request and resume its run (the model is told)."""
-    _decide(approval_id, "reject", approver, role, None, reason, as_json)
+    _decide(approval_id, "reject", approver, role, None, reason, as_json, args_hash)

@@ -96,7 +96,9 @@ async def decide(b: Backends, who: Principal, approval_id: str, body: dict[str, 
             why=f"{who.user_id!r} (role {who.role!r}, tenant {who.tenant!r}) may not see this request",
         )
         raise NotFound(f"no approval request {approval_id}")
-    choice = parse_decision({**body, "approver": who.user_id, "args_hash": row.args_hash})
+    # The approver is the authenticated user; the args hash is the one the client was shown, if it sends it.
+    shown = body.get("args_hash") or row.args_hash
+    choice = parse_decision({**body, "approver": who.user_id, "args_hash": shown})
     if not b.policy.is_approver(who.role):
         raise await refuse(
             b.records,

@@ -202,6 +202,11 @@ SPEC: dict[str, Any] = {
                     "decision": {"enum": ["approve", "edit", "reject"]},
                     "args": {"type": "object", "description": "the edited arguments (edit only)"},
                     "reason": {"type": "string", "maxLength": 2000},
+                    "args_hash": {
+                        "type": "string",
+                        "pattern": "^[0-9a-f]{64}$",
+                        "description": "the args_hash you were shown: a request whose args differ is a 409",
+                    },
                 },
             },
             "Feedback": {

@@ -141,7 +141,7 @@ async def list_approvals(request: Request, who: Principal) -> Response:
 
 async def decide_approval(request: Request, who: Principal) -> Response:
     approval_id = _path_id(request, "approval_id")
-    body = await _body(request, {"decision", "args", "reason"})
+    body = await _body(request, {"decision", "args", "reason", "args_hash"})
     if "reason" in body and (not isinstance(body["reason"], str) or len(body["reason"]) > 2000):
         raise BadRequest("reason must be a string of at most 2000 characters")
     if "args" in body and body.get("decision") != "edit":

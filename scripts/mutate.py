@@ -71,11 +71,35 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     # --- exactly once ---------------------------------------------------------------------------------
     M(
+        id="decision-args-hash-not-bound",
+        guarantee="a decision for other args than the request's is refused on every decide path",
+        file="keel/approvals.py",
+        old="if choice.args_hash is None or choice.args_hash == row.args_hash:",
+        new="if True:",
+        tests=("tests/reliability/test_args_hash_binding.py", "tests/test_cli.py"),
+    ),
+    M(
+        id="resume-ignores-saved-step-writes",
+        guarantee="a thread whose step was saved but whose checkpoint was not is resumed, not refused",
+        file="keel/service.py",
+        old="if snapshot.next or snapshot.tasks:",
+        new="if snapshot.next:",
+        tests=("tests/reliability/test_durability.py", "tests/reliability/test_postgres_down.py"),
+    ),
+    M(
+        id="run-durability-async",
+        guarantee="a step's checkpoint is written before the next step starts (kill -9 resumes exactly)",
+        file="keel/service.py",
+        old='durability: str = "sync"',
+        new='durability: str = "async"',
+        tests=("tests/reliability/test_durability.py",),
+    ),
+    M(
         id="send-email-rows-outside-effect-transaction",
         guarantee="send_email: outbox row, result row and audit row commit together",
         file="tools/executor.py",
-        old='await self._record(call, checked, "ok", output, raw, started, conn=conn)',
-        new='await self._record(call, checked, "ok", output, raw, started, conn=None)',
+        old='await self._record(call, checked, "ok", output, raw, started, conn=conn, charge=gate)',
+        new='await self._record(call, checked, "ok", output, raw, started, conn=None, charge=gate)',
         tests=("tests/reliability/test_proofs_exactly_once.py",),
     ),
     M(
@@ -222,8 +246,8 @@ MUTANTS: tuple[Mutant, ...] = (
         id="answer-not-redacted",
         guarantee="secrets are redacted from the execution record's answer",
         file="nodes/finalize.py",
-        old="answer = redact_text(raw)",
-        new="answer = raw",
+        old="answer = safe_text(redact_text(raw))",
+        new="answer = safe_text(raw)",
         tests=("tests/test_redaction.py", "tests/reliability/test_proofs_redaction.py"),
     ),
     M(

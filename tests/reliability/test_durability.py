@@ -16,6 +16,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from keel.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +68,43 @@ async def test_a_run_killed_in_the_step_after_a_slow_checkpoint_resumes(tmp_path
         out = await keel.resume(thread)
     assert out.status == "succeeded" and out.answer == "Hello, Dora."
     assert out.path == ["decide", "finalize"]
+
+
+async def test_a_step_saved_without_its_checkpoint_is_resumed_not_refused(make_keel, monkeypatch):
+    """The checkpoint write after decide fails (a disk or database error) once decide's writes were saved:
+    the run stops with one clear line, and `resume` applies the saved writes instead of refusing the
+    thread as finished (LangGraph's `next` is empty there; its `tasks` still hold decide)."""
+    import sqlite3
+
+    import psycopg
+
+    from keel.errors import StoreUnavailable
+    from keel.testing.fake_model import tool_call
+
+    turns = [
+        tool_call("send_email", call_id="mail-1", to="bob@example.com", subject="hi", body="hi"),
+        "Sent.",
+    ]
+    async with make_keel(turns) as keel:
+        saver = keel.graph.checkpointer
+        put, seen = saver.aput, []
+
+        async def failing_put(config, checkpoint, metadata, new_versions):
+            seen.append(metadata.get("step"))
+            if metadata.get("step") == 3 and seen.count(3) == 1:  # the checkpoint after decide
+                raise (
+                    sqlite3.OperationalError("disk I/O error")
+                    if "Sqlite" in type(saver).__name__
+                    else (psycopg.OperationalError("server closed the connection unexpectedly"))
+                )
+            return await put(config, checkpoint, metadata, new_versions)
+
+        monkeypatch.setattr(saver, "aput", failing_put)
+        thread = "7f0c5a4e-0000-4000-8000-0000000000d2"
+        with pytest.raises(StoreUnavailable, match=f"resume with thread {thread}"):
+            await keel.run("email bob", user_id="carol", role="admin", thread_id=thread)
+        out = await keel.resume(thread)
+        assert out.status == "succeeded" and out.answer == "Sent."
+        assert out.path == ["decide", "permission_check", "tool", "decide", "finalize"]
+        assert len(keel.fake_model.calls) == 3  # plan, decide, decide: the saved decide was not re-asked
+        assert len(await keel.records.list_outbox(user_id="carol")) == 1

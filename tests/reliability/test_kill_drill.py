@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 from _drill import Job, Totals, check, drill_seed, jobs
+from _invariants import *  # noqa: F403 - the shared zero-tolerance tests
 
 from keel.settings import Settings
 
@@ -135,31 +136,3 @@ async def drill(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 def test_the_drill_killed_and_resumed(drill: Totals) -> None:
     """Not vacuous: every kill point was reached, and killed runs were resumed."""
     assert drill.faults == len(POINTS) and drill.resumed > 0, drill.table()
-
-
-def test_no_effect_done_twice(drill: Totals) -> None:
-    assert drill.duplicates == 0, drill.table()
-
-
-def test_every_tool_result_has_its_effect_and_audit_row(drill: Totals) -> None:
-    assert drill.lost_audit_rows == 0, drill.table()
-
-
-def test_ledger_agrees_with_its_entries(drill: Totals) -> None:
-    assert drill.ledger_mismatches == 0, drill.table()
-
-
-def test_no_reservation_held_once_every_run_ended(drill: Totals) -> None:
-    assert drill.reservations_held == 0, drill.table()
-
-
-def test_ledger_spend_equals_the_recorded_costs(drill: Totals) -> None:
-    assert drill.cost_mismatches == 0, drill.table()
-
-
-def test_no_unhandled_error(drill: Totals) -> None:
-    assert drill.unhandled_errors == 0, drill.table()
-
-
-def test_every_run_ends_and_none_is_left_running(drill: Totals) -> None:
-    assert drill.stuck == 0 and drill.left_running == 0, drill.table()

@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 from _drill import Totals, check, drill_seed, jobs
+from _invariants import *  # noqa: F403 - the shared zero-tolerance tests
 from _runs import drive_job, outage_model
 from _servers import ThrowawayPostgres
 
@@ -69,21 +70,3 @@ async def drill(throwaway_postgres: ThrowawayPostgres, tmp_path_factory: pytest.
 
 def test_the_drill_cut_the_database_off(drill: Totals) -> None:
     assert drill.faults > 0 and drill.resumed > 0, drill.table()
-
-
-def test_no_effect_done_twice(drill: Totals) -> None:
-    assert drill.duplicates == 0, drill.table()
-
-
-def test_every_tool_result_has_its_effect_and_audit_row(drill: Totals) -> None:
-    assert drill.lost_audit_rows == 0, drill.table()
-
-
-def test_ledger_agrees_with_its_entries(drill: Totals) -> None:
-    assert drill.ledger_mismatches == 0, drill.table()
-
-
-def test_no_unhandled_error_every_run_ends_and_costs_agree(drill: Totals) -> None:
-    assert drill.unhandled_errors == 0, drill.table()
-    assert drill.stuck == 0 and drill.left_running == 0 and drill.reservations_held == 0, drill.table()
-    assert drill.cost_mismatches == 0, drill.table()

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -100,11 +101,11 @@ async def test_a_step_saved_without_its_checkpoint_is_resumed_not_refused(make_k
             return await put(config, checkpoint, metadata, new_versions)
 
         monkeypatch.setattr(saver, "aput", failing_put)
-        thread = "7f0c5a4e-0000-4000-8000-0000000000d2"
+        thread = str(uuid.uuid4())  # the session's postgres database is shared: rows of this test only
         with pytest.raises(StoreUnavailable, match=f"resume with thread {thread}"):
-            await keel.run("email bob", user_id="carol", role="admin", thread_id=thread)
+            await keel.run("email bob", user_id="durability-user", role="admin", thread_id=thread)
         out = await keel.resume(thread)
         assert out.status == "succeeded" and out.answer == "Sent."
         assert out.path == ["decide", "permission_check", "tool", "decide", "finalize"]
         assert len(keel.fake_model.calls) == 3  # plan, decide, decide: the saved decide was not re-asked
-        assert len(await keel.records.list_outbox(user_id="carol")) == 1
+        assert len(await keel.records.list_outbox(user_id="durability-user")) == 1

@@ -40,9 +40,9 @@ async def test_a_lost_commit_of_the_email_leaves_no_ok_result_or_audit_row(make_
     email = tool_call("send_email", call_id="mail-1", to="bob@example.com", subject="hi", body="hello bob")
     async with make_keel([email, "Done."]) as keel:
         _lose_the_outbox_commit_once(monkeypatch, keel.records)
-        out = await keel.run("email bob", user_id="carol", role="admin")
+        out = await keel.run("email bob", user_id="carol-proof", role="admin")
         assert (out.status, out.terminated_reason) == ("failed", "tools_refused")  # its only call failed
-        assert await keel.records.list_outbox(user_id="carol") == []  # the effect did not happen...
+        assert await keel.records.list_outbox(user_id="carol-proof") == []  # the effect did not happen...
         result = await keel.records.get_tool_result(out.thread_id, "mail-1")
         assert result is not None and result.status == "error"  # ...so nothing says it did
         audited = [

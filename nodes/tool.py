@@ -12,19 +12,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.errors import describe
 from keel.observability.instrument import traced_tool_call
 from keel.records import RecordsUnavailable
+from keel.redaction import redact_text
 from nodes._shared import thread_id_of
 
 __all__ = ["make_tool"]
 
 
 def _records_failed(call: dict[str, Any], exc: BaseException) -> ToolMessage:
-    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:300]
+    """The model's answer for a call whose records write failed (the cause redacted: it enters state)."""
+    reason = redact_text(describe(exc))[:300]
     return ToolMessage(
         content=(
-            f"error: {call['name']} could not be recorded (records database error: {type(exc).__name__}: "
-            f"{reason}); whether it took effect is unknown: check before repeating it"
+            f"error: {call['name']} could not be recorded (records database error: {reason}); "
+            "whether it took effect is unknown: check before repeating it"
         ),
         tool_call_id=call["id"],
         name=call["name"],

@@ -81,14 +81,7 @@ async def record_decision(
     The caller then resumes the thread; the approval node applies what is recorded here. A request
     past its expiry is recorded as expired whatever was decided.
     """
-    if not policy.is_approver(approver_role):
-        raise await refuse(
-            records,
-            row,
-            approver=choice.approver,
-            decision=choice.decision,
-            why=f"role {approver_role!r} may not decide approvals",
-        )
+    await check_approver(records, policy, row, choice, approver_role)
     if row.status != "pending":
         raise Conflict(f"approval {row.approval_id} was already {row.status} by {row.decided_by}")
     await check_args_hash(records, row, choice)
@@ -102,6 +95,20 @@ async def record_decision(
     )
     if not won:
         raise Conflict(f"approval {row.approval_id} was decided by someone else just now")
+
+
+async def check_approver(
+    records: Records, policy: PolicyMatrix, row: Approval, choice: ApprovalDecision, approver_role: str
+) -> None:
+    """Only the policy's approver roles decide; a refused attempt is audited, then raised (403)."""
+    if not policy.is_approver(approver_role):
+        raise await refuse(
+            records,
+            row,
+            approver=choice.approver,
+            decision=choice.decision,
+            why=f"role {approver_role!r} may not decide approvals",
+        )
 
 
 async def check_args_hash(records: Records, row: Approval, choice: ApprovalDecision) -> None:

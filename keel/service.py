@@ -19,7 +19,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from graphs.agent import build_graph
-from keel.approvals import ApprovalDecision, record_decision, recorded_resume, refuse
+from keel.approvals import ApprovalDecision, check_approver, record_decision, recorded_resume
 from keel.backends import Backends, open_checkpointer
 from keel.context import InvalidContext, RunContext, check_task_size
 from keel.errors import Conflict, Forbidden, NotFound, StoreUnavailable, describe
@@ -197,14 +197,7 @@ class Keel:
             reason=reason,
             args_hash=args_hash if args_hash is not None else row.args_hash,
         )
-        if not self.backends.policy.is_approver(approver_role):
-            raise await refuse(
-                self.records,
-                row,
-                approver=approver,
-                decision=decision,
-                why=f"role {approver_role!r} may not decide approvals",
-            )
+        await check_approver(self.records, self.backends.policy, row, choice, approver_role)
         execution = await self.records.get_execution(row.execution_id)
         if execution is None:
             raise NotFound(f"no execution {row.execution_id} for approval {approval_id}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from keel.approvals import parse_decision, record_decision, recorded_resume, refuse
+from keel.approvals import check_approver, parse_decision, record_decision, recorded_resume, refuse
 from keel.backends import Backends
 from keel.errors import Conflict, NotFound
 from keel.records import Approval
@@ -99,14 +99,7 @@ async def decide(b: Backends, who: Principal, approval_id: str, body: dict[str, 
     # The approver is the authenticated user; the args hash is the one the client was shown, if it sends it.
     shown = body.get("args_hash") or row.args_hash
     choice = parse_decision({**body, "approver": who.user_id, "args_hash": shown})
-    if not b.policy.is_approver(who.role):
-        raise await refuse(
-            b.records,
-            row,
-            approver=who.user_id,
-            decision=choice.decision,
-            why=f"role {who.role!r} may not decide approvals",
-        )
+    await check_approver(b.records, b.policy, row, choice, who.role)
     stuck = await _waits_without_run(row)
     if row.status != "pending":
         detail = f"approval {approval_id} was already {row.status} by {row.decided_by}"

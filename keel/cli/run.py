@@ -6,7 +6,16 @@ from typing import Any
 
 import typer
 
-from keel.cli._common import EXIT_CODES_HELP, JsonOpt, call, open_keel, out, printer, show_outcome
+from keel.cli._common import (
+    EXIT_CODES_HELP,
+    JsonOpt,
+    call,
+    open_keel,
+    out,
+    print_json,
+    printer,
+    show_outcome,
+)
 
 __all__ = ["register"]
 
@@ -50,7 +59,7 @@ def resume(
     show_outcome(call(go), as_json)
 
 
-def sweep() -> None:
+def sweep(as_json: bool = JsonOpt) -> None:
     """Mark runs whose process died (lease KEEL_RUN_LEASE_S expired) `interrupted`; list them to resume."""
 
     async def go() -> list[tuple[str, str]]:
@@ -59,6 +68,9 @@ def sweep() -> None:
             return [(e.execution_id, e.thread_id) for e in found if e is not None]
 
     swept = call(go)
+    if as_json:
+        print_json(out, [{"execution_id": e, "thread_id": t} for e, t in swept])
+        return
     out.print(f"{len(swept)} run(s) marked interrupted")
     for execution_id, thread_id in swept:
         out.print(f"execution {execution_id}: resume with `keel resume {thread_id}`")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -112,12 +113,12 @@ def test_keel_sweep_lists_the_interrupted_runs_to_resume(tmp_path: Path):
     home = tmp_path / "home"
     long_ago = datetime.now(UTC) - timedelta(hours=1)
 
-    async def seed() -> None:
+    async def seed(name: str = "dead") -> None:
         async with Keel.open(Settings(home=home), model=FakeChatModel([]), model_name="fake-model") as keel:
             await keel.records.start_execution(
                 Execution(
-                    execution_id="ex-dead",
-                    thread_id="th-dead",
+                    execution_id=f"ex-{name}",
+                    thread_id=f"th-{name}",
                     user_id="u",
                     role="user",
                     tenant="t",
@@ -135,3 +136,8 @@ def test_keel_sweep_lists_the_interrupted_runs_to_resume(tmp_path: Path):
     assert "keel resume th-dead" in result.output
     again = CliRunner().invoke(app, ["sweep"], env={"KEEL_HOME": str(home), "COLUMNS": "200"})
     assert again.exit_code == 0 and "0 run(s) marked interrupted" in again.output
+
+    asyncio.run(seed("dead-too"))
+    as_json = CliRunner().invoke(app, ["sweep", "--json"], env={"KEEL_HOME": str(home)})
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout) == [{"execution_id": "ex-dead-too", "thread_id": "th-dead-too"}]

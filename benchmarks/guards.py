@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 
 from benchmarks.overhead import _model
-from graphs.agent import build_graph
 from keel.backends import open_checkpointer
+from keel.graphs.agent import build_graph
 from keel.service import Keel
 from keel.settings import Settings
 

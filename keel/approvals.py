@@ -11,8 +11,8 @@ from keel.context import RunContext
 from keel.errors import Conflict, Forbidden
 
 if TYPE_CHECKING:
+    from keel.policies.matrix import PolicyMatrix
     from keel.records import Approval, Records
-    from policies.matrix import PolicyMatrix
 
 __all__ = ["ApprovalDecision", "parse_decision", "record_decision", "recorded_resume", "refuse", "DECISIONS"]
 

@@ -15,17 +15,17 @@ from keel.budget import BudgetLedger
 from keel.chain import fallback_models
 from keel.costs import PriceTable
 from keel.guards import Guards, build_guards
+from keel.memory.stores import MemoryBackends
 from keel.models import make_chat_model
 from keel.observability.telemetry import Telemetry
+from keel.policies.guards import RunLimits
+from keel.policies.matrix import PolicyMatrix
+from keel.policies.watcher import PolicyWatcher
 from keel.records import Records
 from keel.settings import Settings
-from memory.stores import MemoryBackends
-from policies.guards import RunLimits
-from policies.matrix import PolicyMatrix
-from policies.watcher import PolicyWatcher
-from tools.executor import ToolExecutor
-from tools.registry import ToolRegistry, default_registry
-from tools.workspace import Workspace
+from keel.tools.executor import ToolExecutor
+from keel.tools.registry import ToolRegistry, default_registry
+from keel.tools.workspace import Workspace
 
 __all__ = ["Backends", "open_checkpointer"]
 

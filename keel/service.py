@@ -18,15 +18,15 @@ from langchain_core.messages import HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from graphs.agent import build_graph
 from keel.approvals import ApprovalDecision, check_approver, record_decision, recorded_resume
 from keel.backends import Backends, open_checkpointer
 from keel.context import InvalidContext, RunContext, check_task_size
 from keel.errors import Conflict, Forbidden, NotFound, StoreUnavailable, describe
+from keel.graphs.agent import build_graph
 from keel.prompts import continue_message, original_request
 from keel.records import Approval
 from keel.settings import Settings
-from tools.registry import ToolRegistry
+from keel.tools.registry import ToolRegistry
 
 __all__ = ["Keel", "RunOutcome", "StepCallback"]
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-_PACKAGE_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 
-__all__ = ["Settings"]
+def shipped_file(name: str) -> Path:
+    """A data file shipped in `keel.policies` (policy, prices, limits), found through importlib.resources."""
+    return Path(str(resources.files("keel.policies").joinpath(name)))
+
+
+__all__ = ["Settings", "shipped_file"]
 
 
 class Settings(BaseSettings):
@@ -46,10 +51,10 @@ class Settings(BaseSettings):
     workspace: Path | None = None
     """Root of the files the file tools may touch; `<home>/workspace` when unset."""
 
-    policy_file: Path = _PACKAGE_POLICIES / "default.yaml"
+    policy_file: Path = shipped_file("default.yaml")
     """The permission matrix."""
 
-    prices_file: Path = _PACKAGE_POLICIES / "prices.yaml"
+    prices_file: Path = shipped_file("prices.yaml")
     """Model and tool prices."""
 
     model_provider: Literal["scripted", "openai"] = "scripted"
@@ -146,7 +151,7 @@ class Settings(BaseSettings):
     budget_default_usd: float = Field(default=10.0, ge=0)
     """Monthly budget of a user with none set (`keel budget set`), in USD; months are UTC."""
 
-    limits_file: Path = _PACKAGE_POLICIES / "limits.yaml"
+    limits_file: Path = shipped_file("limits.yaml")
     """Rate limits per tool and per user per tool."""
 
     breaker_failure_threshold: int = Field(default=5, ge=1)

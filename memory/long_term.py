@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
+from keel.memory.chroma import chroma_client_factory
+from keel.memory.embeddings import ChromaEmbeddingFunction, Embedder, embedder_from_settings
+from keel.memory.types import InvalidMemory, InvalidMemoryScope, Memory, MemoryScope
 from keel.settings import Settings
-from memory.chroma import chroma_client_factory
-from memory.embeddings import ChromaEmbeddingFunction, Embedder, embedder_from_settings
-from memory.types import InvalidMemory, InvalidMemoryScope, Memory, MemoryScope
 
 __all__ = ["LongTermMemory", "chroma_client_factory"]
 
@@ -247,7 +247,7 @@ class LongTermMemory:
                 if self._client is None:
                     from chromadb.utils.embedding_functions import register_embedding_function
 
-                    from memory.embeddings import ChromaEmbeddingFunction
+                    from keel.memory.embeddings import ChromaEmbeddingFunction
 
                     # Chroma rebuilds a collection's embedding function by name when it reads one back.
                     register_embedding_function(ChromaEmbeddingFunction)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+from keel.memory.long_term import MAX_TEXT_CHARS, LongTermMemory
+from keel.memory.types import Memory, MemoryScope
 from keel.redaction import redact_text
-from memory.long_term import MAX_TEXT_CHARS, LongTermMemory
-from memory.types import Memory, MemoryScope
 
 __all__ = ["recall_memories", "remember_run", "run_memory_text"]
 

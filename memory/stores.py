@@ -8,10 +8,10 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, SystemMessage
 
+from keel.memory.context import ContextFitter
+from keel.memory.long_term import LongTermMemory
+from keel.memory.working import InProcessWorkingMemory, RedisWorkingMemory, WorkingMemory
 from keel.settings import Settings
-from memory.context import ContextFitter
-from memory.long_term import LongTermMemory
-from memory.working import InProcessWorkingMemory, RedisWorkingMemory, WorkingMemory
 
 __all__ = ["MemoryBackends", "fit_context"]
 

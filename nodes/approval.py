@@ -12,17 +12,17 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from graphs.state import AgentState, PendingCall
 from keel.approvals import ApprovalDecision, parse_decision, refuse
 from keel.audit import audit_event
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.errors import Forbidden
+from keel.graphs.state import AgentState, PendingCall
+from keel.nodes._shared import thread_id_of
 from keel.records import Approval
 from keel.redaction import for_approver, hidden_fields
 from keel.server.identity import decision_from_server, run_context
-from nodes._shared import thread_id_of
-from tools.executor import ToolCallRefused, args_digest
+from keel.tools.executor import ToolCallRefused, args_digest
 
 __all__ = ["make_approval", "approval_id_for"]
 

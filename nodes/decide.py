@@ -8,12 +8,12 @@ from langchain_core.messages import SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from graphs.state import AgentState, PendingCall
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.graphs.state import AgentState, PendingCall
+from keel.memory.stores import fit_context
+from keel.nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
 from keel.prompts import system_prompt
-from memory.stores import fit_context
-from nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
 
 __all__ = ["make_decide"]
 

@@ -8,11 +8,11 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.graphs.state import AgentState
+from keel.nodes._shared import thread_id_of
 from keel.redaction import redact_text
-from nodes._shared import thread_id_of
 
 __all__ = ["make_fallback", "fallback_message"]
 

@@ -10,14 +10,14 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.graphs.state import AgentState
+from keel.memory.run_memory import remember_run
+from keel.memory.types import MemoryScope
+from keel.nodes._shared import settle_owed
 from keel.redaction import redact_text
 from keel.textsafe import safe_text
-from memory.run_memory import remember_run
-from memory.types import MemoryScope
-from nodes._shared import settle_owed
 
 __all__ = ["make_finalize"]
 

@@ -8,13 +8,13 @@ from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from graphs.state import AgentState, PendingCall
 from keel.audit import audit_event
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.graphs.state import AgentState, PendingCall
+from keel.nodes._shared import thread_id_of
 from keel.redaction import redact_text
-from nodes._shared import thread_id_of
-from tools.executor import ToolCallRefused
+from keel.tools.executor import ToolCallRefused
 
 __all__ = ["make_permission_check"]
 

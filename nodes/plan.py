@@ -8,13 +8,13 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
+from keel.graphs.state import AgentState
+from keel.memory.stores import fit_context
+from keel.nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
 from keel.prompts import PLAN_INSTRUCTION, system_prompt
 from keel.textsafe import safe_text
-from memory.stores import fit_context
-from nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
 
 __all__ = ["make_plan"]
 

@@ -10,18 +10,18 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import InvalidContext, RunContext, TaskTooLarge, check_task_size
+from keel.graphs.state import AgentState
+from keel.memory.context import count_tokens
+from keel.memory.run_memory import recall_memories
+from keel.memory.types import MemoryScope
+from keel.nodes._shared import thread_id_of
 from keel.prompts import system_prompt
 from keel.records import Execution
 from keel.redaction import redact_text
 from keel.server.identity import run_context
 from keel.textsafe import safe_text
-from memory.context import count_tokens
-from memory.run_memory import recall_memories
-from memory.types import MemoryScope
-from nodes._shared import thread_id_of
 
 __all__ = ["make_recall"]
 

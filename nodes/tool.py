@@ -9,14 +9,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from sqlalchemy.exc import SQLAlchemyError
 
-from graphs.state import AgentState
 from keel.backends import Backends
 from keel.context import RunContext
 from keel.errors import describe
+from keel.graphs.state import AgentState
+from keel.nodes._shared import thread_id_of
 from keel.observability.instrument import traced_tool_call
 from keel.records import RecordsUnavailable
 from keel.redaction import redact_text
-from nodes._shared import thread_id_of
 
 __all__ = ["make_tool"]
 

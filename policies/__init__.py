@@ -1,6 +1,6 @@
 """Policies: the permission matrix (``matrix.py``) and the shipped policy and price files."""
 
-from policies.matrix import (
+from keel.policies.matrix import (
     DEFAULT_POLICY,
     EFFECTS,
     MAX_POLICY_BYTES,

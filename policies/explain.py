@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-from policies.matrix import Decision, PolicyMatrix, Rule
+from keel.policies.matrix import Decision, PolicyMatrix, Rule
 
 __all__ = ["Explanation", "RuleTrial", "explain"]
 

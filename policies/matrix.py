@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
+from importlib import resources
 from itertools import product
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
@@ -33,7 +34,7 @@ __all__ = [
 Effect = Literal["allow", "deny", "ask"]
 EFFECTS: frozenset[str] = frozenset(get_args(Effect))
 MAX_POLICY_BYTES = 1 << 20
-DEFAULT_POLICY = Path(__file__).with_name("default.yaml")
+DEFAULT_POLICY = Path(str(resources.files(__package__).joinpath("default.yaml")))
 """The policy shipped with keel (``policies/default.yaml``)."""
 
 _TOP_KEYS = ("version", "roles", "approvers", "rules")

@@ -6,7 +6,7 @@ import logging
 import os
 from pathlib import Path
 
-from policies.matrix import PolicyError, PolicyMatrix
+from keel.policies.matrix import PolicyError, PolicyMatrix
 
 __all__ = ["PolicyWatcher"]
 

@@ -16,7 +16,7 @@ from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel
 from keel.testing.openai_server import FakeOpenAIServer
-from tools.registry import ToolRegistry
+from keel.tools.registry import ToolRegistry
 
 PG_ADMIN = os.environ.get("KEEL_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/postgres")
 

@@ -10,8 +10,8 @@ from pydantic import BaseModel
 
 from keel.context import InvalidContext
 from keel.testing.fake_model import Slow, tool_call
-from tools.registry import default_registry
-from tools.spec import ToolSpec
+from keel.tools.registry import default_registry
+from keel.tools.spec import ToolSpec
 
 
 async def audit(keel, thread_id: str) -> list[tuple]:

@@ -18,8 +18,8 @@ from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import tool_call
 from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply
-from tools.registry import default_registry
-from tools.spec import ToolSpec
+from keel.tools.registry import default_registry
+from keel.tools.spec import ToolSpec
 
 
 def _openai(tmp_path: Path, server: FakeOpenAIServer, **extra) -> Settings:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from keel.cli import app
+from keel.memory.long_term import LongTermMemory
+from keel.memory.types import MemoryScope
 from keel.settings import Settings
-from memory.long_term import LongTermMemory
-from memory.types import MemoryScope
 
 
 def test_list_search_forget_one_user(tmp_path: Path) -> None:

@@ -7,8 +7,7 @@ import uuid
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 
-from keel.settings import Settings
-from memory.context import (
+from keel.memory.context import (
     TRUNCATED,
     ContextBudget,
     ContextFitter,
@@ -16,7 +15,8 @@ from memory.context import (
     count_tokens,
     fit_messages,
 )
-from memory.working import InProcessWorkingMemory, RedisWorkingMemory, ThreadDigest, WorkingMemory
+from keel.memory.working import InProcessWorkingMemory, RedisWorkingMemory, ThreadDigest, WorkingMemory
+from keel.settings import Settings
 
 SYSTEM = SystemMessage("You are keel.\n\nYour plan:\n1. read the file\n2. answer")
 TOOLS = [

@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keel.memory.embeddings import EmbeddingsUnavailable, OpenAICompatibleEmbeddings, embedder_from_settings
+from keel.memory.long_term import LongTermMemory, chroma_client_factory
+from keel.memory.run_memory import recall_memories
+from keel.memory.types import MemoryScope
 from keel.settings import Settings
-from memory.embeddings import EmbeddingsUnavailable, OpenAICompatibleEmbeddings, embedder_from_settings
-from memory.long_term import LongTermMemory, chroma_client_factory
-from memory.run_memory import recall_memories
-from memory.types import MemoryScope
 
 
 def _free_port() -> int:

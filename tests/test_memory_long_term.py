@@ -18,10 +18,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from keel.memory.embeddings import HashingNgramEmbeddings
+from keel.memory.long_term import LongTermMemory, chroma_client_factory
+from keel.memory.types import InvalidMemory, InvalidMemoryScope, MemoryScope
 from keel.settings import Settings
-from memory.embeddings import HashingNgramEmbeddings
-from memory.long_term import LongTermMemory, chroma_client_factory
-from memory.types import InvalidMemory, InvalidMemoryScope, MemoryScope
 
 N = 1000
 A = MemoryScope(user_id="alice", tenant="acme")

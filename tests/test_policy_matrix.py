@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from policies import DEFAULT_POLICY, Decision, PolicyError, PolicyMatrix, Rule, UnknownRole
+from keel.policies import DEFAULT_POLICY, Decision, PolicyError, PolicyMatrix, Rule, UnknownRole
 
 # --- the shipped policy ----------------------------------------------------------------------------------
 

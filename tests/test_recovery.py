@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from keel.settings import Settings
 from keel.testing.fake_model import tool_call
-from tools.registry import default_registry
-from tools.spec import ToolSpec
+from keel.tools.registry import default_registry
+from keel.tools.spec import ToolSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 

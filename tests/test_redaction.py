@@ -652,7 +652,7 @@ def test_hex_keys_of_64_chars_and_more_are_still_redacted() -> None:
 
 def test_runs_about_distinct_hex_ids_stay_distinct_memories() -> None:
     """Redacted 32-hex ids made two memories one text, and de-duplication (by text) merged them."""
-    from memory.run_memory import run_memory_text
+    from keel.memory.run_memory import run_memory_text
 
     texts = {
         run_memory_text(

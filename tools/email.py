@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from keel.context import RunContext
 from keel.records import OutboxMessage
-from tools.spec import ToolContext, ToolSpec
-from tools.workspace import Workspace
+from keel.tools.spec import ToolContext, ToolSpec
+from keel.tools.workspace import Workspace
 
 __all__ = ["EMAIL_TOOLS"]
 

@@ -17,9 +17,9 @@ from keel.audit import audit_event
 from keel.context import RunContext
 from keel.records import AuditEvent, Records, ToolResult
 from keel.redaction import redact_text
-from tools.registry import ToolRegistry, UnknownTool
-from tools.spec import ToolContext, ToolInputError, ToolSpec
-from tools.workspace import Workspace
+from keel.tools.registry import ToolRegistry, UnknownTool
+from keel.tools.spec import ToolContext, ToolInputError, ToolSpec
+from keel.tools.workspace import Workspace
 
 __all__ = ["ToolExecutor", "CheckedCall", "ToolCallRefused", "ToolOutcome", "args_digest"]
 

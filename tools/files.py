@@ -12,8 +12,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from keel.context import RunContext
-from tools.spec import ToolContext, ToolInputError, ToolSpec
-from tools.workspace import Workspace
+from keel.tools.spec import ToolContext, ToolInputError, ToolSpec
+from keel.tools.workspace import Workspace
 
 __all__ = ["FILE_TOOLS"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from tools.spec import ToolSpec
+from keel.tools.spec import ToolSpec
 
 __all__ = ["ToolRegistry", "default_registry", "UnknownTool"]
 
@@ -54,7 +54,7 @@ class ToolRegistry:
 
 def default_registry() -> ToolRegistry:
     """The toolset keel ships: file tools over the workspace and the email outbox."""
-    from tools.email import EMAIL_TOOLS
-    from tools.files import FILE_TOOLS
+    from keel.tools.email import EMAIL_TOOLS
+    from keel.tools.files import FILE_TOOLS
 
     return ToolRegistry([*FILE_TOOLS, *EMAIL_TOOLS])

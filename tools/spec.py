@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
     from keel.context import RunContext
     from keel.records import Records
-    from tools.workspace import Workspace
+    from keel.tools.workspace import Workspace
 
 __all__ = ["ToolSpec", "ToolContext", "ToolInputError"]
 

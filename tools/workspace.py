@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tools.spec import ToolInputError
+from keel.tools.spec import ToolInputError
 
 __all__ = ["Workspace", "WorkspacePath"]
 

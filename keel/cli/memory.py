@@ -18,9 +18,9 @@ TenantOpt = typer.Option("default", "--tenant", help="The user's tenant.")
 
 
 def _open(user: str, tenant: str) -> tuple[Any, Any]:
+    from keel.memory.long_term import LongTermMemory
+    from keel.memory.types import MemoryScope
     from keel.settings import Settings
-    from memory.long_term import LongTermMemory
-    from memory.types import MemoryScope
 
     scope = MemoryScope(user_id=user, tenant=tenant)  # a bad id fails here, before anything opens
     return LongTermMemory.from_settings(Settings()), scope
@@ -96,8 +96,8 @@ def memory_stats(as_json: bool = JsonOpt) -> None:
     """Where memories live, which embedding model, and how many there are."""
 
     async def go() -> dict[str, Any]:
+        from keel.memory.long_term import LongTermMemory
         from keel.settings import Settings
-        from memory.long_term import LongTermMemory
 
         memory = LongTermMemory.from_settings(Settings())
         return {"store": memory.where, "embedder": memory.embedder.label, "memories": await memory.count()}

@@ -26,10 +26,10 @@ def _resolve(
 ) -> tuple[Any, str]:
     """The matrix and the resource string of the call (derived from --args the way a run derives it)."""
     from keel.context import RunContext
+    from keel.policies.matrix import PolicyMatrix
     from keel.settings import Settings
-    from policies.matrix import PolicyMatrix
-    from tools.registry import default_registry
-    from tools.workspace import Workspace
+    from keel.tools.registry import default_registry
+    from keel.tools.workspace import Workspace
 
     settings = Settings()
     matrix = PolicyMatrix.load(policy or settings.policy_file)
@@ -84,7 +84,7 @@ def policy_explain(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Which rule decides a call and why: every earlier rule and which of its patterns did not match."""
-    from policies.explain import explain
+    from keel.policies.explain import explain
 
     try:
         matrix, resource = _resolve(role, tool, resource, args, user, policy)
@@ -106,8 +106,8 @@ def policy_validate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
     """Load and check a policy file: `ok` and a summary, or `<file>:<line>: <reason>` and exit 1."""
+    from keel.policies.matrix import PolicyMatrix
     from keel.settings import Settings
-    from policies.matrix import PolicyMatrix
 
     try:
         matrix = PolicyMatrix.load(file or Settings().policy_file)

@@ -19,9 +19,9 @@ from keel.hotstate import (
     RedisRateWindows,
     redis_client,
 )
+from keel.policies.guards import RunLimits
 from keel.records import Records
 from keel.settings import Settings
-from policies.guards import RunLimits
 
 __all__ = ["build_guards"]
 

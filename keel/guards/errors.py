@@ -10,7 +10,7 @@ from keel.budget import BudgetExceeded
 from keel.errors import describe
 from keel.hotstate import HotStateUnavailable
 from keel.records import RecordsUnavailable
-from tools.spec import ToolInputError
+from keel.tools.spec import ToolInputError
 
 __all__ = [
     "CircuitOpen",

@@ -20,7 +20,7 @@ from keel.guards.tool import ToolGuard
 from keel.hotstate import BreakerConfig, BreakerStore
 from keel.observability.logging import user_hash
 from keel.observability.metrics import record_breaker_state, record_budget_remaining
-from policies.guards import RunLimits, first_failure
+from keel.policies.guards import RunLimits, first_failure
 
 __all__ = ["Guards"]
 

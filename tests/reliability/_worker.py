@@ -34,7 +34,7 @@ from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
 from keel.service import Keel  # noqa: E402
 from keel.settings import Settings  # noqa: E402
 from keel.testing.fake_model import FakeChatModel  # noqa: E402
-from tools.registry import default_registry  # noqa: E402
+from keel.tools.registry import default_registry  # noqa: E402
 
 KILLED = 137
 

@@ -171,7 +171,7 @@ async def test_a_committed_tool_effect_is_charged_once_across_a_crash(make_keel,
 
 async def test_a_tool_replayed_after_a_crash_is_not_charged_twice(make_keel, monkeypatch) -> None:
     """The process dies after send_email's step wrote everything but before its checkpoint."""
-    from nodes import tool as tool_node
+    from keel.nodes import tool as tool_node
 
     real = tool_node.make_tool
     crashed: list[bool] = []
@@ -188,7 +188,7 @@ async def test_a_tool_replayed_after_a_crash_is_not_charged_twice(make_keel, mon
 
         return tool
 
-    monkeypatch.setattr("graphs.agent.make_tool", make_tool)
+    monkeypatch.setattr("keel.graphs.agent.make_tool", make_tool)
     user = _user()
     email = tool_call("send_email", call_id="mail-2", to="bob@example.com", subject="hi", body="hello bob")
     async with make_keel([email, "Sent."]) as keel:

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from keel.cli import app
 from keel.context import RunContext
 from keel.models import make_chat_model
+from keel.nodes._shared import ModelCallFailed, call_model
 from keel.settings import Settings
 from keel.testing.fake_model import Slow, tool_call
-from nodes._shared import ModelCallFailed, call_model
 
 UNREACHABLE = "http://127.0.0.1:9/v1"
 

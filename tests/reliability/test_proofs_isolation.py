@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from keel.memory.embeddings import HashingNgramEmbeddings
+from keel.memory.long_term import LongTermMemory, chroma_client_factory
+from keel.memory.types import MemoryScope
 from keel.settings import Settings
-from memory.embeddings import HashingNgramEmbeddings
-from memory.long_term import LongTermMemory, chroma_client_factory
-from memory.types import MemoryScope
 
 
 def _system_prompt(call: dict) -> str:

@@ -15,9 +15,9 @@ from blockbuster import BlockBuster
 from langchain_core.messages import HumanMessage
 
 import keel.server.backends as server
-from graphs.agent import always_sync, build_graph, make_graph
 from keel.backends import open_checkpointer
 from keel.context import RunContext
+from keel.graphs.agent import always_sync, build_graph, make_graph
 from keel.testing.fake_model import tool_call
 
 

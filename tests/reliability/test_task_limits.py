@@ -8,7 +8,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from keel.context import TaskTooLarge
-from memory.context import ContextBudget, ContextOverflow, fit_messages
+from keel.memory.context import ContextBudget, ContextOverflow, fit_messages
 
 BIG = "please summarise: " + "word " * 24_000  # ~120 KB
 

@@ -37,7 +37,7 @@ bench: install
 bench-record: install
 	$(BIN)/python -m benchmarks --record $(BENCH)
 
-# One-line breaks of the README guarantees, each against the tests that must catch it (not part of `test`).
+# One-line breaks of the guarantees (docs/security.md), each against the tests that must catch it (not in `test`).
 mutate: install
 	$(BIN)/python scripts/mutate.py
 

@@ -30,7 +30,7 @@ NODES = ("recall", "plan", "decide", "permission_check", "approval", "tool", "fa
 
 def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     """The guarded agent graph over the given backends."""
-    routes = Routes(b.limits, b.guards)
+    routes = Routes(b.guards)
     g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
     g.add_node("recall", instrument_node(b, "recall", make_recall(b)))
     g.add_node("plan", instrument_node(b, "plan", make_plan(b)))

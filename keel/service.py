@@ -157,8 +157,7 @@ class Keel:
             if prior.status == "interrupted":  # found by the stale-run sweep: running again, lease renewed
                 await self.records.update_execution(prior.execution_id, status="running", error=None)
                 await self.records.heartbeat(prior.execution_id)
-            if (guards := self.backends.guards) is not None and guards.ledger is not None:
-                await guards.ledger.release_open(prior.execution_id, "released on resume after a crash")
+            await self.backends.guards.release_open(prior.execution_id, "released on resume after a crash")
             return await self._drive(None, thread_id, ctx, on_step)
         if prior.status == "terminated":
             ctx = self._context(prior.user_id, prior.role, prior.tenant)

@@ -15,11 +15,16 @@ if TYPE_CHECKING:
     from keel.records import Records
     from keel.tools.workspace import Workspace
 
-__all__ = ["ToolSpec", "ToolContext", "ToolInputError"]
+__all__ = ["ToolSpec", "ToolContext", "ToolInputError", "ToolGuardRefused"]
 
 
 class ToolInputError(ValueError):
     """The arguments are well-typed but cannot be acted on (a path outside the workspace, say)."""
+
+
+class ToolGuardRefused(Exception):
+    """A tool call refused before it ran (rate limit, open breaker, budget, store down): told to the model.
+    Raised by the executor's tool guard (keel.guards.ToolGuard) on entering a call."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,9 +23,7 @@ from keel.nodes.recall import make_recall
 from keel.nodes.tool import make_tool
 from keel.observability.instrument import instrument_node
 
-__all__ = ["build_graph", "make_graph", "always_sync", "SyncDurableGraph", "NODES"]
-
-NODES = ("recall", "plan", "decide", "permission_check", "approval", "tool", "fallback", "finalize")
+__all__ = ["build_graph", "make_graph", "always_sync", "SyncDurableGraph"]
 
 
 def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:

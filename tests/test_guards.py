@@ -117,8 +117,6 @@ async def test_an_open_tool_breaker_tells_the_model_the_tool_is_unavailable(make
         args_model=_NoArgs,
         run=broken,
         resource=lambda a, r, w: "shared:flaky",
-        resource_arg=None,
-        side_effect=False,
     )
     turns = [tool_call("read_flaky", f"f{i}") for i in range(3)] + ["gave up"]
     registry = default_registry().with_tools(flaky)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 __all__ = [
     "StopReason",
     "STOP_REASONS",
+    "KEEL_STOP_REASONS",
     "EXIT_SUCCEEDED",
     "EXIT_ERROR",
     "EXIT_AWAITING_APPROVAL",
@@ -107,6 +108,8 @@ _TABLE: dict[str, StopReason] = {
         ),
     )
 }
+KEEL_STOP_REASONS = frozenset(_TABLE)
+"""The reasons keel's own guards and nodes stop with (the CLI's help text lists these)."""
 STOP_REASONS: Mapping[str, StopReason] = MappingProxyType(_TABLE)
 """Every `terminated_reason` a run can end with. `tools_refused` is set by finalize (status `failed`):
 the model answered but every tool call it attempted was denied, rejected or failed."""

@@ -18,6 +18,7 @@ from keel.stop_reasons import (
     EXIT_SUCCEEDED,
     EXIT_TERMINATED,
     EXIT_UNAVAILABLE,
+    KEEL_STOP_REASONS,
     STOP_REASONS,
 )
 
@@ -48,7 +49,9 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 
 def _reasons(outcome: str) -> str:
-    return ", ".join(r.name for r in STOP_REASONS.values() if r.outcome == outcome)
+    return ", ".join(
+        r.name for r in STOP_REASONS.values() if r.outcome == outcome and r.name in KEEL_STOP_REASONS
+    )
 
 
 EXIT_CODES_HELP = (

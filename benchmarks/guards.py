@@ -15,11 +15,13 @@ import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.overhead import _model
 from keel.backends import open_checkpointer
 from keel.graphs.agent import build_graph
+from keel.guards import NoGuards, state_guards
 from keel.service import Keel
 from keel.settings import Settings
 
@@ -33,25 +35,28 @@ async def _rounds(settings: Settings, guarded: bool) -> tuple[list[float], dict[
     async with Keel.open(settings, model=_model(ROUNDS + WARMUP), model_name="fake-model") as keel:
         b = keel.backends
         guards = b.guards
-        if not guarded:
-            b.guards, b.executor.guard = None, None
+        if not guarded:  # the same graph over NoGuards: the run's own limits only, nothing reserved
+            b.guards = NoGuards(
+                prices=b.prices, models=[n for n, _ in b.models], before_model=state_guards(settings)
+            )
+            b.executor.guard = b.guards.tools
             async with open_checkpointer(settings) as saver:
                 keel = Keel(b, build_graph(b, checkpointer=saver))
-                return await _drive(keel, None), {}
-        return await _drive(keel, guards), {}
+                return await _drive(keel, _nothing_counted), {}
+        return await _drive(keel, lambda: _counts(guards)), {}
 
 
-async def _drive(keel: Keel, guards) -> list[float]:  # noqa: ANN001
+async def _drive(keel: Keel, counts: Callable[[], dict[str, float]]) -> list[float]:
     for _ in range(WARMUP):
         await keel.run("what does the handbook say?", user_id="bench")
-    before = _counts(guards)
+    before = counts()
     samples = []
     for _ in range(ROUNDS):
         started = time.perf_counter()
         out = await keel.run("what does the handbook say?", user_id="bench")
         samples.append(time.perf_counter() - started)
         assert out.status == "succeeded", out
-    after = _counts(guards)
+    after = counts()
     keel.counts = {k: (after[k] - before[k]) / ROUNDS for k in after}  # type: ignore[attr-defined]
     _LAST.clear()
     _LAST.update(keel.counts)  # type: ignore[attr-defined]
@@ -61,9 +66,12 @@ async def _drive(keel: Keel, guards) -> list[float]:  # noqa: ANN001
 _LAST: dict[str, float] = {}
 
 
+def _nothing_counted() -> dict[str, float]:
+    """The unguarded round's counters: NoGuards has no ledger and no hot state."""
+    return {"db": 0, "redis": 0, "tool": 0}
+
+
 def _counts(guards) -> dict[str, float]:  # noqa: ANN001
-    if guards is None:
-        return {"db": 0, "redis": 0, "tool": 0}
     tool = guards.tools.admission.round_trips
     redis = guards.breakers.round_trips + guards.tools.rates.round_trips + tool
     return {"db": guards.ledger.transactions, "redis": redis, "tool": tool}

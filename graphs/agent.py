@@ -23,14 +23,12 @@ from keel.nodes.recall import make_recall
 from keel.nodes.tool import make_tool
 from keel.observability.instrument import instrument_node
 
-__all__ = ["build_graph", "make_graph", "always_sync", "SyncDurableGraph", "NODES"]
-
-NODES = ("recall", "plan", "decide", "permission_check", "approval", "tool", "fallback", "finalize")
+__all__ = ["build_graph", "make_graph", "always_sync", "SyncDurableGraph"]
 
 
 def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     """The guarded agent graph over the given backends."""
-    routes = Routes(b.limits, b.guards)
+    routes = Routes(b.guards)
     g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
     g.add_node("recall", instrument_node(b, "recall", make_recall(b)))
     g.add_node("plan", instrument_node(b, "plan", make_plan(b)))

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from keel.context import RunContext
 from keel.graphs.state import AgentState
-from keel.policies.guards import RunLimits, first_failure
+from keel.guards import Guards, NoGuards
 
 __all__ = ["Routes"]
 
 
 @dataclass(frozen=True, slots=True)
 class Routes:
-    """The graph's conditional edges, bound to the run limits."""
+    """The graph's conditional edges, bound to the run's guards."""
 
-    limits: RunLimits
-    guards: Any = None
-    """keel.guards.Guards: the user's budget and the model's breaker, read before every model call."""
+    guards: Guards | NoGuards
+    """Read before every model call (keel.guards.Guards.before_model, in order)."""
 
     async def _guarded(
         self, state: AgentState, runtime: Runtime[RunContext]
@@ -32,15 +31,12 @@ class Routes:
         names the guard that failed here even if, by the time it runs, another run has released budget.
         The edge writes nothing: fallback decides what enters the state.
         """
-        if self.guards is None:  # run limits only (steps, deadline, cost so far)
-            reason, message = first_failure(state, self.limits), None
-        else:  # the same limits first, then the cap with the next call's bound, budget and breaker
-            found = await self.guards.check(state, runtime.context)
-            reason, message = (found.reason, found.message) if found else (None, None)
-        if reason is None:
+        found = await self.guards.check(state, runtime.context)
+        if found is None:
             return "decide"
         return Send(  # type: ignore[return-value]
-            "fallback", {**state, "terminated_reason": reason, "error": message or state.get("error")}
+            "fallback",
+            {**state, "terminated_reason": found.reason, "error": found.message or state.get("error")},
         )
 
     async def after_plan(

@@ -14,15 +14,8 @@ _DOCS = ConfigDict(use_attribute_docstrings=True)  # field docstrings become sch
 __all__ = ["InputState", "AgentState", "PendingCall", "CallStatus", "TerminatedReason"]
 
 CallStatus = Literal["new", "allowed", "ask", "done"]
-TerminatedReason = Literal[
-    "max_steps",
-    "timeout",
-    "run_cost_cap",
-    "budget_exceeded",
-    "llm_unavailable",
-    "llm_error",
-    "guard_unavailable",
-]
+TerminatedReason = str
+"""A key of keel.stop_reasons.STOP_REASONS (a guard defined outside keel registers its own)."""
 
 
 @with_config(_DOCS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,11 +14,10 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from keel.budget import BudgetLedger
 from keel.chain import fallback_models
 from keel.costs import PriceTable
-from keel.guards import Guards, build_guards
+from keel.guards import Guard, Guards, NextCall, NoGuards, build_guards
 from keel.memory.stores import MemoryBackends
 from keel.models import make_chat_model
 from keel.observability.telemetry import Telemetry
-from keel.policies.guards import RunLimits
 from keel.policies.matrix import PolicyMatrix
 from keel.policies.watcher import PolicyWatcher
 from keel.records import Records
@@ -45,9 +44,8 @@ class Backends:
     executor: ToolExecutor
     model: BaseChatModel
     model_name: str
-    limits: RunLimits
-    guards: Guards | None = None
-    """Budgets, breakers and rate limits (None only in the benchmark's unguarded baseline)."""
+    guards: Guards | NoGuards
+    """Budgets, breakers and rate limits (NoGuards only in the benchmark's unguarded baseline)."""
     models: list[tuple[str, BaseChatModel]] = field(default_factory=list)
     """The fallback chain: (name, model), the primary first."""
     telemetry: Telemetry = field(default_factory=Telemetry.disabled)
@@ -71,8 +69,11 @@ class Backends:
         model: BaseChatModel | None = None,
         model_name: str | None = None,
         registry: ToolRegistry | None = None,
+        guards: Sequence[Guard[NextCall]] = (),
     ) -> Backends:
-        """Build every backend for the profile the settings name. Bad config fails here, clearly."""
+        """Build every backend for the profile the settings name. Bad config fails here, clearly.
+
+        `guards`: the application's own guards, checked before every model call after keel's."""
         settings = settings or Settings()
         settings.home.mkdir(parents=True, exist_ok=True)
         records = Records.from_url(
@@ -86,18 +87,17 @@ class Backends:
         prices.check_model(name)
         registry = registry or default_registry()
         workspace = Workspace(settings.workspace_root)
-        limits = RunLimits(max_steps=settings.max_steps, run_cost_cap=settings.run_cost_cap)
         model = model or make_chat_model(settings)
         chain = [(name, model), *fallback_models(settings)]
-        guards, close_guards = build_guards(settings, records, prices, limits, [n for n, _ in chain])
+        built, close_guards = build_guards(settings, records, prices, [n for n, _ in chain], extra=guards)
         executor = ToolExecutor(
             registry,
             records,
             workspace,
+            guard=built.tools,
+            call_guards=built.before_tool,
             default_timeout_s=settings.tool_timeout_s,
-            max_args_bytes=settings.max_args_bytes,
             max_output_chars=settings.max_tool_output_chars,
-            guard=guards.tools,
         )
         return cls(
             settings=settings,
@@ -109,8 +109,7 @@ class Backends:
             executor=executor,
             model=model,
             model_name=name,
-            limits=limits,
-            guards=guards,
+            guards=built,
             models=chain,
             _close_guards=close_guards,
             telemetry=Telemetry.from_settings(settings),
@@ -163,8 +162,8 @@ class Backends:
 
     @property
     def ledger(self) -> BudgetLedger | None:
-        """The budget ledger (in the records database)."""
-        return self.guards.ledger if self.guards is not None else None
+        """The budget ledger (in the records database; None under the benchmark's NoGuards)."""
+        return self.guards.ledger
 
 
 @asynccontextmanager

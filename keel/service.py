@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +23,7 @@ from keel.backends import Backends, open_checkpointer
 from keel.context import InvalidContext, RunContext, check_task_size
 from keel.errors import Conflict, Forbidden, NotFound, StoreUnavailable, describe
 from keel.graphs.agent import build_graph
+from keel.guards import Guard, NextCall
 from keel.prompts import continue_message, original_request
 from keel.records import Approval
 from keel.settings import Settings
@@ -83,9 +84,13 @@ class Keel:
         model: BaseChatModel | None = None,
         model_name: str | None = None,
         registry: ToolRegistry | None = None,
+        guards: Sequence[Guard[NextCall]] = (),
     ) -> AsyncIterator[Keel]:
-        """Build the backends, migrate, open the checkpointer; close all on exit."""
-        backends = Backends.from_settings(settings, model=model, model_name=model_name, registry=registry)
+        """Build the backends, migrate, open the checkpointer; close all on exit. `guards`: the
+        application's own, checked before every model call after keel's (keel.guards.Guard)."""
+        backends = Backends.from_settings(
+            settings, model=model, model_name=model_name, registry=registry, guards=guards
+        )
         try:
             await backends.ready()
             # Runs whose process died (lease expired) are marked interrupted, so `resume` can continue them.
@@ -157,8 +162,7 @@ class Keel:
             if prior.status == "interrupted":  # found by the stale-run sweep: running again, lease renewed
                 await self.records.update_execution(prior.execution_id, status="running", error=None)
                 await self.records.heartbeat(prior.execution_id)
-            if (guards := self.backends.guards) is not None and guards.ledger is not None:
-                await guards.ledger.release_open(prior.execution_id, "released on resume after a crash")
+            await self.backends.guards.release_open(prior.execution_id, "released on resume after a crash")
             return await self._drive(None, thread_id, ctx, on_step)
         if prior.status == "terminated":
             ctx = self._context(prior.user_id, prior.role, prior.tenant)

@@ -22,6 +22,7 @@ from keel.redaction import redact_text
 
 __all__ = [
     "thread_id_of",
+    "bounded",
     "ModelCall",
     "call_model",
     "ModelCallFailed",
@@ -37,6 +38,14 @@ def thread_id_of(config: RunnableConfig) -> str:
     if not thread:
         raise ValueError("keel runs need a thread_id in config['configurable']")
     return str(thread)
+
+
+def bounded(b: Backends, model: Runnable) -> Runnable:
+    """`model` with the output bound every call must carry, bound once when a node is built.
+
+    The reservation's bound holds only if the provider is told it (ChatOpenAI sends `max_tokens` as
+    max_completion_tokens), so every model a node calls goes through here."""
+    return model.bind(max_tokens=b.settings.max_output_tokens)
 
 
 class ModelCallFailed(Exception):
@@ -71,16 +80,16 @@ async def call_model(
     model: Runnable,
     messages: Sequence[BaseMessage],
     state: Mapping[str, Any],
-    config: RunnableConfig | None = None,
+    config: RunnableConfig,
     *,
-    run: RunContext | None = None,
+    run: RunContext,
     model_name: str | None = None,
 ) -> ModelCall:
-    """Call the model within the model timeout and the run deadline; price its usage.
+    """Call `model` (built with `bounded`) within the model timeout and the run deadline; price its usage.
 
-    With guards and a run: the model's breaker admits the call and the budget reserves its estimate
-    first (a refusal raises ModelCallFailed with the guard's reason); the reservation is settled
-    to the actual cost after, released on failure or cancellation.
+    The model's breaker admits the call and the budget reserves its estimate first (a refusal raises
+    ModelCallFailed with the guard's reason); the reservation is settled to the actual cost after,
+    released on failure or cancellation.
     """
     name = model_name or b.model_name
     remaining = state.get("deadline", float("inf")) - time.time()
@@ -88,11 +97,6 @@ async def call_model(
     if timeout <= 0:
         raise ModelCallFailed("timeout", "the run deadline passed before the model call")
     estimate_tools = getattr(model, "kwargs", {}).get("tools", ())
-    # The reservation's bound holds only if the provider is told it: every call carries max_tokens,
-    # whatever model the caller passed in (ChatOpenAI sends it as max_completion_tokens).
-    model = model.bind(max_tokens=b.settings.max_output_tokens)
-    if b.guards is None or run is None or config is None:
-        return await _invoke(b, model, messages, config, name, (timeout, remaining), None)
     owed = await b.guards.settle_owed(state.get("owed_charges") or [])
     estimate = b.guards.estimate(name, messages, estimate_tools)
     try:
@@ -129,10 +133,10 @@ async def _invoke(
     b: Backends,
     model: Runnable,
     messages: Sequence[BaseMessage],
-    config: RunnableConfig | None,
+    config: RunnableConfig,
     name: str,
     limits: tuple[float, float],
-    gate: ModelGate | None,
+    gate: ModelGate,
 ) -> ModelCall:
     """One model request within `limits` = (timeout, time left in the run); the gate learns the outcome."""
     timeout, remaining = limits
@@ -141,7 +145,7 @@ async def _invoke(
             message = await model.ainvoke(list(messages), config)
     except TimeoutError:
         reason = "timeout" if remaining <= b.settings.model_timeout_s else "llm_unavailable"
-        if gate is not None and reason == "llm_unavailable":
+        if reason == "llm_unavailable":
             gate.fault()
         raise ModelCallFailed(reason, f"timeout after {timeout:.3g} s") from None
     except STORE_ERRORS as exc:
@@ -149,18 +153,15 @@ async def _invoke(
         # model was being called: a guard could not work, the model is not to blame (no fault, no fallback).
         raise ModelCallFailed("guard_unavailable", describe(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - any provider error means the model is unavailable
-        if gate is not None:
-            gate.fault()
+        gate.fault()
         raise ModelCallFailed("llm_unavailable", describe(exc)) from exc
     if not isinstance(message, AIMessage):
-        if gate is not None:
-            gate.fault()
+        gate.fault()
         raise ModelCallFailed("llm_unavailable", f"the model returned {type(message).__name__}")
     usage = message.usage_metadata or {}
     inp, out = int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0))
     cost = b.prices.model_actual(name, inp, out)
-    if gate is not None:
-        gate.settle(cost)
+    gate.settle(cost)
     return ModelCall(message=message, input_tokens=inp, output_tokens=out, cost=float(cost))
 
 
@@ -176,6 +177,6 @@ def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:
 
 async def settle_owed(b: Backends, state: Mapping[str, Any]) -> dict[str, Any]:
     """Charge what earlier model calls still owe the ledger; the state update keeps what is left."""
-    if b.guards is None or not (owed := state.get("owed_charges")):
+    if not (owed := state.get("owed_charges")):
         return {}
     return {"owed_charges": await b.guards.settle_owed(owed)}

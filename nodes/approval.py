@@ -117,7 +117,7 @@ def make_approval(b: Backends):
         await b.records.update_execution(run.execution_id, status="running")
         # Hours waiting for a human are not the run's working time: push the deadline back by the pause.
         paused_s = max(0.0, time.time() - row.created_at.timestamp())
-        updated, reply = _apply(b, run, call, row)
+        updated, reply = await _apply(b, run, call, row)
         pending[index] = updated
         await b.records.append_audit(
             audit_event(
@@ -152,7 +152,7 @@ def _decision_in(answer: Any) -> str | None:
     return answer.get("decision") if isinstance(answer, dict) else None
 
 
-def _apply(
+async def _apply(
     b: Backends, run: RunContext, call: PendingCall, row: Approval
 ) -> tuple[PendingCall, ToolMessage | None]:
     """The call after the decision, and the ToolMessage the model gets when it will not run."""
@@ -165,7 +165,7 @@ def _apply(
         return {**call, "status": "allowed", "approved_by": row.decided_by or ""}, None
     if row.status == "edited":
         try:
-            checked = b.executor.check(call["name"], row.edited_args or {}, run)
+            checked = await b.executor.check(call["name"], row.edited_args or {}, run)
         except ToolCallRefused as exc:
             return refused(f"the approver's edit is invalid: {exc.message}")
         decision = b.current_policy().decide(run.role, call["name"], checked.resource)

@@ -12,7 +12,14 @@ from keel.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState, PendingCall
 from keel.memory.stores import fit_context
-from keel.nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
+from keel.nodes._shared import (
+    ModelCallFailed,
+    bounded,
+    call_model,
+    overrun_reason,
+    thread_id_of,
+    usage_update,
+)
 from keel.prompts import system_prompt
 
 __all__ = ["make_decide"]
@@ -21,7 +28,7 @@ __all__ = ["make_decide"]
 def make_decide(b: Backends):
     """The decide node."""
     schemas = b.registry.schemas()
-    bound = [(name, model.bind_tools(schemas)) for name, model in b.models]
+    bound = [(name, bounded(b, model.bind_tools(schemas))) for name, model in b.models]
 
     async def decide(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]

@@ -13,31 +13,19 @@ from keel.context import RunContext
 from keel.graphs.state import AgentState
 from keel.nodes._shared import thread_id_of
 from keel.redaction import redact_text
+from keel.stop_reasons import stop_reason, stop_text
 
 __all__ = ["make_fallback", "fallback_message"]
 
 
 def fallback_message(reason: str, thread: str, b: Backends, error: str | None = None) -> str:
-    """What the user is told when a run ends early, by reason."""
-    resume = f"Progress is saved: resume with thread {thread}."
-    if reason == "max_steps":
-        return f"I reached the limit of {b.settings.max_steps} steps before finishing. {resume}"
-    if reason == "timeout":
-        return f"I ran out of time ({b.settings.run_timeout_s:.0f} s for a run) before finishing. {resume}"
-    if reason == "run_cost_cap":
-        return f"This run reached its cost cap of ${b.settings.run_cost_cap:.4f}. {resume}"
-    if reason == "budget_exceeded":
-        return f"I stopped because {error or 'your budget has no room for another step'}. {resume}"
-    if reason == "guard_unavailable":
-        return (
-            f"I stopped because a safety check could not run ({redact_text(error or 'unknown cause')}). "
-            f"Progress is saved: resume with thread {thread} once it is back."
-        )
-    cause = f" ({redact_text(error)})" if error else ""
-    return (
-        f"The assistant's model is unavailable right now{cause}, so I could not finish your request. "
-        f"{resume} Please try again later."
-    )
+    """What the user is told when a run ends early: the words of `reason`'s row in keel/stop_reasons.py."""
+    limits = {
+        "max_steps": b.settings.max_steps,
+        "run_timeout_s": b.settings.run_timeout_s,
+        "run_cost_cap": b.settings.run_cost_cap,
+    }
+    return stop_text(reason, thread=thread, error=redact_text(error) if error else None, limits=limits)
 
 
 def make_fallback(b: Backends):
@@ -49,8 +37,7 @@ def make_fallback(b: Backends):
         # Every route here names its reason: decide sets it on a model failure, and the guard edges send
         # it along with the route (graphs/edges.py), so it is never guessed again here.
         reason, error = state.get("terminated_reason") or "llm_unavailable", state.get("error")
-        guards = b.guards
-        if reason == "llm_unavailable" and guards and (index := await guards.next_model(state)) is not None:
+        if stop_reason(reason).falls_back and (index := await b.guards.next_model(state)) is not None:
             return {"model_index": index, "terminated_reason": None, "error": None}
         text = fallback_message(reason, thread_id_of(config), b, error)
         return {

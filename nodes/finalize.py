@@ -39,9 +39,8 @@ def make_finalize(b: Backends):
             # The model answered, but nothing it tried to do was done: not a plain success.
             status, reason = "failed", "tools_refused"
         ended = time.time()
-        cost = state.get("run_cost", 0.0)
-        if b.ledger is not None:  # the ledger knows calls a crash hid from the state: it is the truth
-            cost = float(await b.ledger.spent_by(run.execution_id))
+        # The ledger knows calls a crash hid from the state: it is the truth.
+        cost = await b.guards.spent_by(run.execution_id, state.get("run_cost", 0.0))
         await b.records.update_execution(
             run.execution_id,
             status=status,

@@ -36,23 +36,18 @@ def make_permission_check(b: Backends):
         replies: list[ToolMessage] = []
         refused = list(state.get("tools_refused", []))
         policy = b.current_policy()  # picks up an edited policy file
-        limit, seen = b.settings.max_tool_calls_per_turn, 0
+        seen = 0
         for call in state.get("pending", []):
             if call.get("status") != "new":
                 pending.append(call)
                 continue
             seen += 1
             try:
-                if seen > limit:
-                    raise ToolCallRefused(
-                        "too_many_calls",
-                        f"this turn asked for more than {limit} tool calls; call #{seen} was not run",
-                    )
                 if call.get("args") is None:
                     raise ToolCallRefused(
                         "invalid_args", f"arguments for {call['name']!r} are not valid JSON"
                     )
-                checked = b.executor.check(call["name"], call["args"], run)
+                checked = await b.executor.check(call["name"], call["args"], run, position=seen)
             except ToolCallRefused as exc:
                 await b.records.append_audit(
                     audit_event(

@@ -12,7 +12,14 @@ from keel.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState
 from keel.memory.stores import fit_context
-from keel.nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
+from keel.nodes._shared import (
+    ModelCallFailed,
+    bounded,
+    call_model,
+    overrun_reason,
+    thread_id_of,
+    usage_update,
+)
 from keel.prompts import PLAN_INSTRUCTION, system_prompt
 from keel.textsafe import safe_text
 
@@ -21,6 +28,7 @@ __all__ = ["make_plan"]
 
 def make_plan(b: Backends):
     """The plan node. A failed plan call is not fatal: decide works without a plan."""
+    model = bounded(b, b.model)
 
     async def plan(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
         if not b.settings.plan_enabled:
@@ -34,7 +42,7 @@ def make_plan(b: Backends):
             tail=[HumanMessage(PLAN_INSTRUCTION)],
         )
         try:
-            call = await call_model(b, b.model, messages, state, config, run=runtime.context)
+            call = await call_model(b, model, messages, state, config, run=runtime.context)
         except ModelCallFailed:
             return {"plan": ""}
         if call.overrun:  # the guard edge ends the run before decide calls the model again

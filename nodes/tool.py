@@ -17,6 +17,7 @@ from keel.nodes._shared import thread_id_of
 from keel.observability.instrument import traced_tool_call
 from keel.records import RecordsUnavailable
 from keel.redaction import redact_text
+from keel.tool_status import ToolStatus
 
 __all__ = ["make_tool"]
 
@@ -35,13 +36,25 @@ def _records_failed(call: dict[str, Any], exc: BaseException) -> ToolMessage:
     )
 
 
+_RECORDED_IN: dict[ToolStatus, str] = {
+    "ok": "tools_used",
+    "replayed": "tools_used",
+    "failed": "tools_failed",
+    "timeout": "tools_failed",
+    "refused": "tools_refused",
+    "invalid": "tools_refused",
+}
+"""Which list of the execution record a call's status goes to: tools_failed holds only calls that ran
+and broke (the health summary's tool failure rate); refusals and invalid calls are the model's or a
+guard's doing and go to tools_refused."""
+
+
 def make_tool(b: Backends):
     """The tool node. When it returns, every call of the turn has its ToolMessage."""
 
     async def tool(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
         run, thread = runtime.context, thread_id_of(config)
-        used = list(state.get("tools_used", []))
-        failed = list(state.get("tools_failed", []))
+        tally = {key: list(state.get(key, [])) for key in ("tools_used", "tools_failed", "tools_refused")}
         cost = state.get("run_cost", 0.0)
         messages = []
         for call in state.get("pending", []):
@@ -64,23 +77,16 @@ def make_tool(b: Backends):
                 # The records write around the call failed: the model hears it as this call's error, so the
                 # run goes on (or ends) honestly instead of dying with the execution left `running`.
                 messages.append(_records_failed(call, exc))
-                failed.append(call["name"])
+                tally["tools_failed"].append(call["name"])
                 continue
             messages.append(outcome.message)
-            if outcome.status in ("ok", "replayed"):
-                used.append(call["name"])
-            else:
-                failed.append(call["name"])
-            if outcome.status == "replayed":  # charged once, when it ran; counted if it ran in this run
-                cost += outcome.cost
-            else:
-                cost += outcome.cost if b.guards is not None else b.prices.tool_cost(call["name"])
+            tally[_RECORDED_IN[outcome.status]].append(call["name"])
+            cost += outcome.cost  # a replayed call: charged when it ran, counted if it ran in this run
         return {
             "messages": messages,
             "pending": [],
-            "tools_used": used,
-            "tools_failed": failed,
             "run_cost": cost,
+            **tally,
         }
 
     return tool

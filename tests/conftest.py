@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -70,15 +70,22 @@ KeelFactory = Callable[..., AbstractAsyncContextManager[Keel]]
 
 @pytest.fixture
 def make_keel(settings: Settings, workspace: Path) -> KeelFactory:
-    """`async with make_keel(turns, registry=..., **settings_overrides) as keel` with a FakeChatModel."""
+    """`async with make_keel(turns, registry=..., guards=..., **settings_overrides) as keel` with a
+    FakeChatModel (`guards`: extra keel.guards.Guard objects, checked before every model call)."""
 
     @asynccontextmanager
     async def factory(
-        turns: list[Any], *, registry: ToolRegistry | None = None, **overrides: Any
+        turns: list[Any],
+        *,
+        registry: ToolRegistry | None = None,
+        guards: Sequence[Any] = (),
+        **overrides: Any,
     ) -> AsyncIterator[Keel]:
         s = settings.model_copy(update=overrides) if overrides else settings
         model = FakeChatModel(turns)
-        async with Keel.open(s, model=model, model_name="fake-model", registry=registry) as keel:
+        async with Keel.open(
+            s, model=model, model_name="fake-model", registry=registry, guards=guards
+        ) as keel:
             keel.fake_model = model  # type: ignore[attr-defined]
             yield keel
 

@@ -215,8 +215,6 @@ SLOW = ToolSpec(
     args_model=_SlowArgs,
     run=_sleep,
     resource=lambda a, r, w: "shared:slow",
-    resource_arg=None,
-    side_effect=False,
     timeout_s=0.2,
 )
 

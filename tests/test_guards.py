@@ -89,7 +89,13 @@ async def test_a_rate_limited_tool_is_not_run_and_the_model_is_told_when_to_retr
         assert second.tool_call_id == "r2" and "read_file is rate-limited for you" in second.content
         assert "retry in" in second.content and "Nothing was executed" in second.content
         row = await keel.records.get_tool_result(out.thread_id, "r2")
-        assert row.status == "error"
+        assert row.status == "refused"  # stopped before it ran: not the tool's failure
+        [record] = await keel.records.list_executions(user_id=user)
+        assert (record.tools_used, record.tools_failed, record.tools_refused) == (
+            ("read_file",),
+            (),
+            ("read_file",),
+        )
         audit = await keel.records.audit_for(thread_id=out.thread_id)
         assert [a.result_digest is not None for a in audit if a.tool_call_id == "r2" and a.status] == [False]
 
@@ -111,8 +117,6 @@ async def test_an_open_tool_breaker_tells_the_model_the_tool_is_unavailable(make
         args_model=_NoArgs,
         run=broken,
         resource=lambda a, r, w: "shared:flaky",
-        resource_arg=None,
-        side_effect=False,
     )
     turns = [tool_call("read_flaky", f"f{i}") for i in range(3)] + ["gave up"]
     registry = default_registry().with_tools(flaky)

@@ -42,8 +42,6 @@ def crashing_tool(state: dict) -> ToolSpec:
         args_model=_NoArgs,
         run=run,
         resource=lambda a, r, w: "shared:flaky",
-        resource_arg=None,
-        side_effect=False,
     )
 
 

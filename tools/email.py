@@ -52,9 +52,6 @@ EMAIL_TOOLS: tuple[ToolSpec, ...] = (
         args_model=SendEmailArgs,
         run=_send_email,
         resource=_resource,
-        resource_arg="to",
-        side_effect=True,
         transactional=True,
-        cost=0.001,
     ),
 )

@@ -6,9 +6,10 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.messages import ToolMessage
 from pydantic import BaseModel, ValidationError
@@ -17,22 +18,44 @@ from keel.audit import audit_event
 from keel.context import RunContext
 from keel.records import AuditEvent, Records, ToolResult
 from keel.redaction import redact_text
+from keel.tool_status import ToolStatus
 from keel.tools.registry import ToolRegistry, UnknownTool
-from keel.tools.spec import ToolContext, ToolInputError, ToolSpec
+from keel.tools.spec import ToolContext, ToolGuardRefused, ToolInputError, ToolSpec
 from keel.tools.workspace import Workspace
 
-__all__ = ["ToolExecutor", "CheckedCall", "ToolCallRefused", "ToolOutcome", "args_digest"]
+__all__ = [
+    "ToolExecutor",
+    "CheckedCall",
+    "ProposedCall",
+    "ToolCallRefused",
+    "ToolOutcome",
+    "ToolStatus",
+    "args_digest",
+]
 
-RefusalKind = Literal["unknown_tool", "invalid_args", "too_large", "too_many_calls"]
+_RECORDED: dict[str, ToolStatus] = {"error": "failed"}
+"""Statuses of tool_results rows written before migration 0008, as read now."""
 
 
 class ToolCallRefused(Exception):
-    """A tool call that cannot run as asked; the message is meant for the model."""
+    """A tool call that cannot run as asked; the message is meant for the model. `kind`: unknown_tool,
+    invalid_args, or the `reason` of the tool-call guard that refused it (too_many_calls, too_large)."""
 
-    def __init__(self, kind: RefusalKind, message: str) -> None:
+    def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProposedCall:
+    """What a tool-call guard reads (keel.guards.Guard): a call the model proposed, before any check."""
+
+    name: str
+    args: Any
+    run: RunContext
+    position: int | None = None
+    """1-based position among the calls of its model turn; None when re-checked outside its turn."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,7 +72,7 @@ class ToolOutcome:
     """What one executed call produced."""
 
     message: ToolMessage
-    status: Literal["ok", "error", "timeout", "replayed"]
+    status: ToolStatus
     tool: str
     cost: float = 0.0
     """USD charged to the user's budget for this call (settled in the ledger)."""
@@ -100,22 +123,28 @@ class ToolExecutor:
         records: Records,
         workspace: Workspace,
         *,
+        guard: Any,
+        call_guards: Sequence[Any] = (),
         default_timeout_s: float = 30.0,
-        max_args_bytes: int = 65_536,
         max_output_chars: int = 20_000,
-        guard: Any = None,
     ) -> None:
         self.registry = registry
         self.records = records
         self.workspace = workspace
-        self.default_timeout_s = default_timeout_s
-        self.max_args_bytes = max_args_bytes
-        self.max_output_chars = max_output_chars
         self.guard = guard
-        """keel.guards.ToolGuard: rate limits, breaker and cost reservation (None: unguarded)."""
+        """keel.guards.ToolGuard (rate limits, breaker, cost reservation) or the benchmark's NoToolGuard."""
+        self.call_guards = tuple(call_guards)
+        """keel.guards.Guard[ProposedCall]s, checked in order before the schema (per-turn cap, size)."""
+        self.default_timeout_s = default_timeout_s
+        self.max_output_chars = max_output_chars
 
-    def check(self, name: str, args: Any, run: RunContext) -> CheckedCall:
-        """Validate a call: the tool exists, args fit the size limit and the schema, the resource resolves."""
+    async def check(self, name: str, args: Any, run: RunContext, position: int | None = None) -> CheckedCall:
+        """Validate a call: its tool-call guards pass, the tool exists, args fit its schema, the resource
+        resolves. `position`: the call's place in its model turn (for the per-turn cap)."""
+        proposed = ProposedCall(name=name, args=args, run=run, position=position)
+        for guard in self.call_guards:
+            if (refusal := await guard.check(proposed)) is not None:
+                raise ToolCallRefused(guard.reason, refusal)
         try:
             spec = self.registry.get(name)
         except UnknownTool:
@@ -123,11 +152,6 @@ class ToolExecutor:
             raise ToolCallRefused("unknown_tool", f"unknown tool {name!r}; available: {known}") from None
         if not isinstance(args, dict):
             raise ToolCallRefused("invalid_args", f"arguments for {name} must be a JSON object")
-        size = len(json.dumps(args, default=str).encode())
-        if size > self.max_args_bytes:
-            raise ToolCallRefused(
-                "too_large", f"arguments for {name} are {size} bytes; the limit is {self.max_args_bytes}"
-            )
         try:
             parsed = spec.args_model.model_validate(args)
             resource = spec.resource(parsed, run, self.workspace)
@@ -161,35 +185,34 @@ class ToolExecutor:
             await self.records.append_audit(
                 call.audit(status="replayed", detail="already executed; recorded result returned")
             )
-            outcome = self._outcome(call, done.output, "replayed" if done.status == "ok" else done.status)
-            if self.guard is not None and done.status == "ok" and done.execution_id == run.execution_id:
+            recorded = _RECORDED.get(done.status, done.status)
+            outcome = self._outcome(call, done.output, "replayed" if recorded == "ok" else recorded)
+            if recorded == "ok" and done.execution_id == run.execution_id:
                 # Its charge committed with this row (see _record): count it in this run's cost again,
                 # since the state that had counted it was lost with the crash.
                 outcome = replace(outcome, cost=self.guard.charge_of(name))
             return outcome
         try:
-            checked = self.check(name, args, run)
+            checked = await self.check(name, args, run)
         except ToolCallRefused as exc:
-            await self._record(call, None, "error", f"error: {exc.message}", "", time.perf_counter())
-            return self._outcome(call, f"error: {exc.message}", "error")
-        if self.guard is None:
-            return await self._run_checked(call, checked, deadline)
+            await self._record(call, None, "invalid", f"error: {exc.message}", "", time.perf_counter())
+            return self._outcome(call, f"error: {exc.message}", "invalid")
         try:
             async with self.guard.tool_call(name, run, thread_id, call_id) as gate:
                 return await gate.charged(await self._run_checked(call, checked, deadline, gate))
-        except ToolInputError as exc:  # refused by a guard: nothing ran
-            await self._record(call, checked, "error", f"error: {exc}", "", time.perf_counter())
-            return self._outcome(call, f"error: {exc}", "error")
+        except ToolGuardRefused as exc:  # refused by a guard: nothing ran
+            await self._record(call, checked, "refused", f"error: {exc}", "", time.perf_counter())
+            return self._outcome(call, f"error: {exc}", "refused")
 
     async def _run_checked(
-        self, call: _Call, checked: CheckedCall, deadline: float, gate: Any = None
+        self, call: _Call, checked: CheckedCall, deadline: float, gate: Any
     ) -> ToolOutcome:
         """Time out, run and record one checked call; a successful call's charge (`gate`, a ToolGate)
         commits in the transaction of its result row."""
         name = call.name
         limit_s = min(checked.spec.timeout_s or self.default_timeout_s, deadline - time.time())
         started = time.perf_counter()
-        status: Literal["ok", "error", "timeout"] = "ok"
+        status: ToolStatus = "ok"
         raw = ""
         try:
             if limit_s <= 0:
@@ -206,9 +229,9 @@ class ToolExecutor:
             status = "timeout"
             output = f"error: {name} timed out after {max(limit_s, 0):.1f} s and was cancelled"
         except ToolInputError as exc:
-            status, output = "error", f"error: {exc}"
+            status, output = "invalid", f"error: {exc}"
         except Exception as exc:  # noqa: BLE001 - a failing tool is reported to the model, not raised
-            status, output = "error", self._clip(f"error: {name} failed: {type(exc).__name__}: {exc}")
+            status, output = "failed", self._clip(f"error: {name} failed: {type(exc).__name__}: {exc}")
         await self._record(
             call, checked, status, output, raw, started, charge=gate if status == "ok" else None
         )
@@ -270,7 +293,7 @@ class ToolExecutor:
                 await charge.settle(tx)
 
     @staticmethod
-    def _outcome(call: _Call, output: str, status: Any) -> ToolOutcome:
+    def _outcome(call: _Call, output: str, status: ToolStatus) -> ToolOutcome:
         message = ToolMessage(
             content=output,
             tool_call_id=call.call_id,

@@ -146,8 +146,6 @@ FILE_TOOLS: tuple[ToolSpec, ...] = (
         args_model=ReadFileArgs,
         run=_read_file,
         resource=_path_resource,
-        resource_arg="path",
-        side_effect=False,
         timeout_s=10.0,
     ),
     ToolSpec(
@@ -156,8 +154,6 @@ FILE_TOOLS: tuple[ToolSpec, ...] = (
         args_model=ListFilesArgs,
         run=_list_files,
         resource=_path_resource,
-        resource_arg="path",
-        side_effect=False,
         timeout_s=10.0,
     ),
     ToolSpec(
@@ -166,8 +162,6 @@ FILE_TOOLS: tuple[ToolSpec, ...] = (
         args_model=WriteFileArgs,
         run=_write_file,
         resource=_path_resource,
-        resource_arg="path",
-        side_effect=True,
     ),
     ToolSpec(
         name="delete_file",
@@ -175,8 +169,6 @@ FILE_TOOLS: tuple[ToolSpec, ...] = (
         args_model=DeleteFileArgs,
         run=_delete_file,
         resource=_path_resource,
-        resource_arg="path",
-        side_effect=True,
     ),
     ToolSpec(
         name="search_notes",
@@ -184,8 +176,6 @@ FILE_TOOLS: tuple[ToolSpec, ...] = (
         args_model=SearchNotesArgs,
         run=_search_notes,
         resource=_path_resource,
-        resource_arg="path",
-        side_effect=False,
         timeout_s=15.0,
     ),
 )

@@ -1,4 +1,6 @@
-"""How a tool is declared: its schema, effect, resource, timeout and cost."""
+"""How a tool is declared: its schema, resource, timeout and whether its effect is a records write.
+
+What a call costs is in the price table (policies/prices.yaml), not here."""
 
 from __future__ import annotations
 
@@ -15,11 +17,16 @@ if TYPE_CHECKING:
     from keel.records import Records
     from keel.tools.workspace import Workspace
 
-__all__ = ["ToolSpec", "ToolContext", "ToolInputError"]
+__all__ = ["ToolSpec", "ToolContext", "ToolInputError", "ToolGuardRefused"]
 
 
 class ToolInputError(ValueError):
     """The arguments are well-typed but cannot be acted on (a path outside the workspace, say)."""
+
+
+class ToolGuardRefused(Exception):
+    """A tool call refused before it ran (rate limit, open breaker, budget, store down): told to the model.
+    Raised by the executor's tool guard (keel.guards.ToolGuard) on entering a call."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,7 +48,7 @@ ResourceFn = Callable[[Any, "RunContext", "Workspace"], str]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolSpec:
-    """A tool: pydantic args model, effect, the resource the permission matrix is asked about."""
+    """A tool: pydantic args model, the resource the permission matrix is asked about, its timeout."""
 
     name: str
     description: str
@@ -49,16 +56,10 @@ class ToolSpec:
     run: ToolFn
     resource: ResourceFn
     """Maps validated args to a resource string (`own:<path>`, `email:<address>`, …)."""
-    resource_arg: str | None
-    """The argument that names the resource (documentation and approval display)."""
-    side_effect: bool
-    """Whether running it changes anything outside the run."""
     transactional: bool = False
     """Its effect is a records write, committed in one transaction with its tool_results row."""
     timeout_s: float | None = None
     """Per-tool timeout; the settings default (30 s) when None."""
-    cost: float = 0.0
-    """Estimated USD per call (the price table may override)."""
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-tool schema given to `bind_tools`."""

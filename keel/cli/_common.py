@@ -12,6 +12,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from keel.render import print_json, step_line
+from keel.stop_reasons import (
+    EXIT_AWAITING_APPROVAL,
+    EXIT_ERROR,
+    EXIT_SUCCEEDED,
+    EXIT_TERMINATED,
+    EXIT_UNAVAILABLE,
+    KEEL_STOP_REASONS,
+    STOP_REASONS,
+)
 
 __all__ = [
     "out",
@@ -36,24 +45,21 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
 
 # One exit code per outcome class, the same for `run`, `resume` and `approvals approve|reject`, so a
 # script can tell a finished run from one a guard stopped or a dependency failed without parsing text.
-EXIT_SUCCEEDED = 0
-EXIT_ERROR = 1
-"""The request was refused or keel could not start (bad input, unknown thread, store down at start)."""
-EXIT_AWAITING_APPROVAL = 3
-EXIT_TERMINATED = 4
-"""A guard or limit stopped the run: budget_exceeded, run_cost_cap, max_steps, timeout."""
-EXIT_UNAVAILABLE = 5
-"""A dependency failed mid-run: llm_unavailable, guard_unavailable, records_unavailable."""
-EXIT_TOOLS_REFUSED = 6
-"""The run answered, but every tool call it attempted was denied, rejected or failed."""
-UNAVAILABLE_REASONS = frozenset({"llm_unavailable", "guard_unavailable", "records_unavailable"})
+# The class of each terminated_reason is in its row of keel/stop_reasons.py.
+
+
+def _reasons(outcome: str) -> str:
+    return ", ".join(
+        r.name for r in STOP_REASONS.values() if r.outcome == outcome and r.name in KEEL_STOP_REASONS
+    )
+
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 succeeded; 1 request refused or error; 2 usage error; 3 paused for approval; "
-    "4 terminated by a guard or limit (budget_exceeded, run_cost_cap, max_steps, timeout); "
-    "5 a dependency unavailable (llm_unavailable, guard_unavailable, records_unavailable, or a store "
+    f"4 terminated by a guard or limit ({_reasons('terminated')}); "
+    f"5 a dependency unavailable ({_reasons('unavailable')}, or a store "
     "down: nothing is lost, resume once it is back); "
-    "6 every tool call was denied, rejected or failed (tools_refused)."
+    f"6 every tool call was denied, rejected or failed ({_reasons('refused')})."
 )
 
 
@@ -63,10 +69,8 @@ def exit_code_of(status: str, terminated_reason: str | None) -> int:
         return EXIT_SUCCEEDED
     if status == "awaiting_approval":
         return EXIT_AWAITING_APPROVAL
-    if terminated_reason == "tools_refused":
-        return EXIT_TOOLS_REFUSED
-    if terminated_reason in UNAVAILABLE_REASONS:
-        return EXIT_UNAVAILABLE
+    if terminated_reason in STOP_REASONS:
+        return STOP_REASONS[terminated_reason].exit_code
     if status == "terminated":
         return EXIT_TERMINATED
     return EXIT_ERROR

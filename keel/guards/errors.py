@@ -10,7 +10,7 @@ from keel.budget import BudgetExceeded
 from keel.errors import describe
 from keel.hotstate import HotStateUnavailable
 from keel.records import RecordsUnavailable
-from keel.tools.spec import ToolInputError
+from keel.tools.spec import ToolGuardRefused
 
 __all__ = [
     "CircuitOpen",
@@ -70,10 +70,6 @@ class GuardUnavailable(Exception):
 
     def __init__(self, what: str, cause: BaseException) -> None:
         super().__init__(f"refused because {what} could not be checked: {type(cause).__name__}: {cause}")
-
-
-class ToolGuardRefused(ToolInputError):
-    """A tool call refused before it ran (rate limit, open breaker, budget, store down): told to the model."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -49,7 +49,7 @@ class ModelGate:
 @asynccontextmanager
 async def model_gate(
     *,
-    ledger: BudgetLedger | None,
+    ledger: BudgetLedger,
     breakers: BreakerStore,
     config: BreakerConfig,
     model: str,
@@ -73,31 +73,30 @@ async def model_gate(
     gate = ModelGate(decision=decision)
     reservation: Reservation | None = None
     try:
-        if ledger is not None:
-            try:
-                reservation = gate.reservation = await ledger.reserve(
-                    user_id=user_id,
-                    thread_id=thread_id,
-                    execution_id=execution_id,
-                    kind="model",
-                    name=model,
-                    estimate=estimate,
-                )
-            except STORE_ERRORS as exc:
-                raise GuardUnavailable(f"the budget of user {user_id}", exc) from exc
+        try:
+            reservation = gate.reservation = await ledger.reserve(
+                user_id=user_id,
+                thread_id=thread_id,
+                execution_id=execution_id,
+                kind="model",
+                name=model,
+                estimate=estimate,
+            )
+        except STORE_ERRORS as exc:
+            raise GuardUnavailable(f"the budget of user {user_id}", exc) from exc
         yield gate
     except BaseException:
         if reservation is not None:
             with contextlib.suppress(*STORE_ERRORS):  # left reserved; release_open clears it on resume
-                await asyncio.shield(ledger.release(reservation, "call failed or cancelled"))  # type: ignore[union-attr]
+                await asyncio.shield(ledger.release(reservation, "call failed or cancelled"))
         await _tell_breaker(breakers, config, model, gate, decision)
         raise
     if reservation is not None:
         if gate.actual is None:
-            await ledger.release(reservation, "no usage reported")  # type: ignore[union-attr]
+            await ledger.release(reservation, "no usage reported")
         else:
             try:
-                await ledger.settle(reservation, gate.actual)  # type: ignore[union-attr]
+                await ledger.settle(reservation, gate.actual)
             except STORE_ERRORS:  # the model answered: the charge is owed, not forgotten
                 gate.owed = owed_charge(reservation, gate.actual)
     await _tell_breaker(breakers, config, model, gate, decision)

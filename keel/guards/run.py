@@ -11,27 +11,49 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from keel.budget import BudgetExceeded, BudgetLedger
+from keel.budget import BudgetLedger
 from keel.context import RunContext
 from keel.costs import PriceTable
 from keel.guards.errors import STORE_ERRORS, GuardFailure, GuardUnavailable, failure_of
+from keel.guards.guard import Guard, NextCall
 from keel.guards.model import ModelGate, model_gate, owed_reservation
 from keel.guards.tool import ToolGuard
 from keel.hotstate import BreakerConfig, BreakerStore
-from keel.observability.logging import user_hash
-from keel.observability.metrics import record_breaker_state, record_budget_remaining
-from keel.policies.guards import RunLimits, first_failure
 
-__all__ = ["Guards"]
+__all__ = ["Guards", "first_stop"]
+
+
+async def first_stop(
+    guards: Sequence[Guard[NextCall]], state: Mapping[str, Any], view: NextCall
+) -> GuardFailure | None:
+    """A stop the last call already decided (its model overran the reserved bound), else the first of
+    `guards` that fails, in order. A store a guard cannot read refuses the call (`guard_unavailable`)."""
+    if stopped := state.get("terminated_reason"):
+        return GuardFailure(reason=stopped, message=state.get("error") or "")
+    for guard in guards:
+        try:
+            message = await guard.check(view)
+        except STORE_ERRORS as exc:
+            return failure_of(GuardUnavailable("the run's guards", exc))
+        if message is not None:
+            return GuardFailure(reason=guard.reason, message=message)
+    return None
 
 
 @dataclass(slots=True, kw_only=True)
 class Guards:
-    """Run guards over the durable ledger and the hot state; built in keel/backends.py."""
+    """Run guards over the durable ledger and the hot state; built by keel.guards.build_guards.
 
-    limits: RunLimits
+    `before_model` is the guard edge's list, in order (keel's: steps, deadline, run cost cap, budget,
+    model breaker; then any the application adds); the tool guards sit in `tools` and the executor.
+    The benchmark's unguarded baseline uses `keel.guards.NoGuards` instead: same methods, no checks.
+    """
+
+    before_model: Sequence[Guard[NextCall]]
+    before_tool: Sequence[Guard[Any]]
+    """Checked on each proposed tool call before the policy (per-turn cap, argument size)."""
     prices: PriceTable
-    ledger: BudgetLedger | None
+    ledger: BudgetLedger
     breakers: BreakerStore
     breaker: BreakerConfig
     tools: ToolGuard
@@ -52,38 +74,16 @@ class Guards:
     async def check(
         self, state: Mapping[str, Any], run: RunContext, tools: Sequence[dict[str, Any]] = ()
     ) -> GuardFailure | None:
-        """The guard edge before a model call; reads only. In order: a stop the last call already
-        decided (its model overran the reserved bound), steps, deadline, the run cost cap (spent so far
-        plus the next call's bound), the user's monthly budget (room for that bound), the model's
-        breaker."""
-        if stopped := state.get("terminated_reason"):
-            return GuardFailure(reason=stopped, message=state.get("error") or "")
-        if reason := first_failure(state, self.limits, time.time()):
-            return GuardFailure(reason=reason, message="")
+        """The guard edge before a model call; reads only (see `first_stop`)."""
         model = self.model_at(state)
-        needed = self.estimate(model, state.get("messages", []), tools)
-        spent, cap = Decimal(str(state.get("run_cost", 0.0))), Decimal(str(self.limits.run_cost_cap))
-        if spent + needed > cap:
-            return GuardFailure(
-                reason="run_cost_cap",
-                message=f"this run has spent ${spent:.6f} of its ${cap:.6f} cap and the next call of "
-                f"{model} needs up to ${needed:.6f}",
-            )
-        try:
-            if self.ledger is not None:
-                status = await self.ledger.status(run.user_id)
-                record_budget_remaining(f"user:{user_hash(run.user_id)}", float(status.remaining))
-                if needed > status.remaining:
-                    return failure_of(BudgetExceeded(status, needed))
-            breaker = await self.breakers.state(f"model:{model}", self.breaker)
-            record_breaker_state(f"model:{model}", breaker)
-            if breaker == "open":
-                return GuardFailure(
-                    reason="llm_unavailable", message=f"the circuit breaker of model {model} is open"
-                )
-        except STORE_ERRORS as exc:
-            return failure_of(GuardUnavailable("the run's guards", exc))
-        return None
+        view = NextCall(
+            state=state,
+            run=run,
+            model=model,
+            now=time.time(),
+            bound=lambda: self.estimate(model, state.get("messages", []), tools),
+        )
+        return await first_stop(self.before_model, state, view)
 
     async def next_model(self, state: Mapping[str, Any]) -> int | None:
         """The next model down the chain whose breaker is not open, or None (then: a canned answer)."""
@@ -103,8 +103,6 @@ class Guards:
         """
         left: list[dict[str, str]] = []
         for item in owed:
-            if self.ledger is None:
-                break
             res, actual = owed_reservation(dict(item))
             try:
                 await self.ledger.settle(res, actual, late=True)
@@ -126,3 +124,11 @@ class Guards:
             execution_id=run.execution_id,
             estimate=estimate,
         )
+
+    async def spent_by(self, execution_id: str, counted: float) -> float:
+        """What an execution cost: the ledger's figure (it knows calls a crash hid from the state)."""
+        return float(await self.ledger.spent_by(execution_id))
+
+    async def release_open(self, execution_id: str, why: str) -> None:
+        """Release what a crashed process had reserved for `execution_id` and never settled."""
+        await self.ledger.release_open(execution_id, why)

@@ -16,17 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keel.budget import BudgetExceeded, BudgetLedger, Reservation
 from keel.context import RunContext
 from keel.costs import PriceTable, usd
-from keel.guards.errors import STORE_ERRORS, CircuitOpen, RateLimited, ToolGuardRefused
-from keel.hotstate import (
-    BreakerConfig,
-    BreakerStore,
-    LimitsPolicy,
-    RateHit,
-    RateWindows,
-    ToolAdmission,
-    admission_for,
-)
+from keel.guards.errors import STORE_ERRORS, ToolGuardRefused
+from keel.guards.rate_limit import RateLimit
+from keel.guards.tool_breaker import AdmittedCall, ToolBreaker
+from keel.hotstate import BreakerConfig, BreakerStore, RateWindows, ToolAdmission, admission_for
 from keel.observability.metrics import record_breaker_state
+from keel.tool_status import TOOL_FAILURES
 
 __all__ = ["ToolGuard", "ToolGate"]
 
@@ -46,7 +41,7 @@ class ToolGate:
     async def settle(self, conn: AsyncConnection) -> None:
         """Charge the call inside `conn`, the transaction that records its result (and, for a
         transactional tool, its effect): committed together, so a crash cannot leave one alone."""
-        if self.reservation is not None and self.guard.ledger is not None:
+        if self.reservation is not None:
             await self.guard.ledger.settle(self.reservation, self.reservation.estimate, conn=conn)
         self.settled = True
 
@@ -54,17 +49,15 @@ class ToolGate:
         """Settle (ok) or release (failed) the reservation; return the outcome with its cost set."""
         self.closed = True
         ok = outcome.status == "ok"
-        fault = outcome.status == "timeout" or (
-            outcome.status == "error" and outcome.message.text.startswith(f"error: {self.tool} failed:")
-        )
+        fault = outcome.status in TOOL_FAILURES  # refused, invalid: not the tool's fault
         cost = Decimal(0)
         if self.reservation is not None:
             if ok:
                 cost = self.reservation.estimate
                 if not self.settled:
-                    await self.guard.ledger.settle(self.reservation, cost)  # type: ignore[union-attr]
+                    await self.guard.ledger.settle(self.reservation, cost)
             else:
-                await self.guard.ledger.release(self.reservation, f"tool {outcome.status}")  # type: ignore[union-attr]
+                await self.guard.ledger.release(self.reservation, f"tool {outcome.status}")
         await self.guard.tell_breaker(self.tool, ok=not fault, probe=self.probe, failures=self.failures)
         return replace(outcome, cost=float(cost)) if hasattr(outcome, "cost") else outcome
 
@@ -76,9 +69,10 @@ class ToolGuard:
     rates: RateWindows
     breakers: BreakerStore
     config: BreakerConfig
-    limits: LimitsPolicy
+    rate_limit: RateLimit
     prices: PriceTable
-    ledger: BudgetLedger | None
+    ledger: BudgetLedger
+    breaker: ToolBreaker = field(default_factory=ToolBreaker)
     admission: ToolAdmission = field(init=False, repr=False)
     """The breaker acquire and every rate-limit hit of a call, checked and counted in one step."""
 
@@ -91,14 +85,16 @@ class ToolGuard:
     ) -> AsyncIterator[ToolGate]:
         """Admit one call or raise ToolGuardRefused; release what was held if the call never finishes."""
         try:
-            admitted = await self.admission.admit(f"tool:{tool}", self.config, self._hits(tool, run))
-            decision = admitted.breaker
-            if not decision.allowed:
-                raise CircuitOpen("tool", tool, decision.retry_after_s)
-            if admitted.limited_by is not None:
-                raise RateLimited(tool, admitted.limited_by, admitted.retry_after_s)
+            admission = await self.admission.admit(
+                f"tool:{tool}", self.config, self.rate_limit.hits(tool, run)
+            )
+            decision = admission.breaker
+            admitted = AdmittedCall(tool=tool, admission=admission)
+            for guard in (self.breaker, self.rate_limit):
+                if (refusal := await guard.check(admitted)) is not None:
+                    raise ToolGuardRefused(refusal)
             reservation = await self._reserve(tool, run, thread_id)
-        except (RateLimited, CircuitOpen, BudgetExceeded) as exc:
+        except BudgetExceeded as exc:
             raise ToolGuardRefused(str(exc)) from exc
         except STORE_ERRORS as exc:
             raise ToolGuardRefused(
@@ -110,28 +106,17 @@ class ToolGuard:
         try:
             yield gate
         finally:
-            if not gate.closed and reservation is not None and self.ledger is not None:
+            if not gate.closed and reservation is not None:
                 with contextlib.suppress(*STORE_ERRORS):
                     await asyncio.shield(self.ledger.release(reservation, "tool call cancelled"))
 
     def charge_of(self, tool: str) -> float:
-        """What one successful call of `tool` is charged (its price when the ledger is on)."""
-        return float(usd(self.prices.tool_cost(tool))) if self.ledger is not None else 0.0
-
-    def _hits(self, tool: str, run: RunContext) -> list[RateHit]:
-        limits = self.limits.for_tool(tool)
-        if limits is None:
-            return []
-        hits = []
-        if limits.per_tool is not None:
-            hits.append(RateHit(scope="per_tool", item=limits.per_tool, key=("tool", tool)))
-        if limits.per_user is not None:
-            hits.append(RateHit(scope="per_user", item=limits.per_user, key=("user", run.user_id, tool)))
-        return hits
+        """What one successful call of `tool` is charged (its price)."""
+        return float(usd(self.prices.tool_cost(tool)))
 
     async def _reserve(self, tool: str, run: RunContext, thread_id: str) -> Reservation | None:
         price = usd(self.prices.tool_cost(tool))
-        if self.ledger is None or price == 0:
+        if price == 0:
             return None
         return await self.ledger.reserve(
             user_id=run.user_id,

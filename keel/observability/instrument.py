@@ -22,6 +22,7 @@ from keel.observability.logging import bind_run, get_logger, user_hash
 from keel.observability.summary import node_summary
 from keel.observability.telemetry import Telemetry
 from keel.redaction import redact_text
+from keel.tool_status import TOOL_FAILURES
 
 if TYPE_CHECKING:
     from keel.backends import Backends
@@ -240,12 +241,9 @@ async def traced_tool_call(b: Backends, call: Mapping[str, Any], pending: Awaita
         outcome: Any = await pending
         elapsed = time.perf_counter() - started
         status = str(outcome.status)
-        priced = getattr(outcome, "cost", None) if getattr(b, "guards", None) is not None else None
-        cost = (
-            0.0 if status == "replayed" else float(priced if priced is not None else b.prices.tool_cost(name))
-        )
+        cost = 0.0 if status == "replayed" else float(outcome.cost)  # a replay was counted when it ran
         span.set_attributes({"keel.tool.status": status, "keel.cost_usd": cost})
-        if status in ("error", "timeout"):
+        if status in TOOL_FAILURES:
             span.set_attribute("error.type", status)
             span.set_status(Status(StatusCode.ERROR, f"tool {name} ended {status}"))
         metrics.record_tool_call(name, status, elapsed, cost=cost)

@@ -18,6 +18,7 @@ from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
 from keel.redaction import redact_text
+from keel.tool_status import TOOL_FAILURES
 
 __all__ = [
     "prometheus_text",
@@ -173,11 +174,12 @@ def record_model_call(
 
 
 def record_tool_call(tool: str, status: str, seconds: float, *, cost: float = 0.0) -> None:
-    """One tool call through the executor (status ok, error, timeout or replayed)."""
+    """One tool call through the executor, labelled with its ToolStatus (ok, refused, invalid, timeout,
+    failed, replayed: keel.tool_status)."""
     m = _m()
     m.tool_calls.add(1, {"tool": tool, "status": status})
     m.tool_duration.record(seconds, {"tool": tool})
-    if status in ("error", "timeout"):
+    if status in TOOL_FAILURES:
         m.tool_failures.add(1, {"tool": tool, "status": status})
     if cost:
         m.cost.add(cost, {"kind": "tool", "model": "none"})

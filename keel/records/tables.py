@@ -27,7 +27,8 @@ __all__ = [
 
 EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted")
 APPROVAL_STATUSES = ("pending", "approved", "edited", "rejected", "expired")
-TOOL_RESULT_STATUSES = ("ok", "error", "timeout")
+TOOL_RESULT_STATUSES = ("ok", "refused", "invalid", "timeout", "failed", "error")
+"""`error`: rows recorded before migration 0008 (read as `failed`)."""
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

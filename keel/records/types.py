@@ -28,7 +28,8 @@ __all__ = [
 
 ExecutionStatus = Literal["running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted"]
 ApprovalStatus = Literal["pending", "approved", "edited", "rejected", "expired"]
-ToolResultStatus = Literal["ok", "error", "timeout"]
+ToolResultStatus = Literal["ok", "refused", "invalid", "timeout", "failed", "error"]
+"""keel.tool_status.ToolStatus as recorded (not `replayed`); `error`: rows written before migration 0008."""
 
 
 def utcnow() -> datetime:

@@ -15,6 +15,7 @@ from keel.guards.errors import GuardUnavailable
 from keel.hotstate import HotStateUnavailable
 from keel.records import RecordsUnavailable
 from keel.service import Keel, RunOutcome
+from keel.stop_reasons import STOP_REASONS
 from keel.testing.fake_model import FakeChatModel
 from keel.testing.openai_server import Reply
 
@@ -23,16 +24,8 @@ __all__ = ["HANDLED", "REASONS", "drive_job", "outage_model", "respond"]
 HANDLED = (KeelError, RecordsUnavailable, HotStateUnavailable, GuardUnavailable)
 """Errors keel reports in one clear line; anything else escaping a run is an unhandled error."""
 
-REASONS = {
-    "max_steps",
-    "timeout",
-    "run_cost_cap",
-    "budget_exceeded",
-    "llm_unavailable",
-    "guard_unavailable",
-    "records_unavailable",
-}
-"""terminated_reason values a user can be told about."""
+REASONS = frozenset(name for name, row in STOP_REASONS.items() if row.outcome != "refused")
+"""terminated_reason values a run can be terminated with (keel/stop_reasons.py)."""
 
 
 def respond(body: dict[str, Any]) -> Reply:

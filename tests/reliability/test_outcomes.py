@@ -123,7 +123,6 @@ def test_cli_exit_code_for_a_run_stopped_by_a_limit(cli):
         ("terminated", "timeout", 4),
         ("terminated", "llm_unavailable", 5),
         ("terminated", "guard_unavailable", 5),
-        ("terminated", "records_unavailable", 5),
         ("failed", "tools_refused", 6),
     ],
 )
@@ -132,3 +131,17 @@ def test_one_documented_exit_code_per_outcome_class(status, reason, code):
 
     assert exit_code_of(status, reason) == code
     assert f"{code} " in EXIT_CODES_HELP
+
+
+def test_every_stop_reason_has_its_exit_code_and_words_in_the_one_table():
+    from keel.cli._common import EXIT_CODES_HELP, exit_code_of
+    from keel.stop_reasons import KEEL_STOP_REASONS, STOP_REASONS, stop_text
+
+    limits = {"max_steps": 3, "run_timeout_s": 60.0, "run_cost_cap": 0.5}
+    for name in KEEL_STOP_REASONS:
+        row = STOP_REASONS[name]
+        status = "failed" if row.outcome == "refused" else "terminated"
+        assert exit_code_of(status, name) == row.exit_code
+        assert f"{row.exit_code} " in EXIT_CODES_HELP and name in EXIT_CODES_HELP
+        told = stop_text(name, thread="th-1", error="the cause", limits=limits)
+        assert told and "{" not in told, (name, told)

@@ -44,13 +44,13 @@ async def test_a_lost_commit_of_the_email_leaves_no_ok_result_or_audit_row(make_
         assert (out.status, out.terminated_reason) == ("failed", "tools_refused")  # its only call failed
         assert await keel.records.list_outbox(user_id="carol-proof") == []  # the effect did not happen...
         result = await keel.records.get_tool_result(out.thread_id, "mail-1")
-        assert result is not None and result.status == "error"  # ...so nothing says it did
+        assert result is not None and result.status == "failed"  # ...so nothing says it did
         audited = [
             r.status
             for r in await keel.records.audit_for(thread_id=out.thread_id)
             if r.event == "tool_call" and r.tool == "send_email"
         ]
-        assert audited == ["error"]
+        assert audited == ["failed"]
 
 
 async def test_a_recorded_email_is_replayed_not_sent_again(make_keel) -> None:

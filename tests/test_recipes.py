@@ -66,8 +66,6 @@ COUNT_WORDS = ToolSpec(
     args_model=CountWordsArgs,
     run=_count_words,
     resource=lambda args, run, ws: ws.resolve(args.path, run.user_id).resource,
-    resource_arg="path",
-    side_effect=False,
 )
 
 
@@ -134,7 +132,7 @@ def make_count_answer(b: Backends):  # noqa: ANN201 - a node factory, as in node
 
 def _build_graph_with_count(b: Backends, checkpointer: Any) -> Any:
     """Step 3: graphs/agent.py's wiring, with the new node between finalize and END."""
-    routes = Routes(b.limits, b.guards)
+    routes = Routes(b.guards)
     g = StateGraph(CountedState, context_schema=RunContext, input_schema=InputState)
     for name, factory in (
         ("recall", make_recall),

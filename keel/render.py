@@ -25,6 +25,7 @@ from keel.redaction import hidden_fields
 __all__ = [
     "Grid",
     "show",
+    "plain",
     "section",
     "plain_cell",
     "step_line",
@@ -72,6 +73,12 @@ class Grid:
         return self.table()
 
 
+def plain(console: Console, text: str) -> None:
+    """Write `text` and a newline as it is: no markup, no wrapping, tabs kept (rich expands them)."""
+    if not console.quiet:
+        console.file.write(text + "\n")
+
+
 def show(console: Console, grid: Grid, *, titled: bool = False) -> None:
     """A table in a terminal; plain lines (for `cut -f`, `grep`, `awk -F'\\t'`) anywhere else, after a
     `title:` line when `titled` (a narrative such as the demo's, not a listing a script reads)."""
@@ -79,9 +86,9 @@ def show(console: Console, grid: Grid, *, titled: bool = False) -> None:
         console.print(grid)
         return
     if titled:
-        console.out(f"{grid.title}:", highlight=False)
+        plain(console, f"{grid.title}:")
     for line in grid.lines():
-        console.out(line, highlight=False)
+        plain(console, line)
 
 
 def section(console: Console, title: str, body: str) -> None:
@@ -89,8 +96,8 @@ def section(console: Console, title: str, body: str) -> None:
     if console.is_terminal:
         console.print(Panel(Text(body), title=escape(title)))
         return
-    console.out(f"{title}:", highlight=False)
-    console.out(body.rstrip("\n"), highlight=False)
+    plain(console, f"{title}:")
+    plain(console, body.rstrip("\n"))
 
 
 def print_json(console: Console, value: Any) -> None:
@@ -98,7 +105,7 @@ def print_json(console: Console, value: Any) -> None:
     if console.is_terminal:
         console.print_json(data=value, default=str)
     else:
-        console.out(json.dumps(value, indent=2, default=str, ensure_ascii=False), highlight=False)
+        plain(console, json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
 def step_line(node: str, update: dict[str, Any], *, streamed: bool = False) -> str:

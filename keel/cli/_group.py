@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import click
+import typer
 from typer.core import TyperGroup
 
 __all__ = ["KeelGroup", "EXIT_USAGE", "usage_line"]
@@ -16,7 +16,7 @@ EXIT_USAGE = 2
 """A bad option, a missing argument, an unknown command: nothing ran."""
 
 
-def usage_line(exc: click.ClickException) -> str:
+def usage_line(exc: typer.TyperException) -> str:
     """One line naming the command, the problem and where the help is."""
     message = " ".join(exc.format_message().split())
     ctx = getattr(exc, "ctx", None)
@@ -44,19 +44,18 @@ class KeelGroup(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:  # `keel`, `keel approvals`: the help, as asked
-            message = exc.format_message()
-            if message.strip():
-                click.echo(message, err=True)
-            sys.exit(EXIT_USAGE)
-        except click.ClickException as exc:
-            click.echo(usage_line(exc), err=True)
+        except typer.TyperException as exc:  # typer's (vendored) click errors derive from it
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `keel`, `keel approvals`: the help, as asked
+                if message := exc.format_message().strip():  # (rich help is printed already)
+                    typer.echo(message, err=True)
+            else:
+                typer.echo(usage_line(exc), err=True)
             sys.exit(exc.exit_code)
         except BrokenPipeError:  # `keel executions list | head -1`: the reader has what it wanted
             _silence_stdout()
             sys.exit(1)
-        except click.Abort:
-            click.echo("error: aborted", err=True)
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
             sys.exit(1)
         # Without standalone mode click returns the code of a `typer.Exit` and the command's value
         # otherwise (None for every keel command).

@@ -42,8 +42,10 @@ mutate: install
 	$(BIN)/python scripts/mutate.py
 
 # KEEL_HOME outside the project: files written while `langgraph dev` runs must not make it reload.
+# The workspace starts with the demo's files (`keel workspace seed`, as `keel demo` does).
 dev: install
-	KEEL_HOME=$${KEEL_HOME:-$${TMPDIR:-/tmp}/keel-dev} $(BIN)/langgraph dev --no-browser --port $${PORT:-2024}
+	export KEEL_HOME=$${KEEL_HOME:-$${TMPDIR:-/tmp}/keel-dev}; \
+	$(BIN)/keel workspace seed && $(BIN)/langgraph dev --no-browser --port $${PORT:-2024}
 
 lint: install
 	$(BIN)/ruff check .

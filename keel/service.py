@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
@@ -29,9 +29,13 @@ from keel.records import Approval
 from keel.settings import Settings
 from keel.tools.registry import ToolRegistry
 
-__all__ = ["Keel", "RunOutcome", "StepCallback"]
+__all__ = ["Keel", "RunOutcome", "StepCallback", "TokenCallback"]
 
 StepCallback = Callable[[str, dict[str, Any]], None]
+"""(node, update): a node finished its step."""
+TokenCallback = Callable[[str, str], None]
+"""(node, text): a piece of the model's reply, as it arrives (the whole reply at once from a model that
+does not stream)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,8 +131,10 @@ class Keel:
         tenant: str = "default",
         thread_id: str | None = None,
         on_step: StepCallback | None = None,
+        on_token: TokenCallback | None = None,
     ) -> RunOutcome:
-        """Start a run on a new or existing thread."""
+        """Start a run on a new or existing thread. `on_step` hears of each node's step, `on_token` of the
+        model's reply as it streams (only then is the model asked to stream)."""
         if not task.strip():
             raise InvalidContext("the task is empty")
         check_task_size(task, self.backends.settings.max_task_chars)  # refused whole, never cut
@@ -139,9 +145,15 @@ class Keel:
                 raise Forbidden(f"thread {thread_id} belongs to another user")
             if prior.status == "awaiting_approval":
                 raise Conflict(f"thread {thread_id} is waiting for an approval; decide it first")
-        return await self._drive({"messages": [HumanMessage(task)]}, thread_id, ctx, on_step)
+        return await self._drive({"messages": [HumanMessage(task)]}, thread_id, ctx, on_step, on_token)
 
-    async def resume(self, thread_id: str, *, on_step: StepCallback | None = None) -> RunOutcome:
+    async def resume(
+        self,
+        thread_id: str,
+        *,
+        on_step: StepCallback | None = None,
+        on_token: TokenCallback | None = None,
+    ) -> RunOutcome:
         """Continue a thread: after a crash from its last checkpoint; after an early stop with a new turn."""
         prior = await self.records.latest_execution(thread_id)
         if prior is None:
@@ -154,7 +166,7 @@ class Keel:
             if row is None or row.status == "pending":
                 raise Conflict(f"thread {thread_id} is waiting for an approval; decide it to resume")
             # Decided, but the resume never ran (the deciding process died): carry the decision out now.
-            return await self._drive(Command(resume=recorded_resume(row)), thread_id, ctx, on_step)
+            return await self._drive(Command(resume=recorded_resume(row)), thread_id, ctx, on_step, on_token)
         if snapshot.next or snapshot.tasks:
             # The process that ran this step died: what it had reserved was never settled. (`tasks`
             # without `next`: the step's writes were saved but its checkpoint was not, e.g. the checkpoint
@@ -163,11 +175,13 @@ class Keel:
                 await self.records.update_execution(prior.execution_id, status="running", error=None)
                 await self.records.heartbeat(prior.execution_id)
             await self.backends.guards.release_open(prior.execution_id, "released on resume after a crash")
-            return await self._drive(None, thread_id, ctx, on_step)
+            return await self._drive(None, thread_id, ctx, on_step, on_token)
         if prior.status == "terminated":
             ctx = self._context(prior.user_id, prior.role, prior.tenant)
             _, task = original_request(snapshot.values.get("messages", []))
-            return await self._drive({"messages": [continue_message(task)]}, thread_id, ctx, on_step)
+            return await self._drive(
+                {"messages": [continue_message(task)]}, thread_id, ctx, on_step, on_token
+            )
         raise Conflict(f"thread {thread_id} finished ({prior.status}); start a new run on it instead")
 
     async def pending_approvals(self, *, requester: str | None = None) -> list[Approval]:
@@ -185,6 +199,7 @@ class Keel:
         reason: str | None = None,
         args_hash: str | None = None,
         on_step: StepCallback | None = None,
+        on_token: TokenCallback | None = None,
     ) -> RunOutcome:
         """Record a human decision on an approval request, then resume its thread.
 
@@ -214,18 +229,23 @@ class Keel:
             raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
         await record_decision(self.records, self.backends.policy, row, choice, approver_role)
         ctx = self._context(execution.user_id, execution.role, execution.tenant, execution.execution_id)
-        return await self._drive(Command(resume=choice.as_resume()), row.thread_id, ctx, on_step)
+        return await self._drive(Command(resume=choice.as_resume()), row.thread_id, ctx, on_step, on_token)
 
     @staticmethod
     def _config(thread_id: str) -> dict[str, Any]:
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": 200}
 
     async def _drive(
-        self, payload: Any, thread_id: str, ctx: RunContext, on_step: StepCallback | None
+        self,
+        payload: Any,
+        thread_id: str,
+        ctx: RunContext,
+        on_step: StepCallback | None,
+        on_token: TokenCallback | None = None,
     ) -> RunOutcome:
         config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
         async with self._lease(ctx.execution_id), _checkpoint_store(thread_id):
-            return await self._stream(payload, thread_id, ctx, config, on_step)
+            return await self._stream(payload, thread_id, ctx, config, on_step, on_token)
 
     @contextlib.asynccontextmanager
     async def _lease(self, execution_id: str) -> AsyncIterator[None]:
@@ -253,12 +273,20 @@ class Keel:
         ctx: RunContext,
         config: dict[str, Any],
         on_step: StepCallback | None,
+        on_token: TokenCallback | None = None,
     ) -> RunOutcome:
         path: list[str] = []
         approval: dict[str, Any] | None = None
-        async for chunk in self.graph.astream(
-            payload, config, context=ctx, stream_mode="updates", durability=self.durability
+        # "messages" makes LangGraph ask the model to stream: only when someone listens for tokens.
+        modes = ["updates", "messages"] if on_token is not None else ["updates"]
+        async for mode, chunk in self.graph.astream(
+            payload, config, context=ctx, stream_mode=modes, durability=self.durability
         ):
+            if mode == "messages":
+                message, meta = chunk
+                if on_token is not None and isinstance(message, AIMessage) and (text := message.text):
+                    on_token(str(meta.get("langgraph_node", "")), text)
+                continue
             for node, update in chunk.items():
                 if node == "__interrupt__":
                     approval = dict(update[0].value)

@@ -120,8 +120,10 @@ class Settings(BaseSettings):
     version: str = "v1"
     """Graph/prompt version recorded with every execution."""
 
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    """Lowest level logged (stderr). `info` gives a line per node step, model call and tool call."""
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    """Lowest level logged (stderr). `info` gives a line per node step, model call and tool call. The
+    library, the CLI and notebooks default to `warning`; the server logs at `info` unless this is set
+    (`keel -v` raises it to info, `-vv` to debug)."""
 
     log_format: Literal["auto", "json", "console"] = "auto"
     """`auto`: readable in a terminal, JSON otherwise."""

@@ -241,8 +241,11 @@ async def test_prometheus_text_parses_and_counts_the_run(make_keel):
     assert value("keel_budget_remaining_usd", "keel_budget_remaining_usd", scope="tenant:default") == 7.5
 
 
-def test_keel_metrics_prints_parseable_text():
-    result = CliRunner().invoke(app, ["metrics"])
+def test_keel_metrics_reads_figures_from_the_records_not_this_process(tmp_path):
+    # This process's Prometheus text is what GET /keel/metrics serves (`keel metrics --url`, tested in
+    # tests/test_cli_ops.py); without --url the CLI reports the stores' figures.
+    result = CliRunner().invoke(app, ["metrics", "--json"], env={"KEEL_HOME": str(tmp_path)})
     assert result.exit_code == 0, result.output
-    names = {f.name for f in text_string_to_metric_families(result.stdout)}
-    assert "keel_info" in names
+    figures = json.loads(result.stdout)
+    assert figures["total_executions"] == 0 and figures["breakers"] == {}
+    assert {f.name for f in text_string_to_metric_families(prometheus_text())} >= {"keel_info"}

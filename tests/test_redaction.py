@@ -309,6 +309,7 @@ def test_structlog_processor_redacts_events() -> None:
     log = structlog.wrap_logger(
         structlog.ReturnLogger(),
         processors=[Redactor().structlog_processor, structlog.processors.JSONRenderer()],
+        wrapper_class=structlog.BoundLogger,  # every level: not the process's configured filter
     )
     rendered = log.info("login password=hunter2", user="alice@example.com", api_key="k", input_tokens=3)
     out = json.loads(rendered)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -11,7 +12,8 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from keel.render import print_json, step_line
+from keel.cli._group import EXIT_USAGE
+from keel.render import print_json, show
 from keel.stop_reasons import (
     EXIT_AWAITING_APPROVAL,
     EXIT_ERROR,
@@ -25,22 +27,39 @@ from keel.stop_reasons import (
 __all__ = [
     "out",
     "err",
+    "new_app",
+    "show",
     "JsonOpt",
     "fail",
     "reason",
     "call",
     "open_keel",
     "show_outcome",
-    "printer",
+    "drive",
     "print_json",
     "EXIT_CODES_HELP",
+    "EXIT_USAGE",
     "exit_code_of",
 ]
 
 T = TypeVar("T")
-out = Console()
-err = Console(stderr=True)
-JsonOpt = typer.Option(False, "--json", help="Print JSON instead of tables.")
+# soft_wrap: a long line is never broken at the console's width (80 columns when not a terminal).
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text.")
+_RICH_HELP = "rich" if sys.stdout.isatty() else None
+"""Rich help panels in a terminal; plain click help in a pipe (no box drawing)."""
+
+
+def new_app(help: str, **kwargs: Any) -> typer.Typer:  # noqa: A002 - typer's own name for it
+    """A command group of `keel`: help shown when called bare, one-line usage errors (at the root)."""
+    return typer.Typer(
+        no_args_is_help=True,
+        add_completion=False,
+        rich_markup_mode=_RICH_HELP,
+        help=help,
+        **kwargs,
+    )
 
 
 # One exit code per outcome class, the same for `run`, `resume` and `approvals approve|reject`, so a
@@ -136,18 +155,32 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
     if outcome.status == "awaiting_approval":
         a = outcome.approval or {}
         out.print(
-            f"[yellow]paused for approval[/] {a.get('approval_id')}: {a.get('tool')} on "
-            f"{a.get('resource')} (expires {a.get('expires_at')})"
+            f"[yellow]paused for approval[/] {a.get('approval_id')}: "
+            + escape(f"{a.get('tool')} on {a.get('resource')} (expires {a.get('expires_at')})"),
+            highlight=False,
         )
-        out.print(f"approve with: keel approvals approve {a.get('approval_id')}")
+        out.print(
+            f"approve with: keel approvals approve {a.get('approval_id')} --args-hash {a.get('args_hash')}",
+            highlight=False,
+        )
     else:
         colour = "green" if outcome.status == "succeeded" else "yellow"
         suffix = f" ({outcome.terminated_reason})" if outcome.terminated_reason else ""
-        out.print(f"[{colour}]{outcome.status}[/]{suffix}")
+        out.print(f"[{colour}]{outcome.status}[/]{suffix}", highlight=False)
         out.print(outcome.answer, highlight=False, markup=False)
-    out.print(f"thread {outcome.thread_id}  execution {outcome.execution_id}", style="dim")
+    out.print(f"thread {outcome.thread_id}  execution {outcome.execution_id}", style="dim", highlight=False)
 
 
-def printer(as_json: bool) -> Callable[[str, dict[str, Any]], None] | None:
-    """A step callback printing one line per node, unless JSON was asked for."""
-    return None if as_json else (lambda node, update: out.print(step_line(node, update), highlight=False))
+def drive(start: Callable[[Any, dict[str, Any]], Awaitable[Any]], as_json: bool) -> None:
+    """Run `start(keel, callbacks)` (a run, resume or decision), showing its progress unless JSON was
+    asked for, then show its outcome and exit with its code."""
+    from keel.cli.progress import RunProgress
+
+    async def go() -> Any:
+        async with open_keel() as keel:
+            if as_json:
+                return await start(keel, {})
+            with RunProgress(out) as progress:
+                return await start(keel, {"on_step": progress.on_step, "on_token": progress.on_token})
+
+    show_outcome(call(go), as_json)

@@ -12,25 +12,28 @@ from keel.cli._common import (
     EXIT_CODES_HELP,
     JsonOpt,
     call,
+    drive,
     fail,
+    new_app,
     open_keel,
     out,
     print_json,
-    printer,
-    show_outcome,
+    show,
 )
 from keel.render import approval_hidden, approvals_table
 
 __all__ = ["approvals_app"]
 
-approvals_app = typer.Typer(no_args_is_help=True, help="Pending approval requests: list, approve, reject.")
+approvals_app = new_app("Pending approval requests: list, approve, reject.")
 
 
 @approvals_app.command("list")
 def approvals_list(
     user: str | None = typer.Option(None, "--user", help="Only this requester's."), as_json: bool = JsonOpt
 ) -> None:
-    """Pending approval requests across threads, oldest first."""
+    """Pending approval requests across threads, oldest first, with the args_hash to approve them by.
+
+    In a pipe: tab-separated lines with a header row, ids and hashes whole."""
 
     async def go() -> Any:
         async with open_keel() as keel:
@@ -40,7 +43,7 @@ def approvals_list(
     if as_json:
         print_json(out, [{**r.as_dict(), "hidden": approval_hidden(r)} for r in rows])
     else:
-        out.print(approvals_table(rows))
+        show(out, approvals_table(rows))
 
 
 def _decide(
@@ -62,20 +65,19 @@ def _decide(
         if not isinstance(parsed, dict):
             fail("--args must be a JSON object")
 
-    async def go() -> Any:
-        async with open_keel() as keel:
-            return await keel.decide(
-                approval_id,
-                decision,
-                approver=approver,
-                approver_role=role,
-                args=parsed,
-                reason=reason,
-                args_hash=args_hash,
-                on_step=printer(as_json),
-            )
-
-    show_outcome(call(go), as_json)
+    drive(
+        lambda keel, shown: keel.decide(
+            approval_id,
+            decision,
+            approver=approver,
+            approver_role=role,
+            args=parsed,
+            reason=reason,
+            args_hash=args_hash,
+            **shown,
+        ),
+        as_json,
+    )
 
 
 _APPROVER = typer.Option(getpass.getuser(), "--approver", help="Who decides (recorded).")

@@ -6,13 +6,13 @@ from typing import Any
 
 import typer
 
-from keel.cli._common import JsonOpt, call, err, open_keel, out, print_json
+from keel.cli._common import JsonOpt, call, err, new_app, open_keel, out, print_json, show
 from keel.render import audit_table, executions_table
 
 __all__ = ["audit_app", "executions_app"]
 
-audit_app = typer.Typer(no_args_is_help=True, help="The append-only audit log.")
-executions_app = typer.Typer(no_args_is_help=True, help="Execution records (one per run request).")
+audit_app = new_app("The append-only audit log.")
+executions_app = new_app("Execution records (one per run request).")
 
 
 @audit_app.command("tail")
@@ -33,7 +33,7 @@ def audit_tail(
     if as_json:
         print_json(out, [r.as_dict() for r in rows])
     else:
-        out.print(audit_table(rows))
+        show(out, audit_table(rows))
 
 
 @audit_app.command("verify")
@@ -68,7 +68,7 @@ def executions_list(
     limit: int = typer.Option(20, "--limit", min=1, max=1000),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Recent executions, newest first."""
+    """Recent executions, newest first (in a pipe: tab-separated lines, ids whole for `keel resume`)."""
 
     async def go() -> Any:
         async with open_keel() as keel:
@@ -78,4 +78,4 @@ def executions_list(
     if as_json:
         print_json(out, [r.as_dict() for r in rows])
     else:
-        out.print(executions_table(rows))
+        show(out, executions_table(rows))

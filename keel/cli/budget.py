@@ -6,13 +6,13 @@ import re
 from typing import Any
 
 import typer
-from rich.table import Table
 
-from keel.cli._common import JsonOpt, call, open_keel, out, print_json
+from keel.cli._common import JsonOpt, call, fail, new_app, open_keel, out, print_json, show
+from keel.render import Grid
 
 __all__ = ["budget_app"]
 
-budget_app = typer.Typer(no_args_is_help=True, help="Per-user monthly budgets (UTC months).")
+budget_app = new_app("Per-user monthly budgets (UTC months).")
 UserOpt = typer.Option(..., "--user", help="The user whose budget this is.")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -79,8 +79,6 @@ def budget_history(
 ) -> None:
     """The ledger entries (reservations and how they ended), newest first."""
     if month is not None and not _MONTH.match(month):
-        from keel.cli._common import fail
-
         fail(f"--month {month!r} is not YYYY-MM")
 
     async def go() -> Any:
@@ -91,17 +89,17 @@ def budget_history(
     if as_json:
         print_json(out, [r.as_dict() for r in rows])
         return
-    table = Table(title=f"Budget ledger of {user}")
-    for col in ("when (UTC)", "kind", "name", "estimate", "actual", "status", "thread"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
+    columns = ("when (UTC)", "kind", "name", "estimate", "actual", "status", "thread")
+    cells = [
+        (
             f"{r.created_at:%Y-%m-%d %H:%M:%S}",
             r.kind,
             r.name,
             f"{r.estimate:.8f}",
             "" if r.actual is None else f"{r.actual:.8f}",
             r.status + (f" ({r.reason})" if r.reason else ""),
-            r.thread_id[:8],
+            r.thread_id,
         )
-    out.print(table)
+        for r in rows
+    ]
+    show(out, Grid(f"Budget ledger of {user}", columns, cells, whole=frozenset({"thread"})))

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from keel.cli._common import JsonOpt, call, out, print_json
+from keel.cli._common import JsonOpt, call, new_app, out, print_json, show
+from keel.render import Grid
 
 __all__ = ["memory_app"]
 
-memory_app = typer.Typer(no_args_is_help=True, help="Long-term memory of a user (Chroma).")
+memory_app = new_app("Long-term memory of a user (Chroma).")
 UserOpt = typer.Option(..., "--user", help="The user whose memories these are.")
 TenantOpt = typer.Option("default", "--tenant", help="The user's tenant.")
 
@@ -30,15 +29,10 @@ def _show(memory: Any, rows: list[Any], as_json: bool, title: str) -> None:
     if as_json:
         print_json(out, {"embedder": memory.embedder.label, "memories": [m.as_dict() for m in rows]})
         return
-    table = Table(title=escape(title), caption=escape(f"embeddings: {memory.embedder.label}"))
-    for col in ("id", "kind", "text", *(["distance"] if rows and rows[0].distance is not None else [])):
-        table.add_column(col, overflow="fold")
-    for m in rows:
-        cells = [m.memory_id, m.kind, escape(m.text)]
-        if m.distance is not None:
-            cells.append(f"{m.distance:.3f}")
-        table.add_row(*cells)
-    out.print(table)
+    distance = bool(rows) and rows[0].distance is not None
+    columns = ("id", "kind", "text", *(["distance"] if distance else []))
+    cells = [(m.memory_id, m.kind, m.text, *([f"{m.distance:.3f}"] if distance else [])) for m in rows]
+    show(out, Grid(f"{title} (embeddings: {memory.embedder.label})", columns, cells, whole=frozenset({"id"})))
 
 
 @memory_app.command("list")

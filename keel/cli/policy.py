@@ -9,11 +9,11 @@ from typing import Any
 
 import typer
 
-from keel.cli._common import fail, out, reason
+from keel.cli._common import fail, new_app, out, reason
 
 __all__ = ["policy_app"]
 
-policy_app = typer.Typer(no_args_is_help=True, help="The permission matrix.")
+policy_app = new_app("The permission matrix.")
 
 _RESOURCE = typer.Option(None, "--resource", help="The resource string, e.g. own:notes.md.")
 _ARGS = typer.Option(None, "--args", help="Tool args as JSON; the resource is derived from them.")

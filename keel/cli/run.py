@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from keel.cli._common import (
-    EXIT_CODES_HELP,
-    JsonOpt,
-    call,
-    open_keel,
-    out,
-    print_json,
-    printer,
-    show_outcome,
-)
+from keel.cli._common import EXIT_CODES_HELP, JsonOpt, call, drive, open_keel, out, print_json
 
 __all__ = ["register"]
 
@@ -36,27 +25,20 @@ def run(
     thread: str | None = typer.Option(None, "--thread", help="Continue this thread."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Run the agent on TASK for a user."""
-
-    async def go() -> Any:
-        async with open_keel() as keel:
-            return await keel.run(
-                task, user_id=user, role=role, tenant=tenant, thread_id=thread, on_step=printer(as_json)
-            )
-
-    show_outcome(call(go), as_json)
+    """Run the agent on TASK for a user: each node's step and the model's reply are shown as they come
+    (a spinner on long waits in a terminal), then the outcome. With --json: nothing while it runs, then
+    one JSON object (thread_id, execution_id, status, answer, terminated_reason, approval, path)."""
+    drive(
+        lambda keel, shown: keel.run(task, user_id=user, role=role, tenant=tenant, thread_id=thread, **shown),
+        as_json,
+    )
 
 
 def resume(
     thread: str = typer.Argument(..., help="The thread to continue."), as_json: bool = JsonOpt
 ) -> None:
-    """Continue a thread that crashed or stopped early (max steps, timeout)."""
-
-    async def go() -> Any:
-        async with open_keel() as keel:
-            return await keel.resume(thread, on_step=printer(as_json))
-
-    show_outcome(call(go), as_json)
+    """Continue a thread that crashed or stopped early (max steps, timeout), shown like `run`."""
+    drive(lambda keel, shown: keel.resume(thread, **shown), as_json)
 
 
 def sweep(as_json: bool = JsonOpt) -> None:
@@ -76,8 +58,11 @@ def sweep(as_json: bool = JsonOpt) -> None:
         out.print(f"execution {execution_id}: resume with `keel resume {thread_id}`")
 
 
-def demo() -> None:
-    """The offline demo on the embedded default (what `make run` shows)."""
+def demo(as_json: bool = JsonOpt) -> None:
+    """The offline demo on the embedded default (what `make run` shows). With --json: nothing while it
+    runs, then the outcome, the approvals it decided and the thread's audit rows as one JSON object."""
     from keel.demo import run_demo
 
-    call(lambda: run_demo(out))
+    result = call(lambda: run_demo(None if as_json else out))
+    if as_json:
+        print_json(out, result)

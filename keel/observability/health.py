@@ -72,6 +72,8 @@ class HealthReport:
     tool_failures: int
     tool_failure_rate: float | None
     cost_usd: Decimal
+    input_tokens: int = 0
+    output_tokens: int = 0
     reasons: tuple[str, ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,6 +92,8 @@ class HealthReport:
             "tool_failures": self.tool_failures,
             "tool_failure_rate": self.tool_failure_rate,
             "cost_usd": f"{self.cost_usd:f}",
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
             "reasons": list(self.reasons),
         }
 
@@ -164,6 +168,8 @@ async def compute_health(
         executions.c.succeeded,
         executions.c.duration_ms,
         executions.c.cost,
+        executions.c.input_tokens,
+        executions.c.output_tokens,
         executions.c.tools_used,
         executions.c.tools_failed,
     ).where(executions.c.started_at >= since, executions.c.started_at <= until)
@@ -197,5 +203,7 @@ async def compute_health(
         tool_failures=failures,
         tool_failure_rate=figures["tool_failure_rate"],
         cost_usd=sum((Decimal(r.cost) for r in rows), Decimal("0")).quantize(Decimal("0.00000001")),
+        input_tokens=sum(r.input_tokens or 0 for r in rows),
+        output_tokens=sum(r.output_tokens or 0 for r in rows),
         reasons=reasons,
     )

@@ -37,7 +37,7 @@ def _renderer(fmt: LogFormat, stream: IO[str]) -> Any:
     return structlog.dev.ConsoleRenderer(colors=getattr(stream, "isatty", lambda: False)())
 
 
-def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: IO[str] | None = None) -> None:
+def configure_logging(level: str = "warning", fmt: LogFormat = "auto", stream: IO[str] | None = None) -> None:
     """Configure structlog for the process (idempotent; the last call wins)."""
     stream = stream or sys.stderr
     structlog.configure(

@@ -12,8 +12,9 @@ import asyncio
 import threading
 
 from keel.backends import Backends
+from keel.settings import Settings
 
-__all__ = ["server_backends", "start", "stop"]
+__all__ = ["server_backends", "server_settings", "start", "stop"]
 
 _lock = threading.Lock()
 _built: list[Backends] = []
@@ -28,10 +29,19 @@ def server_backends() -> Backends:
     if not _built:
         with _lock:
             if not _built:
-                b = Backends.from_settings()
+                b = Backends.from_settings(server_settings())
                 b.ready_via(lambda: asyncio.to_thread(_run_ready, b))
                 _built.append(b)
     return _built[0]
+
+
+def server_settings() -> Settings:
+    """`KEEL_*` settings; a server logs at `info` unless KEEL_LOG_LEVEL says otherwise (the library and
+    the CLI default to `warning`)."""
+    settings = Settings()
+    if "log_level" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"log_level": "info"})
+    return settings
 
 
 async def start() -> Backends:

@@ -18,9 +18,9 @@ import uuid
 from pathlib import Path
 
 from benchmarks.overhead import _model
-from keel.backends import open_checkpointer
+from keel.app.backends import open_checkpointer
+from keel.app.service import Keel
 from keel.graphs.agent import build_graph
-from keel.service import Keel
 from keel.settings import Settings
 
 __all__ = ["run"]

@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from keel.backends import Backends
+from keel.app.backends import Backends
 from keel.context import RunContext
 from keel.errors import describe
 from keel.guards import ModelGate, failure_of

@@ -12,9 +12,9 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
+from keel.app.backends import Backends
 from keel.approvals import ApprovalDecision, parse_decision, refuse
 from keel.audit import audit_event
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.errors import Forbidden
 from keel.graphs.state import AgentState, PendingCall

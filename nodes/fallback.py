@@ -8,7 +8,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.backends import Backends
+from keel.app.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState
 from keel.nodes._shared import thread_id_of

@@ -8,8 +8,8 @@ from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
+from keel.app.backends import Backends
 from keel.audit import audit_event
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState, PendingCall
 from keel.nodes._shared import thread_id_of

@@ -10,7 +10,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.backends import Backends
+from keel.app.backends import Backends
 from keel.context import InvalidContext, RunContext, TaskTooLarge, check_task_size
 from keel.graphs.state import AgentState
 from keel.memory.context import count_tokens

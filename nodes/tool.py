@@ -9,7 +9,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from sqlalchemy.exc import SQLAlchemyError
 
-from keel.backends import Backends
+from keel.app.backends import Backends
 from keel.context import RunContext
 from keel.errors import describe
 from keel.graphs.state import AgentState

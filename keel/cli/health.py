@@ -32,7 +32,7 @@ def health(
         fail(str(exc))
 
     async def go() -> Any:
-        from keel.backends import Backends
+        from keel.app.backends import Backends
 
         b = Backends.from_settings()
         try:

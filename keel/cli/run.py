@@ -78,6 +78,6 @@ def sweep(as_json: bool = JsonOpt) -> None:
 
 def demo() -> None:
     """The offline demo on the embedded default (what `make run` shows)."""
-    from keel.demo import run_demo
+    from keel.app.demo import run_demo
 
     call(lambda: run_demo(out))

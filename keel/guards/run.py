@@ -27,7 +27,7 @@ __all__ = ["Guards"]
 
 @dataclass(slots=True, kw_only=True)
 class Guards:
-    """Run guards over the durable ledger and the hot state; built in keel/backends.py."""
+    """Run guards over the durable ledger and the hot state; built in keel/app/backends.py."""
 
     limits: RunLimits
     prices: PriceTable

@@ -24,7 +24,7 @@ from keel.observability.telemetry import Telemetry
 from keel.redaction import redact_text
 
 if TYPE_CHECKING:
-    from keel.backends import Backends
+    from keel.app.backends import Backends
 
 __all__ = ["instrument_node", "traced_model_call", "traced_tool_call"]
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
+from keel.app.server_backends import server_backends
 from keel.approvals import refuse
-from keel.server.backends import server_backends
 from keel.server.identity import principal_of
 from keel.server.keys import ApiKeys, ApiKeysError, Principal
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from keel.backends import Backends
+from keel.app.backends import Backends
 from keel.errors import NotFound
 from keel.records import AuditEvent
 from keel.redaction import redact_text

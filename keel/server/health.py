@@ -6,7 +6,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from keel.backends import Backends
+from keel.app.backends import Backends
 
 __all__ = ["health_report"]
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from keel.app.backends import Backends
 from keel.approvals import check_approver, parse_decision, record_decision, recorded_resume, refuse
-from keel.backends import Backends
 from keel.errors import Conflict, NotFound
 from keel.records import Approval
 from keel.redaction import hidden_fields

@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from keel.app import server_backends as _backends
+from keel.app.server_backends import server_backends
 from keel.errors import Conflict, Forbidden, KeelError, NotFound
 from keel.records import RecordsUnavailable
-from keel.server import backends as _backends
 from keel.server.auth import load_keys
-from keel.server.backends import server_backends
 from keel.server.feedback import record_feedback
 from keel.server.health import health_report
 from keel.server.identity import principal_of

@@ -13,10 +13,10 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_openai import ChatOpenAI
 
+from keel.app.service import Keel
 from keel.budget import BudgetLedger
 from keel.records import Records, RecordsUnavailable
 from keel.scripted_model import ScriptedChatModel
-from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import tool_call
 from keel.testing.openai_server import FakeOpenAIServer, Reply

@@ -38,7 +38,7 @@ async def test_a_run_with_one_tool_done_still_succeeds(make_keel):
 
 
 async def test_unreachable_model_names_its_cause_in_record_and_answer(settings: Settings, workspace: Path):
-    from keel.service import Keel
+    from keel.app.service import Keel
 
     s = settings.model_copy(update={"model_provider": "openai", "openai_base_url": UNREACHABLE})
     async with Keel.open(s, model=make_chat_model(s), model_name="fake-model") as keel:

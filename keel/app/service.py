@@ -18,8 +18,8 @@ from langchain_core.messages import HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from keel.app.backends import Backends, open_checkpointer
 from keel.approvals import ApprovalDecision, check_approver, record_decision, recorded_resume
-from keel.backends import Backends, open_checkpointer
 from keel.context import InvalidContext, RunContext, check_task_size
 from keel.errors import Conflict, Forbidden, NotFound, StoreUnavailable, describe
 from keel.graphs.agent import build_graph

@@ -7,9 +7,9 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.text import Text
 
+from keel.app.service import Keel
 from keel.render import approvals_table, audit_table, step_line
 from keel.scripted_model import SCRIPTED_LABEL
-from keel.service import Keel
 from keel.settings import Settings
 
 __all__ = ["run_demo", "DEMO_TASK"]

@@ -18,10 +18,10 @@ from keel.audit import audit_event
 from keel.context import RunContext
 from keel.errors import Forbidden
 from keel.graphs.state import AgentState, PendingCall
+from keel.identity import decision_from_server, run_context
 from keel.nodes._shared import thread_id_of
 from keel.records import Approval
 from keel.redaction import for_approver, hidden_fields
-from keel.server.identity import decision_from_server, run_context
 from keel.tools.executor import ToolCallRefused, args_digest
 
 __all__ = ["make_approval", "approval_id_for"]

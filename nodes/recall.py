@@ -13,6 +13,7 @@ from langgraph.runtime import Runtime
 from keel.app.backends import Backends
 from keel.context import InvalidContext, RunContext, TaskTooLarge, check_task_size
 from keel.graphs.state import AgentState
+from keel.identity import run_context
 from keel.memory.context import count_tokens
 from keel.memory.run_memory import recall_memories
 from keel.memory.types import MemoryScope
@@ -20,7 +21,6 @@ from keel.nodes._shared import thread_id_of
 from keel.prompts import system_prompt
 from keel.records import Execution
 from keel.redaction import redact_text
-from keel.server.identity import run_context
 from keel.textsafe import safe_text
 
 __all__ = ["make_recall"]

@@ -18,8 +18,8 @@ from langgraph_sdk import Auth
 
 from keel.app.server_backends import server_backends
 from keel.approvals import refuse
-from keel.server.identity import principal_of
-from keel.server.keys import ApiKeys, ApiKeysError, Principal
+from keel.identity import Principal, principal_of
+from keel.server.keys import ApiKeys, ApiKeysError
 
 __all__ = ["auth", "load_keys", "DEV_KEYS_FILE", "ADMIN_ROLE"]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from keel.app.backends import Backends
 from keel.errors import NotFound
+from keel.identity import Principal
 from keel.records import AuditEvent
 from keel.redaction import redact_text
-from keel.server.keys import Principal
 
 __all__ = ["record_feedback", "FEEDBACK_EVENT"]
 

@@ -16,9 +16,9 @@ from typing import Any
 from keel.app.backends import Backends
 from keel.approvals import check_approver, parse_decision, record_decision, recorded_resume, refuse
 from keel.errors import Conflict, NotFound
+from keel.identity import Principal
 from keel.records import Approval
 from keel.redaction import hidden_fields
-from keel.server.keys import Principal
 
 __all__ = ["visible_approvals", "decide", "Resumed", "approval_view", "ADMIN_ROLE"]
 

@@ -23,13 +23,12 @@ from starlette.routing import Route
 from keel.app import server_backends as _backends
 from keel.app.server_backends import server_backends
 from keel.errors import Conflict, Forbidden, KeelError, NotFound
+from keel.identity import Principal, principal_of
 from keel.records import RecordsUnavailable
 from keel.server.auth import load_keys
 from keel.server.feedback import record_feedback
 from keel.server.health import health_report
-from keel.server.identity import principal_of
 from keel.server.inbox import ADMIN_ROLE, approval_view, decide, visible_approvals
-from keel.server.keys import Principal
 from keel.server.openapi import SPEC
 
 __all__ = ["app"]

@@ -1,4 +1,7 @@
-"""The keel agent graph: wiring only. Nodes live in nodes/, guards and routing in graphs/edges.py."""
+"""The keel agent graph: wiring only. Nodes live in nodes/, guards and routing in graphs/edges.py.
+
+Each node receives the few collaborators it uses, handed out here from the graph's dependencies.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +9,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from keel.app.backends import Backends
 from keel.context import RunContext
+from keel.graphs.deps import GraphDeps
 from keel.graphs.edges import Routes
 from keel.graphs.state import AgentState, InputState
+from keel.nodes._shared import ModelCalls
 from keel.nodes.approval import make_approval
 from keel.nodes.decide import make_decide
 from keel.nodes.fallback import make_fallback
@@ -25,18 +29,40 @@ __all__ = ["build_graph", "NODES"]
 NODES = ("recall", "plan", "decide", "permission_check", "approval", "tool", "fallback", "finalize")
 
 
-def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+def build_graph(b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     """The guarded agent graph over the given backends."""
-    routes = Routes(b.limits, b.guards)
+    settings, records, policy, memory, guards = b.settings, b.records, b.policy, b.memory, b.guards
+    calls = ModelCalls(
+        settings=settings, prices=b.prices, guards=guards, telemetry=b.telemetry, model_name=b.model_name
+    )
+    nodes = {
+        "recall": make_recall(
+            records=records,
+            policy=policy,
+            memory=memory,
+            settings=settings,
+            model_name=b.model_name,
+            ready=b.ready,
+        ),
+        "plan": make_plan(calls=calls, model=b.model, memory=memory, enabled=settings.plan_enabled),
+        "decide": make_decide(calls=calls, models=b.models, registry=b.registry, memory=memory),
+        "permission_check": make_permission_check(
+            records=records,
+            policy=policy,
+            executor=b.executor,
+            max_calls_per_turn=settings.max_tool_calls_per_turn,
+        ),
+        "approval": make_approval(
+            records=records, policy=policy, executor=b.executor, ttl_s=settings.approval_ttl_s
+        ),
+        "tool": make_tool(executor=b.executor, guards=guards, prices=b.prices, telemetry=b.telemetry),
+        "fallback": make_fallback(guards=guards, settings=settings),
+        "finalize": make_finalize(records=records, guards=guards, memory=memory),
+    }
+    routes = Routes(b.limits, guards)
     g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
-    g.add_node("recall", instrument_node(b, "recall", make_recall(b)))
-    g.add_node("plan", instrument_node(b, "plan", make_plan(b)))
-    g.add_node("decide", instrument_node(b, "decide", make_decide(b)))
-    g.add_node("permission_check", instrument_node(b, "permission_check", make_permission_check(b)))
-    g.add_node("approval", instrument_node(b, "approval", make_approval(b)))
-    g.add_node("tool", instrument_node(b, "tool", make_tool(b)))
-    g.add_node("fallback", instrument_node(b, "fallback", make_fallback(b)))
-    g.add_node("finalize", instrument_node(b, "finalize", make_finalize(b)))
+    for name, node in nodes.items():
+        g.add_node(name, instrument_node(b.telemetry, name, node))
     g.add_edge(START, "recall")
     g.add_edge("recall", "plan")
     g.add_conditional_edges("plan", routes.after_plan)

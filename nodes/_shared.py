@@ -1,4 +1,4 @@
-"""Helpers the nodes share: the thread id, a bounded model call with usage accounting."""
+"""Helpers the nodes share: the thread id, a bounded model call with usage accounting (and what it needs)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from keel.app.backends import Backends
 from keel.context import RunContext
+from keel.costs import PriceTable
 from keel.errors import describe
-from keel.guards import ModelGate, failure_of
+from keel.guards import Guards, ModelGate, failure_of
 from keel.guards.errors import STORE_ERRORS
 from keel.observability.instrument import traced_model_call
+from keel.observability.telemetry import Telemetry
 from keel.redaction import redact_text
+from keel.settings import Settings
 
 __all__ = [
     "thread_id_of",
+    "ModelCalls",
     "ModelCall",
     "call_model",
     "ModelCallFailed",
@@ -37,6 +40,20 @@ def thread_id_of(config: RunnableConfig) -> str:
     if not thread:
         raise ValueError("keel runs need a thread_id in config['configurable']")
     return str(thread)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCalls:
+    """What a node's model call uses: the limits in the settings, the price table, the guards (budget and
+    breaker) and the telemetry; `build_graph` hands one to the nodes that call the model."""
+
+    settings: Settings
+    prices: PriceTable
+    guards: Guards | None
+    """None only in the benchmark's unguarded baseline."""
+    telemetry: Telemetry
+    model_name: str
+    """The primary model's name (the default of `call_model`)."""
 
 
 class ModelCallFailed(Exception):
@@ -65,9 +82,29 @@ class ModelCall:
     """Model charges the ledger could not take yet (records database down), kept in the run's state."""
 
 
-@traced_model_call
 async def call_model(
-    b: Backends,
+    b: ModelCalls,
+    model: Runnable,
+    messages: Sequence[BaseMessage],
+    state: Mapping[str, Any],
+    config: RunnableConfig | None = None,
+    *,
+    run: RunContext | None = None,
+    model_name: str | None = None,
+) -> ModelCall:
+    """Call the model within the model timeout and the run deadline; price its usage (in a `chat` span)."""
+    name = model_name or b.model_name
+    return await traced_model_call(
+        b.telemetry,
+        _call_model(b, model, messages, state, config, run=run, model_name=name),
+        model=name,
+        provider=b.settings.model_provider,
+        max_tokens=b.settings.max_output_tokens,
+    )
+
+
+async def _call_model(
+    b: ModelCalls,
     model: Runnable,
     messages: Sequence[BaseMessage],
     state: Mapping[str, Any],
@@ -109,7 +146,7 @@ async def call_model(
     return replace(call, overrun=stop, owed=tuple(owed))
 
 
-def _overrun_stop(b: Backends, call: ModelCall, estimate: Decimal) -> str:
+def _overrun_stop(b: ModelCalls, call: ModelCall, estimate: Decimal) -> str:
     """Why the run stops after a call that cost more than its reservation (the provider ignored
     max_tokens): the next call's bound cannot be trusted either."""
     return (
@@ -119,14 +156,14 @@ def _overrun_stop(b: Backends, call: ModelCall, estimate: Decimal) -> str:
     )
 
 
-def overrun_reason(b: Backends, state: Mapping[str, Any], call: ModelCall) -> str:
+def overrun_reason(b: ModelCalls, state: Mapping[str, Any], call: ModelCall) -> str:
     """The terminated_reason after an overrun: the run's cap when the truth passed it, else the budget."""
     spent = state.get("run_cost", 0.0) + call.cost
     return "run_cost_cap" if spent > b.settings.run_cost_cap else "budget_exceeded"
 
 
 async def _invoke(
-    b: Backends,
+    b: ModelCalls,
     model: Runnable,
     messages: Sequence[BaseMessage],
     config: RunnableConfig | None,
@@ -174,8 +211,8 @@ def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:
     }
 
 
-async def settle_owed(b: Backends, state: Mapping[str, Any]) -> dict[str, Any]:
+async def settle_owed(guards: Guards | None, state: Mapping[str, Any]) -> dict[str, Any]:
     """Charge what earlier model calls still owe the ledger; the state update keeps what is left."""
-    if b.guards is None or not (owed := state.get("owed_charges")):
+    if guards is None or not (owed := state.get("owed_charges")):
         return {}
-    return {"owed_charges": await b.guards.settle_owed(owed)}
+    return {"owed_charges": await guards.settle_owed(owed)}

@@ -8,24 +8,25 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.app.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState
+from keel.guards import Guards
 from keel.nodes._shared import thread_id_of
 from keel.redaction import redact_text
+from keel.settings import Settings
 
 __all__ = ["make_fallback", "fallback_message"]
 
 
-def fallback_message(reason: str, thread: str, b: Backends, error: str | None = None) -> str:
+def fallback_message(reason: str, thread: str, settings: Settings, error: str | None = None) -> str:
     """What the user is told when a run ends early, by reason."""
     resume = f"Progress is saved: resume with thread {thread}."
     if reason == "max_steps":
-        return f"I reached the limit of {b.settings.max_steps} steps before finishing. {resume}"
+        return f"I reached the limit of {settings.max_steps} steps before finishing. {resume}"
     if reason == "timeout":
-        return f"I ran out of time ({b.settings.run_timeout_s:.0f} s for a run) before finishing. {resume}"
+        return f"I ran out of time ({settings.run_timeout_s:.0f} s for a run) before finishing. {resume}"
     if reason == "run_cost_cap":
-        return f"This run reached its cost cap of ${b.settings.run_cost_cap:.4f}. {resume}"
+        return f"This run reached its cost cap of ${settings.run_cost_cap:.4f}. {resume}"
     if reason == "budget_exceeded":
         return f"I stopped because {error or 'your budget has no room for another step'}. {resume}"
     if reason == "guard_unavailable":
@@ -40,7 +41,7 @@ def fallback_message(reason: str, thread: str, b: Backends, error: str | None = 
     )
 
 
-def make_fallback(b: Backends):
+def make_fallback(*, guards: Guards | None, settings: Settings):
     """The fallback node: the next model of the chain when the model is unavailable, else a canned answer."""
 
     async def fallback(
@@ -49,10 +50,9 @@ def make_fallback(b: Backends):
         # Every route here names its reason: decide sets it on a model failure, and the guard edges send
         # it along with the route (graphs/edges.py), so it is never guessed again here.
         reason, error = state.get("terminated_reason") or "llm_unavailable", state.get("error")
-        guards = b.guards
         if reason == "llm_unavailable" and guards and (index := await guards.next_model(state)) is not None:
             return {"model_index": index, "terminated_reason": None, "error": None}
-        text = fallback_message(reason, thread_id_of(config), b, error)
+        text = fallback_message(reason, thread_id_of(config), settings, error)
         return {
             "terminated_reason": reason,
             "error": error,

@@ -10,26 +10,30 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.app.backends import Backends
+from keel.budget import BudgetLedger
 from keel.context import RunContext
 from keel.graphs.state import AgentState
+from keel.guards import Guards
 from keel.memory.run_memory import remember_run
+from keel.memory.stores import MemoryBackends
 from keel.memory.types import MemoryScope
 from keel.nodes._shared import settle_owed
+from keel.records import Records
 from keel.redaction import redact_text
 from keel.textsafe import safe_text
 
 __all__ = ["make_finalize"]
 
 
-def make_finalize(b: Backends):
+def make_finalize(*, records: Records, guards: Guards | None, memory: MemoryBackends | None):
     """The finalize node."""
+    ledger: BudgetLedger | None = guards.ledger if guards is not None else None
 
     async def finalize(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
         run = runtime.context
-        owed = await settle_owed(b, state)  # a resumed run charges the calls the ledger missed
+        owed = await settle_owed(guards, state)  # a resumed run charges the calls the ledger missed
         last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
         raw = last.text if last is not None else ""
         answer = safe_text(redact_text(raw))  # stored in records and in the checkpoint's jsonb
@@ -40,9 +44,9 @@ def make_finalize(b: Backends):
             status, reason = "failed", "tools_refused"
         ended = time.time()
         cost = state.get("run_cost", 0.0)
-        if b.ledger is not None:  # the ledger knows calls a crash hid from the state: it is the truth
-            cost = float(await b.ledger.spent_by(run.execution_id))
-        await b.records.update_execution(
+        if ledger is not None:  # the ledger knows calls a crash hid from the state: it is the truth
+            cost = float(await ledger.spent_by(run.execution_id))
+        await records.update_execution(
             run.execution_id,
             status=status,
             terminated_reason=reason,
@@ -60,9 +64,9 @@ def make_finalize(b: Backends):
             answer=answer,
             error=state.get("error"),
         )
-        if b.memory is not None:
+        if memory is not None:
             await remember_run(
-                b.memory.long_term,
+                memory.long_term,
                 MemoryScope(user_id=run.user_id, tenant=run.tenant),
                 task=state.get("task", ""),
                 tools_used=state.get("tools_used", []),

@@ -4,41 +4,49 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.app.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState
-from keel.memory.stores import fit_context
-from keel.nodes._shared import ModelCallFailed, call_model, overrun_reason, thread_id_of, usage_update
+from keel.memory.stores import MemoryBackends, fit_context
+from keel.nodes._shared import (
+    ModelCallFailed,
+    ModelCalls,
+    call_model,
+    overrun_reason,
+    thread_id_of,
+    usage_update,
+)
 from keel.prompts import PLAN_INSTRUCTION, system_prompt
 from keel.textsafe import safe_text
 
 __all__ = ["make_plan"]
 
 
-def make_plan(b: Backends):
-    """The plan node. A failed plan call is not fatal: decide works without a plan."""
+def make_plan(*, calls: ModelCalls, model: BaseChatModel, memory: MemoryBackends | None, enabled: bool):
+    """The plan node (the primary `model`; `enabled=False` skips it). A failed plan call is not fatal:
+    decide works without a plan."""
 
     async def plan(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        if not b.settings.plan_enabled:
+        if not enabled:
             return {"plan": ""}
         messages = await fit_context(
-            b.memory,
+            memory,
             thread_id_of(config),
             SystemMessage(system_prompt(runtime.context, state)),
             state["messages"],
-            model_name=b.model_name,
+            model_name=calls.model_name,
             tail=[HumanMessage(PLAN_INSTRUCTION)],
         )
         try:
-            call = await call_model(b, b.model, messages, state, config, run=runtime.context)
+            call = await call_model(calls, model, messages, state, config, run=runtime.context)
         except ModelCallFailed:
             return {"plan": ""}
         if call.overrun:  # the guard edge ends the run before decide calls the model again
-            reason = overrun_reason(b, state, call)
+            reason = overrun_reason(calls, state, call)
             return {
                 "plan": "",
                 "terminated_reason": reason,

@@ -9,14 +9,17 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from sqlalchemy.exc import SQLAlchemyError
 
-from keel.app.backends import Backends
 from keel.context import RunContext
+from keel.costs import PriceTable
 from keel.errors import describe
 from keel.graphs.state import AgentState
+from keel.guards import Guards
 from keel.nodes._shared import thread_id_of
 from keel.observability.instrument import traced_tool_call
+from keel.observability.telemetry import Telemetry
 from keel.records import RecordsUnavailable
 from keel.redaction import redact_text
+from keel.tools.executor import ToolExecutor
 
 __all__ = ["make_tool"]
 
@@ -35,8 +38,9 @@ def _records_failed(call: dict[str, Any], exc: BaseException) -> ToolMessage:
     )
 
 
-def make_tool(b: Backends):
-    """The tool node. When it returns, every call of the turn has its ToolMessage."""
+def make_tool(*, executor: ToolExecutor, guards: Guards | None, prices: PriceTable, telemetry: Telemetry):
+    """The tool node. When it returns, every call of the turn has its ToolMessage. A call costs what the
+    guards charged for it (the price table's list price in the unguarded baseline)."""
 
     async def tool(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
         run, thread = runtime.context, thread_id_of(config)
@@ -47,11 +51,12 @@ def make_tool(b: Backends):
         for call in state.get("pending", []):
             if call.get("status") != "allowed":
                 continue
+            list_price = None if guards is not None else prices.tool_cost(call["name"])
             try:
                 outcome = await traced_tool_call(
-                    b,
+                    telemetry,
                     call,
-                    b.executor.execute(
+                    executor.execute(
                         call["id"],
                         call["name"],
                         call["args"],
@@ -59,6 +64,7 @@ def make_tool(b: Backends):
                         thread,
                         deadline=state.get("deadline", float("inf")),
                     ),
+                    list_price=list_price,
                 )
             except (RecordsUnavailable, SQLAlchemyError) as exc:
                 # The records write around the call failed: the model hears it as this call's error, so the
@@ -74,7 +80,7 @@ def make_tool(b: Backends):
             if outcome.status == "replayed":  # charged once, when it ran; counted if it ran in this run
                 cost += outcome.cost
             else:
-                cost += outcome.cost if b.guards is not None else b.prices.tool_cost(call["name"])
+                cost += outcome.cost if list_price is None else list_price
         return {
             "messages": messages,
             "pending": [],

@@ -155,10 +155,10 @@ MUTANTS: tuple[Mutant, ...] = (
     M(
         id="approval-edit-checked-against-stale-policy",
         guarantee="an approver's edit is checked against the policy in force (hot-reloaded file)",
-        file="keel/app/backends.py",
-        old="        self.policy = self._watch().current()\n",
-        new="",
-        tests=("tests/reliability/test_proofs_approvals.py",),
+        file="policies/watcher.py",
+        old="if sig is None or sig == self._seen:",
+        new="if True:",
+        tests=("tests/reliability/test_proofs_approvals.py", "tests/test_security_policy.py"),
     ),
     M(
         id="approval-expiry-ignored",

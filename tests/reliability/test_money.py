@@ -176,8 +176,8 @@ async def test_a_tool_replayed_after_a_crash_is_not_charged_twice(make_keel, mon
     real = tool_node.make_tool
     crashed: list[bool] = []
 
-    def make_tool(b):
-        node = real(b)
+    def make_tool(**deps):
+        node = real(**deps)
 
         async def tool(state, config, runtime):
             update = await node(state, config, runtime)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from keel.cli import app
 from keel.context import RunContext
 from keel.models import make_chat_model
-from keel.nodes._shared import ModelCallFailed, call_model
+from keel.nodes._shared import ModelCallFailed, ModelCalls, call_model
 from keel.settings import Settings
 from keel.testing.fake_model import Slow, tool_call
 
@@ -75,9 +75,14 @@ async def test_exhausted_records_pool_is_a_store_failure_not_the_model(make_keel
         async with b.records.engine.connect() as held:  # the pool's only connection, held
             await held.execute(sa.text("SELECT 1"))
             with pytest.raises(ModelCallFailed) as failed:
-                await call_model(
-                    b, b.model, [HumanMessage("hi")], {}, config, run=run, model_name=b.model_name
+                calls = ModelCalls(
+                    settings=b.settings,
+                    prices=b.prices,
+                    guards=b.guards,
+                    telemetry=b.telemetry,
+                    model_name=b.model_name,
                 )
+                await call_model(calls, b.model, [HumanMessage("hi")], {}, config, run=run)
         assert failed.value.reason == "guard_unavailable", failed.value.detail
         assert "TimeoutError" in failed.value.detail
         assert keel.fake_model.calls == []  # the model was never called, and no fallback was due

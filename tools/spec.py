@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from keel.errors import ToolInputError
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,10 +18,6 @@ if TYPE_CHECKING:
     from keel.tools.workspace import Workspace
 
 __all__ = ["ToolSpec", "ToolContext", "ToolInputError"]
-
-
-class ToolInputError(ValueError):
-    """The arguments are well-typed but cannot be acted on (a path outside the workspace, say)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from keel.context import RunContext
 from keel.graphs.state import AgentState
+from keel.guards import Guards
 from keel.policies.guards import RunLimits, first_failure
 
 __all__ = ["Routes"]
@@ -20,8 +21,8 @@ class Routes:
     """The graph's conditional edges, bound to the run limits."""
 
     limits: RunLimits
-    guards: Any = None
-    """keel.guards.Guards: the user's budget and the model's breaker, read before every model call."""
+    guards: Guards | None = None
+    """The user's budget and the model's breaker, read before every model call (None: run limits only)."""
 
     async def _guarded(
         self, state: AgentState, runtime: Runtime[RunContext]

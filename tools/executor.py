@@ -12,9 +12,11 @@ from typing import Any, Literal
 
 from langchain_core.messages import ToolMessage
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.audit import audit_event
 from keel.context import RunContext
+from keel.guards import ToolGate, ToolGuard
 from keel.records import AuditEvent, Records, ToolResult
 from keel.redaction import redact_text
 from keel.tools.registry import ToolRegistry, UnknownTool
@@ -103,7 +105,7 @@ class ToolExecutor:
         default_timeout_s: float = 30.0,
         max_args_bytes: int = 65_536,
         max_output_chars: int = 20_000,
-        guard: Any = None,
+        guard: ToolGuard | None = None,
     ) -> None:
         self.registry = registry
         self.records = records
@@ -112,7 +114,7 @@ class ToolExecutor:
         self.max_args_bytes = max_args_bytes
         self.max_output_chars = max_output_chars
         self.guard = guard
-        """keel.guards.ToolGuard: rate limits, breaker and cost reservation (None: unguarded)."""
+        """Rate limits, breaker and cost reservation (None: unguarded)."""
 
     def check(self, name: str, args: Any, run: RunContext) -> CheckedCall:
         """Validate a call: the tool exists, args fit the size limit and the schema, the resource resolves."""
@@ -182,7 +184,7 @@ class ToolExecutor:
             return self._outcome(call, f"error: {exc}", "error")
 
     async def _run_checked(
-        self, call: _Call, checked: CheckedCall, deadline: float, gate: Any = None
+        self, call: _Call, checked: CheckedCall, deadline: float, gate: ToolGate | None = None
     ) -> ToolOutcome:
         """Time out, run and record one checked call; a successful call's charge (`gate`, a ToolGate)
         commits in the transaction of its result row."""
@@ -214,7 +216,9 @@ class ToolExecutor:
         )
         return self._outcome(call, output, status)
 
-    async def _run(self, checked: CheckedCall, call: _Call, limit_s: float, conn: Any) -> str:
+    async def _run(
+        self, checked: CheckedCall, call: _Call, limit_s: float, conn: AsyncConnection | None
+    ) -> str:
         ctx = ToolContext(
             run=call.run,
             thread_id=call.thread_id,
@@ -235,8 +239,8 @@ class ToolExecutor:
         raw: str,
         started: float,
         *,
-        conn: Any = None,
-        charge: Any = None,
+        conn: AsyncConnection | None = None,
+        charge: ToolGate | None = None,
     ) -> None:
         """The tool_results row, the audit row and the call's charge (`charge.settle(conn)`) in one
         transaction (the tool's own, when it has one): a crash leaves all or none, so a replayed

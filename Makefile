@@ -9,7 +9,7 @@ export LANGGRAPH_NO_VERSION_CHECK := true
 export ANONYMIZED_TELEMETRY := False
 export LANGSMITH_TRACING ?= false
 
-.PHONY: install run demo test test-fast bench mutate dev lint imports fmt clean
+.PHONY: install run demo test test-fast bench bench-record mutate dev lint imports fmt clean
 
 install: $(STAMP)
 
@@ -29,10 +29,15 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -x -m "not slow"
 
+# `make bench` prints the tables and writes no file; `make bench-record [BENCH="overhead guards memory"]`
+# appends the run to benchmarks/history.json and re-renders benchmarks/RESULTS.md from it.
 bench: install
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH)
 
-# One-line breaks of the README guarantees, each against the tests that must catch it (not part of `test`).
+bench-record: install
+	$(BIN)/python -m benchmarks --record $(BENCH)
+
+# One-line breaks of the guarantees (docs/security.md), each against the tests that must catch it (not in `test`).
 mutate: install
 	$(BIN)/python scripts/mutate.py
 

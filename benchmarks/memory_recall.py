@@ -5,13 +5,13 @@ query is timed on its own (the shipped e5-small model, and the hashing embedding
 The stored vectors are random unit vectors of the model's size (embedding 100k texts with the CPU model
 would take half an hour and measures the embedder, not the store); queries are random unit vectors too.
 
-    .venv/bin/python -m benchmarks.memory_recall [--append]   # prints the section [appends to RESULTS.md]
+    .venv/bin/python -m benchmarks memory            # prints the section
+    .venv/bin/python -m benchmarks --record memory   # and records it (history.json, RESULTS.md)
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -106,7 +106,7 @@ def run(per_user: int = PER_USER, users: int = USERS) -> str:
         [
             "## Memory recall latency",
             "",
-            f"`.venv/bin/python -m benchmarks.memory_recall` — Chroma {_chroma_version()} PersistentClient, "
+            f"Chroma {_chroma_version()} PersistentClient, "
             "cosine HNSW, k=3, in the user's own collection (one per tenant and user), "
             f"{QUERIES} queries after 20 warm-up, "
             f"{DIM}-dim random unit vectors (loaded in {load_s:.0f} s).",
@@ -126,8 +126,4 @@ def _chroma_version() -> str:
 
 
 if __name__ == "__main__":
-    section = run()
-    print(section)
-    if "--append" in sys.argv:
-        with (Path(__file__).parent / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write("\n" + section)
+    print(run())

@@ -5,6 +5,9 @@ Each node receives the few collaborators it uses, handed out here from the graph
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -24,13 +27,13 @@ from keel.nodes.recall import make_recall
 from keel.nodes.tool import make_tool
 from keel.observability.instrument import instrument_node
 
-__all__ = ["build_graph", "NODES"]
+__all__ = ["build_graph", "agent_nodes", "NODES"]
 
 NODES = ("recall", "plan", "decide", "permission_check", "approval", "tool", "fallback", "finalize")
 
 
-def build_graph(b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
-    """The guarded agent graph over the given backends."""
+def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any]]]]:
+    """The agent's nodes by name, each built with the few collaborators it uses, and instrumented."""
     settings, records, policy, memory, guards = b.settings, b.records, b.policy, b.memory, b.guards
     calls = ModelCalls(
         settings=settings, prices=b.prices, guards=guards, telemetry=b.telemetry, model_name=b.model_name
@@ -59,10 +62,15 @@ def build_graph(b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None
         "fallback": make_fallback(guards=guards, settings=settings),
         "finalize": make_finalize(records=records, guards=guards, memory=memory),
     }
-    routes = Routes(b.limits, guards)
+    return {name: instrument_node(b.telemetry, name, node) for name, node in nodes.items()}
+
+
+def build_graph(b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+    """The guarded agent graph over the given backends."""
+    routes = Routes(b.limits, b.guards)
     g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
-    for name, node in nodes.items():
-        g.add_node(name, instrument_node(b.telemetry, name, node))
+    for name, node in agent_nodes(b).items():
+        g.add_node(name, node)
     g.add_edge(START, "recall")
     g.add_edge("recall", "plan")
     g.add_conditional_edges("plan", routes.after_plan)

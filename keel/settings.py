@@ -21,10 +21,15 @@ __all__ = ["Settings", "shipped_file"]
 class Settings(BaseSettings):
     """Everything that differs between the embedded default and a production deployment."""
 
-    model_config = SettingsConfigDict(env_prefix="KEEL_", env_file=None, extra="ignore", frozen=True)
+    # use_attribute_docstrings: each field's docstring is its description (docs/configuration.md is generated
+    # from them by scripts/gen_config_docs.py).
+    model_config = SettingsConfigDict(
+        env_prefix="KEEL_", env_file=None, extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
     profile: Literal["embedded", "postgres"] = "embedded"
-    """`embedded`: SQLite files under `home`, no server needed. `postgres`: PostgreSQL (and Redis later)."""
+    """`embedded`: SQLite files under `home`, no server needed. `postgres`: PostgreSQL (records, checkpoints)
+    and Redis (hot state, working memory)."""
 
     home: Path = Path(".keel")
     """Folder for the embedded profile's files (checkpoints, records, workspace)."""

@@ -1,4 +1,4 @@
-"""Scripted mutation testing of keel's README guarantees: `make mutate`.
+"""Scripted mutation testing of keel's guarantees (docs/security.md): `make mutate`.
 
 Each mutant is a one-line break of one guarantee: (file, exact old text, new text, the tests that must
 catch it). The tree is copied (``git ls-files``) into a temporary directory; each mutant is applied

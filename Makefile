@@ -9,7 +9,7 @@ export LANGGRAPH_NO_VERSION_CHECK := true
 export ANONYMIZED_TELEMETRY := False
 export LANGSMITH_TRACING ?= false
 
-.PHONY: install run demo test test-fast bench bench-record mutate dev lint fmt clean
+.PHONY: install run demo test test-fast bench bench-record mutate dev lint imports fmt clean
 
 install: $(STAMP)
 
@@ -47,7 +47,11 @@ dev: install
 	export KEEL_HOME=$${KEEL_HOME:-$${TMPDIR:-/tmp}/keel-dev}; \
 	$(BIN)/keel workspace seed && $(BIN)/langgraph dev --no-browser --port $${PORT:-2024}
 
-lint: install
+# The layer contract (.importlinter) over the installed layout: builds the wheel, lints the unpacked keel.
+imports: install
+	$(BIN)/python scripts/lint_imports.py
+
+lint: install imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

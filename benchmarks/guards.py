@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks.overhead import _model
-from keel.backends import open_checkpointer
+from keel.app.backends import open_checkpointer
+from keel.app.service import Keel
 from keel.graphs.agent import build_graph
 from keel.guards import NoGuards, state_guards
-from keel.service import Keel
 from keel.settings import Settings
 
 __all__ = ["run"]

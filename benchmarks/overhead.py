@@ -23,7 +23,7 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel
 

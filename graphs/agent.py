@@ -1,18 +1,22 @@
-"""The keel agent graph: wiring only. Nodes live in nodes/, guards and routing in graphs/edges.py."""
+"""The keel agent graph: wiring only. Nodes live in nodes/, guards and routing in graphs/edges.py.
+
+Each node receives the few collaborators it uses, handed out here from the graph's dependencies.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from keel.backends import Backends
 from keel.context import RunContext
+from keel.graphs.deps import GraphDeps
 from keel.graphs.edges import Routes
 from keel.graphs.state import AgentState, InputState
+from keel.nodes._shared import ModelCalls
 from keel.nodes.approval import make_approval
 from keel.nodes.decide import make_decide
 from keel.nodes.fallback import make_fallback
@@ -23,21 +27,47 @@ from keel.nodes.recall import make_recall
 from keel.nodes.tool import make_tool
 from keel.observability.instrument import instrument_node
 
-__all__ = ["build_graph", "make_graph", "always_sync", "SyncDurableGraph"]
+__all__ = ["build_graph", "agent_nodes"]
 
 
-def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
+def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any]]]]:
+    """The agent's nodes by name, each built with the few collaborators it uses, and instrumented."""
+    settings, records, policy, memory, guards = b.settings, b.records, b.policy, b.memory, b.guards
+    calls = ModelCalls(
+        settings=settings, prices=b.prices, guards=guards, telemetry=b.telemetry, model_name=b.model_name
+    )
+    nodes = {
+        "recall": make_recall(
+            records=records,
+            policy=policy,
+            memory=memory,
+            settings=settings,
+            model_name=b.model_name,
+            ready=b.ready,
+        ),
+        "plan": make_plan(calls=calls, model=b.model, memory=memory, enabled=settings.plan_enabled),
+        "decide": make_decide(calls=calls, models=b.models, registry=b.registry, memory=memory),
+        "permission_check": make_permission_check(
+            records=records,
+            policy=policy,
+            executor=b.executor,
+        ),
+        "approval": make_approval(
+            records=records, policy=policy, executor=b.executor, ttl_s=settings.approval_ttl_s
+        ),
+        "tool": make_tool(executor=b.executor, telemetry=b.telemetry),
+        "fallback": make_fallback(guards=guards, settings=settings),
+        "finalize": make_finalize(records=records, guards=guards, memory=memory),
+    }
+    return {name: instrument_node(b.telemetry, name, node) for name, node in nodes.items()}
+
+
+def build_graph(b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
     """The guarded agent graph over the given backends."""
     routes = Routes(b.guards)
     g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
-    g.add_node("recall", instrument_node(b, "recall", make_recall(b)))
-    g.add_node("plan", instrument_node(b, "plan", make_plan(b)))
-    g.add_node("decide", instrument_node(b, "decide", make_decide(b)))
-    g.add_node("permission_check", instrument_node(b, "permission_check", make_permission_check(b)))
-    g.add_node("approval", instrument_node(b, "approval", make_approval(b)))
-    g.add_node("tool", instrument_node(b, "tool", make_tool(b)))
-    g.add_node("fallback", instrument_node(b, "fallback", make_fallback(b)))
-    g.add_node("finalize", instrument_node(b, "finalize", make_finalize(b)))
+    for name, node in agent_nodes(b).items():
+        g.add_node(name, node)
     g.add_edge(START, "recall")
     g.add_edge("recall", "plan")
     g.add_conditional_edges("plan", routes.after_plan)
@@ -48,42 +78,3 @@ def build_graph(b: Backends, *, checkpointer: BaseCheckpointSaver | None = None)
     g.add_conditional_edges("fallback", routes.after_fallback)
     g.add_edge("finalize", END)
     return g.compile(checkpointer=checkpointer, name="keel")
-
-
-class SyncDurableGraph(CompiledStateGraph):
-    """The agent graph as the server runs it: every run with durability "sync", whatever the request says.
-
-    LangGraph Server passes `durability` per run (default "async": a step's checkpoint may still be in
-    flight when the next step runs its tool). keel's exactly-once resume after a kill -9 needs the
-    checkpoint written first, so the client's choice is overridden here, the one call every server
-    path goes through (`invoke`, `stream` and `astream_events` all end in `stream`/`astream`).
-    """
-
-    def stream(self, input: Any, config: Any = None, **kwargs: Any) -> Iterator[Any]:
-        return super().stream(input, config, **_sync(kwargs))
-
-    async def astream(self, input: Any, config: Any = None, **kwargs: Any) -> AsyncIterator[Any]:
-        async for chunk in super().astream(input, config, **_sync(kwargs)):
-            yield chunk
-
-
-def _sync(kwargs: dict[str, Any]) -> dict[str, Any]:
-    kwargs.pop("checkpoint_during", None)  # deprecated spelling of durability; both at once is an error
-    return {**kwargs, "durability": "sync"}
-
-
-def always_sync(graph: CompiledStateGraph) -> SyncDurableGraph:
-    """The same compiled graph as a SyncDurableGraph (Pregel.copy keeps the class in the server's copies)."""
-    attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
-    return SyncDurableGraph(**attrs)
-
-
-async def make_graph() -> CompiledStateGraph:
-    """Entry point for `langgraph.json`: the server supplies the checkpointer and calls this per request,
-    so the backends (records engine, policy, model) are built once per process and shared.
-
-    Async so that a run the queue picks up before the server's start-up has finished waits for the
-    backends to be built and migrated (in a worker thread) instead of doing blocking I/O on the loop."""
-    from keel.server.backends import start
-
-    return always_sync(build_graph(await start()))

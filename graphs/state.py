@@ -1,4 +1,8 @@
-"""The agent's state: what flows through the graph and is checkpointed."""
+"""The agent's state: what flows through the graph and is checkpointed.
+
+Data, not wiring: the nodes and the edges read and write it and it imports neither, so the import contract
+(`.importlinter`) lists it as its own layer below them. It stays in graphs/ next to the wiring that declares
+it as the graph's schema (`StateGraph(AgentState, ...)`), as LangGraph's templates keep `state.py`."""
 
 from __future__ import annotations
 

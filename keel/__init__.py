@@ -12,8 +12,8 @@ from typing import Any
 __all__ = ["Keel", "RunOutcome", "RunContext", "Settings", "KeelError", "NotFound", "Conflict", "Forbidden"]
 
 _HOME = {
-    "Keel": "keel.service",
-    "RunOutcome": "keel.service",
+    "Keel": "keel.app.service",
+    "RunOutcome": "keel.app.service",
     "RunContext": "keel.context",
     "Settings": "keel.settings",
     "KeelError": "keel.errors",

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["KeelError", "NotFound", "Conflict", "Forbidden", "StoreUnavailable", "describe"]
+__all__ = [
+    "KeelError",
+    "NotFound",
+    "Conflict",
+    "Forbidden",
+    "StoreUnavailable",
+    "ToolInputError",
+    "ToolGuardRefused",
+    "describe",
+]
 
 
 class KeelError(Exception):
@@ -23,6 +32,18 @@ class Forbidden(KeelError):
 
 class StoreUnavailable(KeelError):
     """A database keel keeps the run in (checkpoints) failed; what was saved is kept, resume later."""
+
+
+class ToolInputError(ValueError):
+    """A tool call's arguments are well-typed but cannot be acted on (a path outside the workspace, say),
+    or a guard refused the call before it ran: what the model is told, nothing was executed. (Here, below
+    both the tools that raise it and the guards that refine it; `keel.tools.spec` re-exports it.)"""
+
+
+class ToolGuardRefused(Exception):
+    """A tool call refused before it ran (rate limit, open breaker, budget, store down): told to the model.
+    Raised by the executor's tool guard (keel.guards.ToolGuard) on entering a call; not a ToolInputError (the
+    call was well-formed). Here, below the guards that raise it; `keel.tools.spec` re-exports it."""
 
 
 def describe(exc: BaseException, *, limit: int = 3) -> str:

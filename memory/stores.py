@@ -1,4 +1,4 @@
-"""The memory backends of one keel process, built from the settings (called by keel/backends.py)."""
+"""The memory backends of one keel process, built from the settings (called by keel/app/backends.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers the nodes share: the thread id, a bounded model call with usage accounting."""
+"""Helpers the nodes share: the thread id, a bounded model call with usage accounting (and what it needs)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,19 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 
-from keel.backends import Backends
 from keel.context import RunContext
+from keel.costs import PriceTable
 from keel.errors import describe
-from keel.guards import ModelGate, failure_of
+from keel.guards import Guards, ModelGate, NoGuards, failure_of
 from keel.guards.errors import STORE_ERRORS
 from keel.observability.instrument import traced_model_call
+from keel.observability.telemetry import Telemetry
 from keel.redaction import redact_text
+from keel.settings import Settings
 
 __all__ = [
     "thread_id_of",
+    "ModelCalls",
     "bounded",
     "ModelCall",
     "call_model",
@@ -40,12 +43,26 @@ def thread_id_of(config: RunnableConfig) -> str:
     return str(thread)
 
 
-def bounded(b: Backends, model: Runnable) -> Runnable:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCalls:
+    """What a node's model call uses: the limits in the settings, the price table, the guards (budget and
+    breaker) and the telemetry; `build_graph` hands one to the nodes that call the model."""
+
+    settings: Settings
+    prices: PriceTable
+    guards: Guards | NoGuards
+    """keel's guards (budget and breaker), or the benchmark's NoGuards."""
+    telemetry: Telemetry
+    model_name: str
+    """The primary model's name (the default of `call_model`)."""
+
+
+def bounded(calls: ModelCalls, model: Runnable) -> Runnable:
     """`model` with the output bound every call must carry, bound once when a node is built.
 
     The reservation's bound holds only if the provider is told it (ChatOpenAI sends `max_tokens` as
     max_completion_tokens), so every model a node calls goes through here."""
-    return model.bind(max_tokens=b.settings.max_output_tokens)
+    return model.bind(max_tokens=calls.settings.max_output_tokens)
 
 
 class ModelCallFailed(Exception):
@@ -74,9 +91,8 @@ class ModelCall:
     """Model charges the ledger could not take yet (records database down), kept in the run's state."""
 
 
-@traced_model_call
 async def call_model(
-    b: Backends,
+    b: ModelCalls,
     model: Runnable,
     messages: Sequence[BaseMessage],
     state: Mapping[str, Any],
@@ -85,7 +101,29 @@ async def call_model(
     run: RunContext,
     model_name: str | None = None,
 ) -> ModelCall:
-    """Call `model` (built with `bounded`) within the model timeout and the run deadline; price its usage.
+    """Call `model` (built with `bounded`) within the model timeout and the run deadline; price its usage
+    (in a `chat` span)."""
+    name = model_name or b.model_name
+    return await traced_model_call(
+        b.telemetry,
+        _call_model(b, model, messages, state, config, run=run, model_name=name),
+        model=name,
+        provider=b.settings.model_provider,
+        max_tokens=b.settings.max_output_tokens,
+    )
+
+
+async def _call_model(
+    b: ModelCalls,
+    model: Runnable,
+    messages: Sequence[BaseMessage],
+    state: Mapping[str, Any],
+    config: RunnableConfig,
+    *,
+    run: RunContext,
+    model_name: str | None = None,
+) -> ModelCall:
+    """Call the model within the model timeout and the run deadline; price its usage.
 
     The model's breaker admits the call and the budget reserves its estimate first (a refusal raises
     ModelCallFailed with the guard's reason); the reservation is settled to the actual cost after,
@@ -113,7 +151,7 @@ async def call_model(
     return replace(call, overrun=stop, owed=tuple(owed))
 
 
-def _overrun_stop(b: Backends, call: ModelCall, estimate: Decimal) -> str:
+def _overrun_stop(b: ModelCalls, call: ModelCall, estimate: Decimal) -> str:
     """Why the run stops after a call that cost more than its reservation (the provider ignored
     max_tokens): the next call's bound cannot be trusted either."""
     return (
@@ -123,14 +161,14 @@ def _overrun_stop(b: Backends, call: ModelCall, estimate: Decimal) -> str:
     )
 
 
-def overrun_reason(b: Backends, state: Mapping[str, Any], call: ModelCall) -> str:
+def overrun_reason(b: ModelCalls, state: Mapping[str, Any], call: ModelCall) -> str:
     """The terminated_reason after an overrun: the run's cap when the truth passed it, else the budget."""
     spent = state.get("run_cost", 0.0) + call.cost
     return "run_cost_cap" if spent > b.settings.run_cost_cap else "budget_exceeded"
 
 
 async def _invoke(
-    b: Backends,
+    b: ModelCalls,
     model: Runnable,
     messages: Sequence[BaseMessage],
     config: RunnableConfig,
@@ -175,8 +213,8 @@ def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:
     }
 
 
-async def settle_owed(b: Backends, state: Mapping[str, Any]) -> dict[str, Any]:
+async def settle_owed(guards: Guards | NoGuards, state: Mapping[str, Any]) -> dict[str, Any]:
     """Charge what earlier model calls still owe the ledger; the state update keeps what is left."""
     if not (owed := state.get("owed_charges")):
         return {}
-    return {"owed_charges": await b.guards.settle_owed(owed)}
+    return {"owed_charges": await guards.settle_owed(owed)}

@@ -14,15 +14,15 @@ from langgraph.types import interrupt
 
 from keel.approvals import ApprovalDecision, parse_decision, refuse
 from keel.audit import audit_event
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.errors import Forbidden
 from keel.graphs.state import AgentState, PendingCall
+from keel.identity import decision_from_server, run_context
 from keel.nodes._shared import thread_id_of
-from keel.records import Approval
+from keel.policies.watcher import PolicySource
+from keel.records import Approval, Records
 from keel.redaction import for_approver, hidden_fields
-from keel.server.identity import decision_from_server, run_context
-from keel.tools.executor import ToolCallRefused, args_digest
+from keel.tools.executor import ToolCallRefused, ToolExecutor, args_digest
 
 __all__ = ["make_approval", "approval_id_for"]
 
@@ -34,14 +34,15 @@ def approval_id_for(thread_id: str, tool_call_id: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"keel:{thread_id}:{tool_call_id}"))
 
 
-def make_approval(b: Backends):
-    """The approval node. Everything before `interrupt()` is idempotent, since a resume re-runs the node."""
+def make_approval(*, records: Records, policy: PolicySource, executor: ToolExecutor, ttl_s: float):
+    """The approval node. Everything before `interrupt()` is idempotent, since a resume re-runs the node.
+    A request expires after its rule's `expires_s`, else `ttl_s`."""
 
     async def _request(call: PendingCall, run: RunContext, thread: str) -> Approval:
-        rule = b.current_policy().decide(run.role, call["name"], call["resource"]).rule
-        ttl = rule.expires_s if rule is not None and rule.expires_s else b.settings.approval_ttl_s
+        rule = policy.current().decide(run.role, call["name"], call["resource"]).rule
+        ttl = rule.expires_s if rule is not None and rule.expires_s else ttl_s
         now = datetime.now(UTC)
-        stored = await b.records.create_approval(
+        stored = await records.create_approval(
             Approval(
                 approval_id=approval_id_for(thread, call["id"]),
                 thread_id=thread,
@@ -61,7 +62,7 @@ def make_approval(b: Backends):
                 status="pending",
             )
         )
-        await b.records.update_execution(run.execution_id, status="awaiting_approval")
+        await records.update_execution(run.execution_id, status="awaiting_approval")
         return stored
 
     async def _settle(row: Approval, answer: Any) -> Approval:
@@ -74,14 +75,14 @@ def make_approval(b: Backends):
             status = "expired"
         elif decision.args_hash is not None and decision.args_hash != row.args_hash:
             raise ValueError("the decision was made for other arguments (args_hash differs); ask again")
-        await b.records.decide_approval(
+        await records.decide_approval(
             row.approval_id,
             status=status,
             decided_by=decision.approver,
             reason=decision.reason,
             edited_args=decision.args,
         )
-        return await b.records.get_approval(row.approval_id) or row
+        return await records.get_approval(row.approval_id) or row
 
     async def approval(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
@@ -108,18 +109,20 @@ def make_approval(b: Backends):
         )
         if row.status == "pending":  # not decided through keel: a raw resume on the Server API
             try:
-                answer = decision_from_server(config, runtime, answer, is_approver=b.policy.is_approver)
+                answer = decision_from_server(
+                    config, runtime, answer, is_approver=policy.current().is_approver
+                )
             except Forbidden as exc:
                 raise await refuse(
-                    b.records, row, approver=run.user_id, decision=_decision_in(answer), why=str(exc)
+                    records, row, approver=run.user_id, decision=_decision_in(answer), why=str(exc)
                 ) from None
         row = await _settle(row, answer)
-        await b.records.update_execution(run.execution_id, status="running")
+        await records.update_execution(run.execution_id, status="running")
         # Hours waiting for a human are not the run's working time: push the deadline back by the pause.
         paused_s = max(0.0, time.time() - row.created_at.timestamp())
-        updated, reply = await _apply(b, run, call, row)
+        updated, reply = await _apply(policy, executor, run, call, row)
         pending[index] = updated
-        await b.records.append_audit(
+        await records.append_audit(
             audit_event(
                 run,
                 thread,
@@ -153,7 +156,7 @@ def _decision_in(answer: Any) -> str | None:
 
 
 async def _apply(
-    b: Backends, run: RunContext, call: PendingCall, row: Approval
+    policy: PolicySource, executor: ToolExecutor, run: RunContext, call: PendingCall, row: Approval
 ) -> tuple[PendingCall, ToolMessage | None]:
     """The call after the decision, and the ToolMessage the model gets when it will not run."""
 
@@ -165,10 +168,10 @@ async def _apply(
         return {**call, "status": "allowed", "approved_by": row.decided_by or ""}, None
     if row.status == "edited":
         try:
-            checked = await b.executor.check(call["name"], row.edited_args or {}, run)
+            checked = await executor.check(call["name"], row.edited_args or {}, run)
         except ToolCallRefused as exc:
             return refused(f"the approver's edit is invalid: {exc.message}")
-        decision = b.current_policy().decide(run.role, call["name"], checked.resource)
+        decision = policy.current().decide(run.role, call["name"], checked.resource)
         if decision.effect == "deny":
             return refused(f"the edited call is denied by policy ({decision.describe()})")
         return {

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState, PendingCall
-from keel.memory.stores import fit_context
+from keel.memory.stores import MemoryBackends, fit_context
 from keel.nodes._shared import (
     ModelCallFailed,
+    ModelCalls,
     bounded,
     call_model,
     overrun_reason,
@@ -21,14 +23,21 @@ from keel.nodes._shared import (
     usage_update,
 )
 from keel.prompts import system_prompt
+from keel.tools.registry import ToolRegistry
 
 __all__ = ["make_decide"]
 
 
-def make_decide(b: Backends):
-    """The decide node."""
-    schemas = b.registry.schemas()
-    bound = [(name, bounded(b, model.bind_tools(schemas))) for name, model in b.models]
+def make_decide(
+    *,
+    calls: ModelCalls,
+    models: Sequence[tuple[str, BaseChatModel]],
+    registry: ToolRegistry,
+    memory: MemoryBackends | None,
+):
+    """The decide node: `models` is the fallback chain, (name, model), the primary first."""
+    schemas = registry.schemas()
+    bound = [(name, bounded(calls, model.bind_tools(schemas))) for name, model in models]
 
     async def decide(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
@@ -38,13 +47,15 @@ def make_decide(b: Backends):
         try:
             name, model = bound[min(state.get("model_index", 0), len(bound) - 1)]
             messages = await fit_context(
-                b.memory, thread_id_of(config), system, state["messages"], model_name=name, tools=schemas
+                memory, thread_id_of(config), system, state["messages"], model_name=name, tools=schemas
             )
-            call = await call_model(b, model, messages, state, config, run=runtime.context, model_name=name)
+            call = await call_model(
+                calls, model, messages, state, config, run=runtime.context, model_name=name
+            )
         except ModelCallFailed as exc:
             return {"steps": steps, "terminated_reason": exc.reason, "error": exc.detail}
         if call.overrun and call.message.tool_calls:  # paid for; its calls would spend past the bound
-            reason = overrun_reason(b, state, call)
+            reason = overrun_reason(calls, state, call)
             return {
                 "steps": steps,
                 "terminated_reason": reason,

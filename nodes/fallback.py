@@ -8,27 +8,28 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState
+from keel.guards import Guards, NoGuards
 from keel.nodes._shared import thread_id_of
 from keel.redaction import redact_text
+from keel.settings import Settings
 from keel.stop_reasons import stop_reason, stop_text
 
 __all__ = ["make_fallback", "fallback_message"]
 
 
-def fallback_message(reason: str, thread: str, b: Backends, error: str | None = None) -> str:
+def fallback_message(reason: str, thread: str, settings: Settings, error: str | None = None) -> str:
     """What the user is told when a run ends early: the words of `reason`'s row in keel/stop_reasons.py."""
     limits = {
-        "max_steps": b.settings.max_steps,
-        "run_timeout_s": b.settings.run_timeout_s,
-        "run_cost_cap": b.settings.run_cost_cap,
+        "max_steps": settings.max_steps,
+        "run_timeout_s": settings.run_timeout_s,
+        "run_cost_cap": settings.run_cost_cap,
     }
     return stop_text(reason, thread=thread, error=redact_text(error) if error else None, limits=limits)
 
 
-def make_fallback(b: Backends):
+def make_fallback(*, guards: Guards | NoGuards, settings: Settings):
     """The fallback node: the next model of the chain when the model is unavailable, else a canned answer."""
 
     async def fallback(
@@ -37,9 +38,9 @@ def make_fallback(b: Backends):
         # Every route here names its reason: decide sets it on a model failure, and the guard edges send
         # it along with the route (graphs/edges.py), so it is never guessed again here.
         reason, error = state.get("terminated_reason") or "llm_unavailable", state.get("error")
-        if stop_reason(reason).falls_back and (index := await b.guards.next_model(state)) is not None:
+        if stop_reason(reason).falls_back and (index := await guards.next_model(state)) is not None:
             return {"model_index": index, "terminated_reason": None, "error": None}
-        text = fallback_message(reason, thread_id_of(config), b, error)
+        text = fallback_message(reason, thread_id_of(config), settings, error)
         return {
             "terminated_reason": reason,
             "error": error,

@@ -10,26 +10,28 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState
+from keel.guards import Guards, NoGuards
 from keel.memory.run_memory import remember_run
+from keel.memory.stores import MemoryBackends
 from keel.memory.types import MemoryScope
 from keel.nodes._shared import settle_owed
+from keel.records import Records
 from keel.redaction import redact_text
 from keel.textsafe import safe_text
 
 __all__ = ["make_finalize"]
 
 
-def make_finalize(b: Backends):
+def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: MemoryBackends | None):
     """The finalize node."""
 
     async def finalize(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
         run = runtime.context
-        owed = await settle_owed(b, state)  # a resumed run charges the calls the ledger missed
+        owed = await settle_owed(guards, state)  # a resumed run charges the calls the ledger missed
         last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
         raw = last.text if last is not None else ""
         answer = safe_text(redact_text(raw))  # stored in records and in the checkpoint's jsonb
@@ -40,8 +42,8 @@ def make_finalize(b: Backends):
             status, reason = "failed", "tools_refused"
         ended = time.time()
         # The ledger knows calls a crash hid from the state: it is the truth.
-        cost = await b.guards.spent_by(run.execution_id, state.get("run_cost", 0.0))
-        await b.records.update_execution(
+        cost = await guards.spent_by(run.execution_id, state.get("run_cost", 0.0))
+        await records.update_execution(
             run.execution_id,
             status=status,
             terminated_reason=reason,
@@ -59,9 +61,9 @@ def make_finalize(b: Backends):
             answer=answer,
             error=state.get("error"),
         )
-        if b.memory is not None:
+        if memory is not None:
             await remember_run(
-                b.memory.long_term,
+                memory.long_term,
                 MemoryScope(user_id=run.user_id, tenant=run.tenant),
                 task=state.get("task", ""),
                 tools_used=state.get("tools_used", []),

@@ -9,12 +9,13 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
 from keel.audit import audit_event
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState, PendingCall
 from keel.nodes._shared import thread_id_of
+from keel.policies.watcher import PolicySource
+from keel.records import Records
 from keel.redaction import redact_text
-from keel.tools.executor import ToolCallRefused
+from keel.tools.executor import ToolCallRefused, ToolExecutor
 
 __all__ = ["make_permission_check"]
 
@@ -25,7 +26,7 @@ def _refusal(call: PendingCall, text: str) -> ToolMessage:
     return ToolMessage(content=redact_text(text), tool_call_id=call["id"], name=name, status="error")
 
 
-def make_permission_check(b: Backends):
+def make_permission_check(*, records: Records, policy: PolicySource, executor: ToolExecutor):
     """The permission_check node: allow → tool, ask → approval, deny/invalid → a ToolMessage saying so."""
 
     async def permission_check(
@@ -35,7 +36,7 @@ def make_permission_check(b: Backends):
         pending: list[PendingCall] = []
         replies: list[ToolMessage] = []
         refused = list(state.get("tools_refused", []))
-        policy = b.current_policy()  # picks up an edited policy file
+        matrix = policy.current()  # picks up an edited policy file
         seen = 0
         for call in state.get("pending", []):
             if call.get("status") != "new":
@@ -47,9 +48,9 @@ def make_permission_check(b: Backends):
                     raise ToolCallRefused(
                         "invalid_args", f"arguments for {call['name']!r} are not valid JSON"
                     )
-                checked = await b.executor.check(call["name"], call["args"], run, position=seen)
+                checked = await executor.check(call["name"], call["args"], run, position=seen)
             except ToolCallRefused as exc:
-                await b.records.append_audit(
+                await records.append_audit(
                     audit_event(
                         run,
                         thread,
@@ -66,9 +67,9 @@ def make_permission_check(b: Backends):
                 refused.append(call["name"] or "unknown")
                 pending.append({**call, "status": "done"})
                 continue
-            decision = policy.decide(run.role, call["name"], checked.resource)
+            decision = matrix.decide(run.role, call["name"], checked.resource)
             rule = decision.describe()
-            await b.records.append_audit(
+            await records.append_audit(
                 audit_event(
                     run,
                     thread,

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.graphs.state import AgentState
-from keel.memory.stores import fit_context
+from keel.memory.stores import MemoryBackends, fit_context
 from keel.nodes._shared import (
     ModelCallFailed,
+    ModelCalls,
     bounded,
     call_model,
     overrun_reason,
@@ -26,27 +27,28 @@ from keel.textsafe import safe_text
 __all__ = ["make_plan"]
 
 
-def make_plan(b: Backends):
-    """The plan node. A failed plan call is not fatal: decide works without a plan."""
-    model = bounded(b, b.model)
+def make_plan(*, calls: ModelCalls, model: BaseChatModel, memory: MemoryBackends | None, enabled: bool):
+    """The plan node (the primary `model`; `enabled=False` skips it). A failed plan call is not fatal:
+    decide works without a plan."""
+    model = bounded(calls, model)
 
     async def plan(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        if not b.settings.plan_enabled:
+        if not enabled:
             return {"plan": ""}
         messages = await fit_context(
-            b.memory,
+            memory,
             thread_id_of(config),
             SystemMessage(system_prompt(runtime.context, state)),
             state["messages"],
-            model_name=b.model_name,
+            model_name=calls.model_name,
             tail=[HumanMessage(PLAN_INSTRUCTION)],
         )
         try:
-            call = await call_model(b, model, messages, state, config, run=runtime.context)
+            call = await call_model(calls, model, messages, state, config, run=runtime.context)
         except ModelCallFailed:
             return {"plan": ""}
         if call.overrun:  # the guard edge ends the run before decide calls the model again
-            reason = overrun_reason(b, state, call)
+            reason = overrun_reason(calls, state, call)
             return {
                 "plan": "",
                 "terminated_reason": reason,

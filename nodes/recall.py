@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,17 +11,19 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
-from keel.backends import Backends
 from keel.context import InvalidContext, RunContext, TaskTooLarge, check_task_size
 from keel.graphs.state import AgentState
+from keel.identity import run_context
 from keel.memory.context import count_tokens
 from keel.memory.run_memory import recall_memories
+from keel.memory.stores import MemoryBackends
 from keel.memory.types import MemoryScope
 from keel.nodes._shared import thread_id_of
+from keel.policies.watcher import PolicySource
 from keel.prompts import system_prompt
-from keel.records import Execution
+from keel.records import Execution, Records
 from keel.redaction import redact_text
-from keel.server.identity import run_context
+from keel.settings import Settings
 from keel.textsafe import safe_text
 
 __all__ = ["make_recall"]
@@ -33,35 +36,45 @@ def _task_of(state: AgentState) -> str:
     return ""
 
 
-def _check_fits(b: Backends, run: RunContext, task: str) -> None:
+def _check_fits(
+    settings: Settings, memory: MemoryBackends | None, model_name: str, run: RunContext, task: str
+) -> None:
     """Refuse, before anything is stored, a request the model's context budget cannot hold whole."""
-    check_task_size(task, b.settings.max_task_chars)  # the Server calls the graph without Keel.run
-    if b.memory is None:
+    check_task_size(task, settings.max_task_chars)  # the Server calls the graph without Keel.run
+    if memory is None:
         return
-    budget = b.memory.context.budget_for(b.model_name).max_input_tokens
+    budget = memory.context.budget_for(model_name).max_input_tokens
     need = count_tokens([SystemMessage(system_prompt(run, {})), HumanMessage(task)])
     if need > budget:
         raise TaskTooLarge(
-            f"the task needs ~{need:,} tokens; {b.model_name} has a context budget of {budget:,} input tokens"
+            f"the task needs ~{need:,} tokens; {model_name} has a context budget of {budget:,} input tokens"
         )
 
 
-def make_recall(b: Backends):
-    """The recall node."""
+def make_recall(
+    *,
+    records: Records,
+    policy: PolicySource,
+    memory: MemoryBackends | None,
+    settings: Settings,
+    model_name: str,
+    ready: Callable[[], Awaitable[None]],
+):
+    """The recall node. `ready` makes sure the records database is migrated before the first write."""
 
     async def recall(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
-        await b.ready()
+        await ready()
         run = run_context(runtime, config)  # on the Server: the authenticated user, never the client
-        if run.role not in b.policy.roles:
-            known = ", ".join(sorted(b.policy.roles))
-            raise InvalidContext(f"unknown role {run.role!r} (known: {known})")
+        roles = policy.current().roles
+        if run.role not in roles:
+            raise InvalidContext(f"unknown role {run.role!r} (known: {', '.join(sorted(roles))})")
         task = safe_text(_task_of(state))  # state's str channels go into jsonb: no NUL
-        _check_fits(b, run, task)
+        _check_fits(settings, memory, model_name, run, task)
         now = time.time()
-        recent = await b.records.list_executions(user_id=run.user_id, limit=3)
-        await b.records.start_execution(
+        recent = await records.list_executions(user_id=run.user_id, limit=3)
+        await records.start_execution(
             Execution(
                 execution_id=run.execution_id,
                 thread_id=thread_id_of(config),
@@ -81,9 +94,9 @@ def make_recall(b: Backends):
             for e in recent
             if e.execution_id != run.execution_id and e.tenant == run.tenant
         ]
-        if b.memory is not None:
+        if memory is not None:
             scope = MemoryScope(user_id=run.user_id, tenant=run.tenant)
-            recalled += await recall_memories(b.memory.long_term, scope, task, b.settings.recall_k)
+            recalled += await recall_memories(memory.long_term, scope, task, settings.recall_k)
         return {
             "execution_id": run.execution_id,
             "task": task,
@@ -94,7 +107,7 @@ def make_recall(b: Backends):
             "input_tokens": 0,
             "output_tokens": 0,
             "started_at": now,
-            "deadline": now + b.settings.run_timeout_s,
+            "deadline": now + settings.run_timeout_s,
             "pending": [],
             "tools_used": [],
             "tools_failed": [],

@@ -9,15 +9,16 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from sqlalchemy.exc import SQLAlchemyError
 
-from keel.backends import Backends
 from keel.context import RunContext
 from keel.errors import describe
 from keel.graphs.state import AgentState
 from keel.nodes._shared import thread_id_of
 from keel.observability.instrument import traced_tool_call
+from keel.observability.telemetry import Telemetry
 from keel.records import RecordsUnavailable
 from keel.redaction import redact_text
 from keel.tool_status import ToolStatus
+from keel.tools.executor import ToolExecutor
 
 __all__ = ["make_tool"]
 
@@ -49,8 +50,9 @@ and broke (the health summary's tool failure rate); refusals and invalid calls a
 guard's doing and go to tools_refused."""
 
 
-def make_tool(b: Backends):
-    """The tool node. When it returns, every call of the turn has its ToolMessage."""
+def make_tool(*, executor: ToolExecutor, telemetry: Telemetry):
+    """The tool node. When it returns, every call of the turn has its ToolMessage. A call costs what the
+    executor's tool guard charged for it (the list price under the benchmark's NoToolGuard)."""
 
     async def tool(state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]) -> dict[str, Any]:
         run, thread = runtime.context, thread_id_of(config)
@@ -62,9 +64,9 @@ def make_tool(b: Backends):
                 continue
             try:
                 outcome = await traced_tool_call(
-                    b,
+                    telemetry,
                     call,
-                    b.executor.execute(
+                    executor.execute(
                         call["id"],
                         call["name"],
                         call["args"],

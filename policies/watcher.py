@@ -1,14 +1,20 @@
-"""Policy reload without restart: the matrix in force follows its file, and a bad edit changes nothing."""
+"""Policy reload without restart: the matrix in force follows its file, and a bad edit changes nothing.
+
+`PolicySource` is the one accessor of the policy in force: every reader (the permission check, the approval
+node, the role check of a run, the approver check of a decision, the server's key file) asks it with
+`current()`, so none of them can hold a matrix older than another's.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
+from typing import Protocol
 
 from keel.policies.matrix import PolicyError, PolicyMatrix
 
-__all__ = ["PolicyWatcher"]
+__all__ = ["PolicySource", "PolicyWatcher"]
 
 _log = logging.getLogger("keel.policy")
 
@@ -24,6 +30,12 @@ def _signature(path: Path | None) -> _Signature:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class PolicySource(Protocol):
+    """Where the policy in force is read: `current()` is the matrix every decision uses."""
+
+    def current(self) -> PolicyMatrix: ...
 
 
 class PolicyWatcher:

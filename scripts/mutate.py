@@ -81,7 +81,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M(
         id="resume-ignores-saved-step-writes",
         guarantee="a thread whose step was saved but whose checkpoint was not is resumed, not refused",
-        file="keel/service.py",
+        file="keel/app/service.py",
         old="if snapshot.next or snapshot.tasks:",
         new="if snapshot.next:",
         tests=("tests/reliability/test_durability.py", "tests/reliability/test_postgres_down.py"),
@@ -89,7 +89,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M(
         id="run-durability-async",
         guarantee="a step's checkpoint is written before the next step starts (kill -9 resumes exactly)",
-        file="keel/service.py",
+        file="keel/app/service.py",
         old='durability: str = "sync"',
         new='durability: str = "async"',
         tests=("tests/reliability/test_durability.py",),
@@ -155,10 +155,10 @@ MUTANTS: tuple[Mutant, ...] = (
     M(
         id="approval-edit-checked-against-stale-policy",
         guarantee="an approver's edit is checked against the policy in force (hot-reloaded file)",
-        file="keel/backends.py",
-        old="        self.policy = self._watch().current()\n",
-        new="",
-        tests=("tests/reliability/test_proofs_approvals.py",),
+        file="policies/watcher.py",
+        old="if sig is None or sig == self._seen:",
+        new="if True:",
+        tests=("tests/reliability/test_proofs_approvals.py", "tests/test_security_policy.py"),
     ),
     M(
         id="approval-expiry-ignored",

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel
 from keel.testing.openai_server import FakeOpenAIServer

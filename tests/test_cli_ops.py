@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from keel.backends import Backends
+from keel.app.backends import Backends
+from keel.app.demo import DEMO_FILES, seed_demo_files
+from keel.app.server_backends import server_settings
 from keel.cli import app
 from keel.cli.metrics import collect_figures
-from keel.demo import DEMO_FILES, seed_demo_files
-from keel.server.backends import server_settings
 from keel.settings import Settings
 
 
@@ -75,7 +75,7 @@ async def test_metrics_report_the_records_and_the_breakers(tmp_path: Path) -> No
     b = Backends.from_settings(settings)
     try:
         await b.ready()
-        from keel.service import Keel
+        from keel.app.service import Keel
 
         async with Keel.open(settings) as keel:
             await keel.run("list shared", user_id="alice")

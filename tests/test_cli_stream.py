@@ -11,10 +11,10 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
+from keel.app.demo import seed_demo_files
+from keel.app.service import Keel
 from keel.cli import app
 from keel.cli.progress import RunProgress
-from keel.demo import seed_demo_files
-from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.openai_server import FakeOpenAIServer, Reply
 

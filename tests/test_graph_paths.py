@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from keel.context import InvalidContext
+from keel.policies.matrix import PolicyMatrix
 from keel.testing.fake_model import Slow, tool_call
 from keel.tools.registry import default_registry
 from keel.tools.spec import ToolSpec
@@ -164,10 +165,11 @@ async def test_approval_refusals(make_keel):
 
 async def test_expired_approval_counts_as_rejected(make_keel, workspace: Path):
     async with make_keel([tool_call("delete_file", path="~/draft.md"), "ok"], approval_ttl_s=0.05) as keel:
-        policy = keel.backends.policy
-        keel.backends.policy = type(policy).from_text(
-            "version: 1\nroles: [user, admin]\nrules:\n"
-            "  - {role: user, tool: '*', resource: '*', effect: ask}\n"
+        keel.backends.policy.replace(
+            PolicyMatrix.from_text(
+                "version: 1\nroles: [user, admin]\nrules:\n"
+                "  - {role: user, tool: '*', resource: '*', effect: ask}\n"
+            )
         )
         out = await keel.run("delete my draft", user_id="alice")
         await asyncio.sleep(0.1)

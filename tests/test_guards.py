@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import tool_call
 from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply

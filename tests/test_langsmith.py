@@ -13,7 +13,7 @@ import pytest
 import zstandard
 from langchain_core.messages import AIMessage
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from keel.app.service import Keel
 from keel.memory.types import MemoryScope
 from keel.memory.working import RedisWorkingMemory
-from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel, tool_call
 

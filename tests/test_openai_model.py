@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply
 

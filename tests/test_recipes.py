@@ -20,24 +20,16 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, Field
 
-from keel.backends import Backends, open_checkpointer
+from keel.app.backends import Backends, open_checkpointer
+from keel.app.service import Keel
 from keel.context import RunContext
-from keel.graphs.agent import build_graph
+from keel.graphs.agent import agent_nodes, build_graph
 from keel.graphs.edges import Routes
 from keel.graphs.state import AgentState, InputState
 from keel.memory.context import ContextFitter
 from keel.memory.stores import MemoryBackends
 from keel.memory.working import ThreadDigest, WorkingMemory
-from keel.nodes.approval import make_approval
-from keel.nodes.decide import make_decide
-from keel.nodes.fallback import make_fallback
-from keel.nodes.finalize import make_finalize
-from keel.nodes.permission import make_permission_check
-from keel.nodes.plan import make_plan
-from keel.nodes.recall import make_recall
-from keel.nodes.tool import make_tool
 from keel.observability.instrument import instrument_node
-from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel, tool_call
 from keel.tools.registry import default_registry
@@ -119,8 +111,9 @@ class CountedState(AgentState, total=False):
     """Words in the final answer (written by the `count_answer` node)."""
 
 
-def make_count_answer(b: Backends):  # noqa: ANN201 - a node factory, as in nodes/
-    """Step 1: the node's factory; the node returns only the key it changes."""
+def make_count_answer():  # noqa: ANN201 - a node factory, as in nodes/
+    """Step 1: the node's factory, taking the collaborators the node uses (here none: records, policy,
+    memory... would come in as keyword arguments); the node returns only the key it changes."""
 
     async def count_answer(
         state: CountedState, config: RunnableConfig, runtime: Runtime[RunContext]
@@ -131,21 +124,14 @@ def make_count_answer(b: Backends):  # noqa: ANN201 - a node factory, as in node
 
 
 def _build_graph_with_count(b: Backends, checkpointer: Any) -> Any:
-    """Step 3: graphs/agent.py's wiring, with the new node between finalize and END."""
+    """Steps 2-3: graphs/agent.py's wiring: the node built with its collaborators (in `agent_nodes`) and
+    instrumented, then placed between finalize and END."""
     routes = Routes(b.guards)
     g = StateGraph(CountedState, context_schema=RunContext, input_schema=InputState)
-    for name, factory in (
-        ("recall", make_recall),
-        ("plan", make_plan),
-        ("decide", make_decide),
-        ("permission_check", make_permission_check),
-        ("approval", make_approval),
-        ("tool", make_tool),
-        ("fallback", make_fallback),
-        ("finalize", make_finalize),
-        ("count_answer", make_count_answer),
-    ):
-        g.add_node(name, instrument_node(b, name, factory(b)))
+    nodes = agent_nodes(b)
+    nodes["count_answer"] = instrument_node(b.telemetry, "count_answer", make_count_answer())
+    for name, node in nodes.items():
+        g.add_node(name, node)
     g.add_edge(START, "recall")
     g.add_edge("recall", "plan")
     g.add_conditional_edges("plan", routes.after_plan)

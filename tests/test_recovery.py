@@ -73,7 +73,7 @@ async def test_side_effect_done_before_a_crash_is_not_repeated(make_keel):
 
 _PAUSE_SCRIPT = textwrap.dedent("""
     import asyncio, json, sys
-    from keel.service import Keel
+    from keel.app.service import Keel
     from keel.settings import Settings
     from keel.testing.fake_model import FakeChatModel, tool_call
 
@@ -106,7 +106,7 @@ async def test_paused_run_survives_a_process_restart(pg_url: str, tmp_path: Path
     paused = json.loads(proc.stdout.strip().splitlines()[-1])
     assert paused["status"] == "awaiting_approval"
 
-    from keel.service import Keel
+    from keel.app.service import Keel
     from keel.testing.fake_model import FakeChatModel
 
     settings = Settings(profile="postgres", database_url=pg_url, home=tmp_path)
@@ -121,7 +121,7 @@ async def test_paused_run_survives_a_process_restart(pg_url: str, tmp_path: Path
 
 _DIE_IN_MODEL_CALL = textwrap.dedent("""
     import asyncio, os, sys
-    from keel.service import Keel
+    from keel.app.service import Keel
     from keel.settings import Settings
     from keel.testing.fake_model import FakeChatModel
 
@@ -146,7 +146,7 @@ async def test_a_reservation_held_by_a_dead_process_is_released_on_resume(tmp_pa
     )
     assert proc.returncode == 137, proc.stderr[-2000:]
 
-    from keel.service import Keel
+    from keel.app.service import Keel
     from keel.testing.fake_model import FakeChatModel
 
     settings = Settings(home=tmp_path)

@@ -32,7 +32,7 @@ from keel.settings import Settings
 mode, start_at, args = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
 
 async def runs():
-    from keel.service import Keel
+    from keel.app.service import Keel
     from keel.testing.fake_model import FakeChatModel
     s = Settings(profile="postgres", database_url=args["db"], home=args["home"], redis_prefix=args["prefix"],
                  max_output_tokens=5)

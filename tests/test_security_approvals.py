@@ -10,6 +10,7 @@ from langgraph.types import Command
 
 from keel.context import RunContext
 from keel.errors import Conflict, Forbidden
+from keel.policies.matrix import PolicyMatrix
 from keel.testing.fake_model import tool_call
 
 ASK_ALL = (
@@ -51,7 +52,7 @@ async def test_a_resume_for_other_args_is_refused_and_the_request_stays_pending(
 
 async def test_an_expired_request_is_not_executed_even_when_approved_directly(make_keel, workspace: Path):
     async with make_keel([tool_call("delete_file", path="~/draft.md"), "ok"], approval_ttl_s=0.05) as keel:
-        keel.backends.policy = type(keel.backends.policy).from_text(ASK_ALL)
+        keel.backends.policy.replace(PolicyMatrix.from_text(ASK_ALL))
         out, ctx = await _paused(keel)
         await asyncio.sleep(0.1)
         await _resume(keel, out, ctx, decision="approve")

@@ -55,7 +55,7 @@ async def test_an_edited_policy_applies_to_the_next_call_and_a_broken_edit_keeps
         assert (workspace / "shared/n3.md").exists()  # the last valid policy is still in force
         assert any("policy.yaml:6: rule #3: unknown effect 'alow'" in r.getMessage() for r in caplog.records)
         assert "allow" in [s[1] for s in await _statuses(keel, third.thread_id)]
-        assert keel.backends.current_policy().source == str(policy)
+        assert keel.backends.policy.current().source == str(policy)
 
 
 async def test_calls_beyond_the_per_turn_limit_are_refused_audited_and_never_run(make_keel, workspace: Path):

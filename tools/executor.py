@@ -13,9 +13,12 @@ from typing import Any
 
 from langchain_core.messages import ToolMessage
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.audit import audit_event
 from keel.context import RunContext
+from keel.guards import Guard, ProposedCall, ToolGate, ToolGuard
+from keel.guards.none import FreeToolGate, NoToolGuard
 from keel.records import AuditEvent, Records, ToolResult
 from keel.redaction import redact_text
 from keel.tool_status import ToolStatus
@@ -45,17 +48,6 @@ class ToolCallRefused(Exception):
         super().__init__(message)
         self.kind = kind
         self.message = message
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProposedCall:
-    """What a tool-call guard reads (keel.guards.Guard): a call the model proposed, before any check."""
-
-    name: str
-    args: Any
-    run: RunContext
-    position: int | None = None
-    """1-based position among the calls of its model turn; None when re-checked outside its turn."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,8 +115,8 @@ class ToolExecutor:
         records: Records,
         workspace: Workspace,
         *,
-        guard: Any,
-        call_guards: Sequence[Any] = (),
+        guard: ToolGuard | NoToolGuard,
+        call_guards: Sequence[Guard[ProposedCall]] = (),
         default_timeout_s: float = 30.0,
         max_output_chars: int = 20_000,
     ) -> None:
@@ -205,7 +197,7 @@ class ToolExecutor:
             return self._outcome(call, f"error: {exc}", "refused")
 
     async def _run_checked(
-        self, call: _Call, checked: CheckedCall, deadline: float, gate: Any
+        self, call: _Call, checked: CheckedCall, deadline: float, gate: ToolGate | FreeToolGate
     ) -> ToolOutcome:
         """Time out, run and record one checked call; a successful call's charge (`gate`, a ToolGate)
         commits in the transaction of its result row."""
@@ -237,7 +229,9 @@ class ToolExecutor:
         )
         return self._outcome(call, output, status)
 
-    async def _run(self, checked: CheckedCall, call: _Call, limit_s: float, conn: Any) -> str:
+    async def _run(
+        self, checked: CheckedCall, call: _Call, limit_s: float, conn: AsyncConnection | None
+    ) -> str:
         ctx = ToolContext(
             run=call.run,
             thread_id=call.thread_id,
@@ -258,8 +252,8 @@ class ToolExecutor:
         raw: str,
         started: float,
         *,
-        conn: Any = None,
-        charge: Any = None,
+        conn: AsyncConnection | None = None,
+        charge: ToolGate | None = None,
     ) -> None:
         """The tool_results row, the audit row and the call's charge (`charge.settle(conn)`) in one
         transaction (the tool's own, when it has one): a crash leaves all or none, so a replayed

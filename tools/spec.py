@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from keel.errors import ToolGuardRefused, ToolInputError
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -18,15 +20,6 @@ if TYPE_CHECKING:
     from keel.tools.workspace import Workspace
 
 __all__ = ["ToolSpec", "ToolContext", "ToolInputError", "ToolGuardRefused"]
-
-
-class ToolInputError(ValueError):
-    """The arguments are well-typed but cannot be acted on (a path outside the workspace, say)."""
-
-
-class ToolGuardRefused(Exception):
-    """A tool call refused before it ran (rate limit, open breaker, budget, store down): told to the model.
-    Raised by the executor's tool guard (keel.guards.ToolGuard) on entering a call."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

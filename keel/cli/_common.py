@@ -133,9 +133,9 @@ def call(fn: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-def open_keel():  # noqa: ANN201 - an async context manager yielding keel.service.Keel
+def open_keel():  # noqa: ANN201 - an async context manager yielding keel.app.service.Keel
     """keel over the backends the environment's settings name."""
-    from keel.service import Keel
+    from keel.app.service import Keel
 
     return Keel.open()
 

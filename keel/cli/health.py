@@ -32,17 +32,21 @@ def health(
         fail(str(exc))
 
     async def go() -> Any:
-        from keel.backends import Backends
+        from keel.memory.long_term import LongTermMemory
+        from keel.records import Records
+        from keel.settings import Settings
 
-        b = Backends.from_settings()
+        settings = Settings()  # the records and the memory count: nothing else needs opening
+        records = Records.from_url(settings.records_url)
         try:
-            await b.ready()
+            await records.setup()
             report = await compute_health(
-                b.records, window=span, thresholds=HealthThresholds.from_settings(b.settings)
+                records, window=span, thresholds=HealthThresholds.from_settings(settings)
             )
-            return report, await b.memory.long_term.count()
         finally:
-            await b.aclose()
+            await records.close()
+        memories = await LongTermMemory.from_settings(settings).count() if settings.memory_enabled else 0
+        return report, memories
 
     report, memories = call(go)
     if as_json:

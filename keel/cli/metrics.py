@@ -58,7 +58,7 @@ def metrics(
 
 
 async def _figures(span: timedelta) -> dict[str, Any]:
-    from keel.backends import Backends
+    from keel.app.backends import Backends
 
     b = Backends.from_settings()
     try:
@@ -69,7 +69,7 @@ async def _figures(span: timedelta) -> dict[str, Any]:
 
 
 async def collect_figures(b: Any, span: timedelta) -> dict[str, Any]:
-    """The figures of `keel metrics` over the backends `b` (keel.backends.Backends) and the window."""
+    """The figures of `keel metrics` over the backends `b` (keel.app.backends.Backends) and the window."""
     from keel.observability.health import HealthThresholds, compute_health
 
     report = await compute_health(
@@ -85,8 +85,10 @@ async def collect_figures(b: Any, span: timedelta) -> dict[str, Any]:
 
 async def _breakers(b: Any) -> tuple[dict[str, str], str | None]:
     """Breakers that are not closed (open or half-open), by name; or why the hot state could not say."""
+    from keel.guards import Guards
+
     guards = b.guards
-    if guards is None:
+    if not isinstance(guards, Guards):  # an unguarded baseline has no breakers
         return {}, None
     names = [f"model:{m}" for m in guards.models] + [f"tool:{t}" for t in b.registry.names()]
     found: dict[str, str] = {}

@@ -61,7 +61,7 @@ def sweep(as_json: bool = JsonOpt) -> None:
 def demo(as_json: bool = JsonOpt) -> None:
     """The offline demo on the embedded default (what `make run` shows). With --json: nothing while it
     runs, then the outcome, the approvals it decided and the thread's audit rows as one JSON object."""
-    from keel.demo import run_demo
+    from keel.app.demo import run_demo
 
     result = call(lambda: run_demo(None if as_json else out))
     if as_json:

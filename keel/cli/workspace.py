@@ -142,7 +142,7 @@ def workspace_put(
 def workspace_seed(as_json: bool = JsonOpt) -> None:
     """Write the demo's files (shared/handbook.md, home/alice/old-draft.md), as `keel demo` and
     `make dev` do."""
-    from keel.demo import seed_demo_files
+    from keel.app.demo import seed_demo_files
 
     root = _workspace().root
     try:

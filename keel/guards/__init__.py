@@ -13,7 +13,7 @@ from keel.guards.errors import (
     ToolGuardRefused,
     failure_of,
 )
-from keel.guards.guard import Guard, NextCall
+from keel.guards.guard import Guard, NextCall, ProposedCall
 from keel.guards.model import ModelGate
 from keel.guards.model_breaker import ModelBreaker
 from keel.guards.none import NoGuards
@@ -38,6 +38,7 @@ __all__ = [
     "ModelBreaker",
     "ModelGate",
     "NextCall",
+    "ProposedCall",
     "NoGuards",
     "RateLimit",
     "RateLimited",

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import exc as sa_exc
 
 from keel.budget import BudgetExceeded
-from keel.errors import describe
+from keel.errors import ToolGuardRefused, describe
 from keel.hotstate import HotStateUnavailable
 from keel.records import RecordsUnavailable
-from keel.tools.spec import ToolGuardRefused
 
 __all__ = [
     "CircuitOpen",

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from keel.context import RunContext
 
-__all__ = ["Guard", "NextCall"]
+__all__ = ["Guard", "NextCall", "ProposedCall"]
 
 V_contra = TypeVar("V_contra", contravariant=True)
 
@@ -54,3 +55,14 @@ class NextCall:
     def spent(self) -> Decimal:
         """What this run has spent so far."""
         return Decimal(str(self.state.get("run_cost", 0.0)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProposedCall:
+    """What a tool-call guard reads: a call the model proposed, before any check (the executor builds it)."""
+
+    name: str
+    args: Any
+    run: RunContext
+    position: int | None = None
+    """1-based position among the calls of its model turn; None when re-checked outside its turn."""

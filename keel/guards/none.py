@@ -25,7 +25,7 @@ __all__ = ["NoGuards", "NoToolGuard"]
 
 
 @dataclass(slots=True, kw_only=True)
-class _FreeToolGate:
+class FreeToolGate:
     """An admitted tool call nothing reserved: a successful call costs its price in the run's state."""
 
     price: float
@@ -46,8 +46,8 @@ class NoToolGuard:
     @asynccontextmanager
     async def tool_call(
         self, tool: str, run: RunContext, thread_id: str, call_id: str
-    ) -> AsyncIterator[_FreeToolGate]:
-        yield _FreeToolGate(price=self.charge_of(tool))
+    ) -> AsyncIterator[FreeToolGate]:
+        yield FreeToolGate(price=self.charge_of(tool))
 
     def charge_of(self, tool: str) -> float:
         return float(usd(self.prices.tool_cost(tool)))

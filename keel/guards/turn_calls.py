@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from keel.tools.executor import ProposedCall
+    from keel.guards.guard import ProposedCall
 
 __all__ = ["TurnCallCap"]
 

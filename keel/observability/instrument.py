@@ -1,8 +1,9 @@
 """Where the graph meets telemetry: a node wrapper, a model-call decorator and a tool-call wrapper.
 
-Each opens its span, binds or uses the log context, logs one line and records metrics. The nodes
-themselves stay unaware of telemetry: `graphs/agent.py` wraps them, `nodes/_shared.call_model` is
-decorated, and `nodes/tool.py` passes each executor call through `traced_tool_call`.
+Each takes the process's `Telemetry`, opens its span, binds or uses the log context, logs one line and
+records metrics. The nodes themselves stay unaware of telemetry: `graphs/agent.py` wraps them,
+`nodes/_shared.call_model` passes each model call through `traced_model_call`, and `nodes/tool.py` each
+executor call through `traced_tool_call`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from langgraph.errors import GraphBubbleUp
 from opentelemetry import trace
@@ -24,30 +25,18 @@ from keel.observability.telemetry import Telemetry
 from keel.redaction import redact_text
 from keel.tool_status import TOOL_FAILURES
 
-if TYPE_CHECKING:
-    from keel.backends import Backends
-
 __all__ = ["instrument_node", "traced_model_call", "traced_tool_call"]
 
 _T = TypeVar("_T")
 _log = get_logger("keel")
-_OFF = Telemetry.disabled
 
 
-def _telemetry(b: Backends) -> Telemetry:
-    t = getattr(b, "telemetry", None)
-    if t is None:
-        t = _OFF()
-        b.telemetry = t  # type: ignore[attr-defined]
-    return t
-
-
-def instrument_node(b: Backends, name: str, fn: Callable[..., Awaitable[dict[str, Any]]]):
+def instrument_node(telemetry: Telemetry, name: str, fn: Callable[..., Awaitable[dict[str, Any]]]):
     """Wrap a node: its span (child of the run span), its log context, one log line, step metrics."""
 
     @functools.wraps(fn)
     async def node(state: Mapping[str, Any], config: Any, runtime: Any) -> dict[str, Any]:
-        tracing = _telemetry(b).tracing
+        tracing = telemetry.tracing
         run = runtime.context
         thread = str((config.get("configurable") or {}).get("thread_id", ""))
         run_span = tracing.run_span(
@@ -86,7 +75,7 @@ def instrument_node(b: Backends, name: str, fn: Callable[..., Awaitable[dict[str
                 span.set_attribute("keel.paused", True)
                 metrics.record_step(name, elapsed, outcome="interrupted")
                 _log.info("node_paused", reason="awaiting_approval", duration_ms=round(elapsed * 1000, 1))
-                _end_run(b, run, thread, state, status="awaiting_approval")
+                _end_run(telemetry, run, thread, state, status="awaiting_approval")
                 raise
             except BaseException as exc:
                 elapsed = time.perf_counter() - started
@@ -94,7 +83,7 @@ def instrument_node(b: Backends, name: str, fn: Callable[..., Awaitable[dict[str
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:200]))
                 metrics.record_step(name, elapsed, outcome="error")
                 _log.error("node_failed", error=f"{type(exc).__name__}: {exc}")
-                _end_run(b, run, thread, state, status="failed", error=exc)
+                _end_run(telemetry, run, thread, state, status="failed", error=exc)
                 raise
             elapsed = time.perf_counter() - started
             summary = node_summary(name, state, update or {})
@@ -113,14 +102,14 @@ def instrument_node(b: Backends, name: str, fn: Callable[..., Awaitable[dict[str
             )
         if name == "finalize":
             final = {**state, **(update or {})}
-            _end_run(b, run, thread, final, status=str(final.get("status", "succeeded")))
+            _end_run(telemetry, run, thread, final, status=str(final.get("status", "succeeded")))
         return update
 
     return node
 
 
 def _end_run(
-    b: Backends,
+    telemetry: Telemetry,
     run: Any,
     thread: str,
     state: Mapping[str, Any],
@@ -129,7 +118,7 @@ def _end_run(
     error: BaseException | None = None,
 ) -> None:
     reason = state.get("terminated_reason")
-    seconds = _telemetry(b).tracing.end_run(
+    seconds = telemetry.tracing.end_run(
         run.execution_id,
         status=status,
         error=error,
@@ -148,82 +137,78 @@ def _end_run(
         _log.info("run_request_ended", status=status, terminated_reason=reason, seconds=round(seconds, 3))
 
 
-def traced_model_call(fn: Callable[..., Awaitable[_T]]) -> Callable[..., Awaitable[_T]]:
-    """Decorate `call_model(b, model, messages, state, config)`: a `chat <model>` span with usage."""
-
-    @functools.wraps(fn)
-    async def call_model(b: Backends, *args: Any, **kwargs: Any) -> _T:
-        name = str(kwargs.get("model_name") or b.model_name)
-        tracer = _telemetry(b).tracing.tracer
-        with tracer.start_as_current_span(
-            f"chat {name}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": b.settings.model_provider,
-                "gen_ai.request.model": name,
-                "gen_ai.request.max_tokens": b.settings.max_output_tokens,
-            },
-            record_exception=False,
-            set_status_on_exception=False,
-        ) as span:
-            started = time.perf_counter()
-            try:
-                result: Any = await fn(b, *args, **kwargs)
-            except Exception as exc:
-                reason = str(getattr(exc, "reason", type(exc).__name__))
-                span.set_attribute("error.type", reason)
-                detail = str(getattr(exc, "detail", None) or redact_text(describe(exc)))
-                span.set_status(Status(StatusCode.ERROR, detail[:200]))
-                metrics.record_model_call(
-                    name,
-                    time.perf_counter() - started,
-                    input_tokens=0,
-                    output_tokens=0,
-                    cost=0.0,
-                    error=reason,
-                )
-                _log.warning("model_call_failed", model=name, reason=reason, detail=detail)
-                raise
-            meta = result.message.response_metadata or {}
-            finish = meta.get("finish_reason")
-            span.set_attributes(
-                {
-                    "gen_ai.usage.input_tokens": result.input_tokens,
-                    "gen_ai.usage.output_tokens": result.output_tokens,
-                    "gen_ai.response.model": str(meta.get("model_name") or name),
-                    "keel.cost_usd": result.cost,
-                    "keel.tool_calls": len(result.message.tool_calls),
-                }
-            )
-            if finish:
-                span.set_attribute("gen_ai.response.finish_reasons", [str(finish)])
+async def traced_model_call(
+    telemetry: Telemetry, pending: Awaitable[_T], *, model: str, provider: str, max_tokens: int
+) -> _T:
+    """Await one model call (`pending`, a `ModelCall` when it returns) in a `chat <model>` span with usage."""
+    with telemetry.tracing.tracer.start_as_current_span(
+        f"chat {model}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": model,
+            "gen_ai.request.max_tokens": max_tokens,
+        },
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        started = time.perf_counter()
+        try:
+            result: Any = await pending
+        except Exception as exc:
+            reason = str(getattr(exc, "reason", type(exc).__name__))
+            span.set_attribute("error.type", reason)
+            detail = str(getattr(exc, "detail", None) or redact_text(describe(exc)))
+            span.set_status(Status(StatusCode.ERROR, detail[:200]))
             metrics.record_model_call(
-                name,
+                model,
                 time.perf_counter() - started,
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-                cost=result.cost,
+                input_tokens=0,
+                output_tokens=0,
+                cost=0.0,
+                error=reason,
             )
-            _log.info(
-                "model_call",
-                model=name,
-                input_tokens=result.input_tokens,
-                output_tokens=result.output_tokens,
-                cost_usd=result.cost,
-                tool_calls=[tc["name"] for tc in result.message.tool_calls],
-            )
-            return result
+            _log.warning("model_call_failed", model=model, reason=reason, detail=detail)
+            raise
+        meta = result.message.response_metadata or {}
+        finish = meta.get("finish_reason")
+        span.set_attributes(
+            {
+                "gen_ai.usage.input_tokens": result.input_tokens,
+                "gen_ai.usage.output_tokens": result.output_tokens,
+                "gen_ai.response.model": str(meta.get("model_name") or model),
+                "keel.cost_usd": result.cost,
+                "keel.tool_calls": len(result.message.tool_calls),
+            }
+        )
+        if finish:
+            span.set_attribute("gen_ai.response.finish_reasons", [str(finish)])
+        metrics.record_model_call(
+            model,
+            time.perf_counter() - started,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost=result.cost,
+        )
+        _log.info(
+            "model_call",
+            model=model,
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost_usd=result.cost,
+            tool_calls=[tc["name"] for tc in result.message.tool_calls],
+        )
+        return result
 
-    return call_model
 
+async def traced_tool_call(telemetry: Telemetry, call: Mapping[str, Any], pending: Awaitable[_T]) -> _T:
+    """Await one executor call (`pending`) inside an `execute_tool <name>` span; record its outcome.
 
-async def traced_tool_call(b: Backends, call: Mapping[str, Any], pending: Awaitable[_T]) -> _T:
-    """Await one executor call (`pending`) inside an `execute_tool <name>` span; record its outcome."""
+    Its cost is the outcome's: what the guards charged (the benchmark's NoToolGuard charges list price)."""
     name = str(call.get("name", ""))
     approved_by = call.get("approved_by")
-    tracer = _telemetry(b).tracing.tracer
-    with tracer.start_as_current_span(
+    with telemetry.tracing.tracer.start_as_current_span(
         f"execute_tool {name}",
         kind=SpanKind.INTERNAL,
         attributes={

@@ -16,10 +16,10 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
+from keel.app.server_backends import server_backends
 from keel.approvals import refuse
-from keel.server.backends import server_backends
-from keel.server.identity import principal_of
-from keel.server.keys import ApiKeys, ApiKeysError, Principal
+from keel.identity import Principal, principal_of
+from keel.server.keys import ApiKeys, ApiKeysError
 
 __all__ = ["auth", "load_keys", "DEV_KEYS_FILE", "ADMIN_ROLE"]
 
@@ -47,7 +47,7 @@ def _load_sync() -> ApiKeys:
     path = _keys_path()
     stamp = (str(path), path.stat().st_mtime if path.exists() else -1.0)
     if stamp not in _cache:
-        keys = ApiKeys.load(path, roles=server_backends().policy.roles)
+        keys = ApiKeys.load(path, roles=server_backends().policy.current().roles)
         _cache.clear()
         _cache[stamp] = keys
     return _cache[stamp]
@@ -153,7 +153,7 @@ async def _refuse_resume_by_non_approver(who: Principal, value: Auth.types.RunsC
     if not isinstance(command, dict) or command.get("resume") is None:
         return
     b = server_backends()
-    if b.policy.is_approver(who.role):
+    if b.policy.current().is_approver(who.role):
         return
     why = (
         f"{who.user_id!r} (role {who.role!r}) may not decide approvals; "

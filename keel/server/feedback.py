@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from keel.backends import Backends
 from keel.errors import NotFound
-from keel.records import AuditEvent
+from keel.identity import Principal
+from keel.records import AuditEvent, Records
 from keel.redaction import redact_text
-from keel.server.keys import Principal
 
 __all__ = ["record_feedback", "FEEDBACK_EVENT"]
 
@@ -21,14 +20,14 @@ FEEDBACK_EVENT = "feedback"
 
 
 async def record_feedback(
-    b: Backends, who: Principal, *, execution_id: str, score: int, comment: str | None
+    records: Records, who: Principal, *, execution_id: str, score: int, comment: str | None
 ) -> dict[str, Any]:
     """Append feedback on one of the caller's executions (admins: any execution)."""
-    ex = await b.records.get_execution(execution_id)
+    ex = await records.get_execution(execution_id)
     if ex is None or (ex.user_id != who.user_id and who.role != "admin"):
         raise NotFound(f"no execution {execution_id}")
     text = redact_text(comment) if comment else None
-    audit_id = await b.records.append_audit(
+    audit_id = await records.append_audit(
         AuditEvent(
             execution_id=ex.execution_id,
             thread_id=ex.thread_id,

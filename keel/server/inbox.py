@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from keel.approvals import check_approver, parse_decision, record_decision, recorded_resume, refuse
-from keel.backends import Backends
 from keel.errors import Conflict, NotFound
-from keel.records import Approval
+from keel.identity import Principal
+from keel.policies.matrix import PolicyMatrix
+from keel.records import Approval, Records
 from keel.redaction import hidden_fields
-from keel.server.keys import Principal
 
 __all__ = ["visible_approvals", "decide", "Resumed", "approval_view", "ADMIN_ROLE"]
 
@@ -34,21 +34,23 @@ class Resumed:
     thread_id: str
 
 
-def _sees(b: Backends, who: Principal, row: Approval) -> bool:
+def _sees(policy: PolicyMatrix, who: Principal, row: Approval) -> bool:
     if who.role == ADMIN_ROLE:
         return True
-    if b.policy.is_approver(who.role):
+    if policy.is_approver(who.role):
         return row.tenant == who.tenant
     return row.requester == who.user_id
 
 
-async def visible_approvals(b: Backends, who: Principal, *, status: str | None, limit: int) -> list[Approval]:
+async def visible_approvals(
+    records: Records, policy: PolicyMatrix, who: Principal, *, status: str | None, limit: int
+) -> list[Approval]:
     """The caller's own approvals, or every approval of the tenant (all, for admins) for approver roles."""
-    approver = b.policy.is_approver(who.role)
-    rows = await b.records.list_approvals(
+    approver = policy.is_approver(who.role)
+    rows = await records.list_approvals(
         status=status, requester=None if approver else who.user_id, limit=limit
     )
-    return [r for r in rows if _sees(b, who, r)]
+    return [r for r in rows if _sees(policy, who, r)]
 
 
 def approval_view(row: Approval) -> dict[str, Any]:
@@ -76,20 +78,23 @@ def approval_view(row: Approval) -> dict[str, Any]:
     }
 
 
-async def decide(b: Backends, who: Principal, approval_id: str, body: dict[str, Any]) -> Resumed:
-    """Record `who`'s decision on an approval and queue the run that resumes its thread.
+async def decide(
+    records: Records, policy: PolicyMatrix, who: Principal, approval_id: str, body: dict[str, Any]
+) -> Resumed:
+    """Record `who`'s decision on an approval (checked against `policy`, the matrix in force) and queue the
+    run that resumes its thread.
 
     A request already decided whose thread still waits for it (the resume was lost: a crash right after
     the UPDATE) has its run queued now with the recorded decision, and the caller gets a 409 saying so.
     A request whose thread is gone or has moved on is a 404, and nothing is recorded.
     """
-    row = await b.records.get_approval(approval_id)
+    row = await records.get_approval(approval_id)
     if row is None:
         raise NotFound(f"no approval request {approval_id}")
-    if not _sees(b, who, row):
+    if not _sees(policy, who, row):
         # Audited, but answered like a missing request: another tenant learns nothing about it.
         await refuse(
-            b.records,
+            records,
             row,
             approver=who.user_id,
             decision=body.get("decision"),
@@ -99,20 +104,20 @@ async def decide(b: Backends, who: Principal, approval_id: str, body: dict[str, 
     # The approver is the authenticated user; the args hash is the one the client was shown, if it sends it.
     shown = body.get("args_hash") or row.args_hash
     choice = parse_decision({**body, "approver": who.user_id, "args_hash": shown})
-    await check_approver(b.records, b.policy, row, choice, who.role)
+    await check_approver(records, policy, row, choice, who.role)
     stuck = await _waits_without_run(row)
     if row.status != "pending":
         detail = f"approval {approval_id} was already {row.status} by {row.decided_by}"
         if stuck:
-            run_id = await _resume(b, row, recorded_resume(row))
+            run_id = await _resume(records, row, recorded_resume(row))
             detail += f"; its run had not gone on and is queued now (run {run_id})"
         raise Conflict(detail)
     if not stuck:
         raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
-    await record_decision(b.records, b.policy, row, choice, who.role)
-    run_id = await _resume(b, row, choice.as_resume())
+    await record_decision(records, policy, row, choice, who.role)
+    run_id = await _resume(records, row, choice.as_resume())
     return Resumed(
-        approval=await b.records.get_approval(approval_id) or row, run_id=run_id, thread_id=row.thread_id
+        approval=await records.get_approval(approval_id) or row, run_id=run_id, thread_id=row.thread_id
     )
 
 
@@ -140,11 +145,11 @@ async def _waits_without_run(row: Approval) -> bool:
     return True
 
 
-async def _resume(b: Backends, row: Approval, resume: dict[str, Any]) -> str:
+async def _resume(records: Records, row: Approval, resume: dict[str, Any]) -> str:
     """Queue the resume through the server's API, as the requester's execution (identity from the record)."""
     from langgraph_sdk import get_client
 
-    execution = await b.records.get_execution(row.execution_id)
+    execution = await records.get_execution(row.execution_id)
     if execution is None:
         raise NotFound(f"no execution {row.execution_id} for approval {row.approval_id}")
     client = get_client()  # in-process: keel's own call, authorised above

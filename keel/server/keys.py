@@ -22,8 +22,9 @@ from pathlib import Path
 import yaml
 
 from keel.context import InvalidContext, RunContext
+from keel.identity import Principal
 
-__all__ = ["Principal", "ApiKeys", "ApiKeysError", "hash_key"]
+__all__ = ["ApiKeys", "ApiKeysError", "hash_key"]
 
 
 class ApiKeysError(ValueError):
@@ -33,15 +34,6 @@ class ApiKeysError(ValueError):
 def hash_key(key: str) -> str:
     """The stored form of an API key: hex sha256."""
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Principal:
-    """Who an API key belongs to."""
-
-    user_id: str
-    role: str
-    tenant: str = "default"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,16 +20,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from keel.app import server_backends as _backends
+from keel.app.server_backends import server_backends
+from keel.budget import BudgetLedger, BudgetStatus
 from keel.errors import Conflict, Forbidden, KeelError, NotFound
+from keel.identity import Principal, principal_of
 from keel.records import RecordsUnavailable
-from keel.server import backends as _backends
 from keel.server.auth import load_keys
-from keel.server.backends import server_backends
 from keel.server.feedback import record_feedback
 from keel.server.health import health_report
-from keel.server.identity import principal_of
 from keel.server.inbox import ADMIN_ROLE, approval_view, decide, visible_approvals
-from keel.server.keys import Principal
 from keel.server.openapi import SPEC
 
 __all__ = ["app"]
@@ -115,7 +115,7 @@ def _path_id(request: Request, name: str) -> str:
 
 async def health(request: Request, who: Principal) -> Response:
     report = await health_report(
-        server_backends(), window_s=_int_param(request, "window_s", 3600, 1, 604_800)
+        server_backends().records, window_s=_int_param(request, "window_s", 3600, 1, 604_800)
     )
     return JSONResponse(report, status_code=200)
 
@@ -130,8 +130,10 @@ async def list_approvals(request: Request, who: Principal) -> Response:
     status = request.query_params.get("status", "pending")
     if status not in _STATUSES:
         raise BadRequest(f"status must be one of {', '.join(_STATUSES)}")
+    b = server_backends()
     rows = await visible_approvals(
-        server_backends(),
+        b.records,
+        b.policy.current(),
         who,
         status=None if status == "all" else status,
         limit=_int_param(request, "limit", 100, 1, 500),
@@ -146,7 +148,8 @@ async def decide_approval(request: Request, who: Principal) -> Response:
         raise BadRequest("reason must be a string of at most 2000 characters")
     if "args" in body and body.get("decision") != "edit":
         raise BadRequest("args are only accepted with decision 'edit'")
-    done = await decide(server_backends(), who, approval_id, body)
+    b = server_backends()
+    done = await decide(b.records, b.policy.current(), who, approval_id, body)
     return JSONResponse(
         {"approval": approval_view(done.approval), "thread_id": done.thread_id, "run_id": done.run_id},
         status_code=202,
@@ -163,13 +166,13 @@ async def feedback(request: Request, who: Principal) -> Response:
     if comment is not None and (not isinstance(comment, str) or len(comment) > 2000):
         raise BadRequest("comment must be a string of at most 2000 characters")
     out = await record_feedback(
-        server_backends(), who, execution_id=execution_id, score=score, comment=comment
+        server_backends().records, who, execution_id=execution_id, score=score, comment=comment
     )
     return JSONResponse(out, status_code=201)
 
 
-def _ledger() -> Any:
-    ledger = getattr(server_backends(), "ledger", None)
+def _ledger() -> BudgetLedger:
+    ledger = server_backends().ledger
     if ledger is None:
         raise _Disabled("budgets are not enabled in this deployment")
     return ledger
@@ -200,7 +203,7 @@ async def put_budget(request: Request, who: Principal) -> Response:
     return JSONResponse(_budget_view(await ledger.status(user_id)))
 
 
-def _budget_view(status: Any) -> dict[str, Any]:
+def _budget_view(status: BudgetStatus) -> dict[str, Any]:
     """The ledger's status with money as plain decimals ("0.00000000", never "0E-8")."""
     view = status.as_dict()
     for name in ("limit", "spent", "reserved", "remaining"):

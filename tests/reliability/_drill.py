@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel, tool_call
 

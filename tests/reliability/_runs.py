@@ -10,11 +10,11 @@ from typing import Any
 from _drill import Job, Totals, email_turn
 from langchain_core.messages import AIMessage, BaseMessage
 
+from keel.app.service import Keel, RunOutcome
 from keel.errors import KeelError
 from keel.guards.errors import GuardUnavailable
 from keel.hotstate import HotStateUnavailable
 from keel.records import RecordsUnavailable
-from keel.service import Keel, RunOutcome
 from keel.stop_reasons import STOP_REASONS
 from keel.testing.fake_model import FakeChatModel
 from keel.testing.openai_server import Reply

@@ -31,7 +31,7 @@ from _drill import email_turn  # noqa: E402
 from _runs import HANDLED  # noqa: E402
 from langchain_core.messages import AIMessage, BaseMessage  # noqa: E402
 
-from keel.service import Keel  # noqa: E402
+from keel.app.service import Keel  # noqa: E402
 from keel.settings import Settings  # noqa: E402
 from keel.testing.fake_model import FakeChatModel  # noqa: E402
 from keel.tools.registry import default_registry  # noqa: E402

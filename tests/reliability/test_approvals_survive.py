@@ -42,7 +42,7 @@ async def test_a_decision_recorded_whose_resume_never_ran_is_carried_out_by_resu
         row = await keel.records.get_approval(out.approval["approval_id"])
         # The approving process died right after its UPDATE: the decision is recorded, nothing resumed.
         choice = ApprovalDecision(decision="approve", approver="ops", args_hash=row.args_hash)
-        await record_decision(keel.records, keel.backends.policy, row, choice, "admin")
+        await record_decision(keel.records, keel.backends.policy.current(), row, choice, "admin")
         with pytest.raises(Conflict, match=f"keel resume {out.thread_id}"):
             await keel.decide(row.approval_id, "approve", approver="ops", approver_role="admin")
         done = await keel.resume(out.thread_id)

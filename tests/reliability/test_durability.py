@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _DIE_AFTER_A_SLOW_CHECKPOINT = textwrap.dedent("""
     import asyncio, os, sys
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-    from keel.service import Keel
+    from keel.app.service import Keel
     from keel.settings import Settings
     from keel.testing.fake_model import FakeChatModel
 
@@ -59,7 +59,7 @@ async def test_a_run_killed_in_the_step_after_a_slow_checkpoint_resumes(tmp_path
     )
     assert proc.returncode == 137, proc.stderr[-2000:]
 
-    from keel.service import Keel
+    from keel.app.service import Keel
     from keel.testing.fake_model import FakeChatModel
 
     settings = Settings(home=tmp_path)

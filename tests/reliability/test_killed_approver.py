@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _APPROVE_THEN_DIE = """
 import os, sys
 from langgraph.types import Command
-from keel import service
+from keel.app import service
 
 drive = service.Keel._drive
 

@@ -14,7 +14,7 @@ import pytest
 from _drill import Totals, check, drill_seed, jobs
 from _runs import drive_job, respond
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 from keel.testing.openai_server import Chaos, FakeOpenAIServer, Fault, Reply
 

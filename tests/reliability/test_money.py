@@ -13,10 +13,10 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_openai import ChatOpenAI
 
+from keel.app.service import Keel
 from keel.budget import BudgetLedger
 from keel.records import Records, RecordsUnavailable
 from keel.scripted_model import ScriptedChatModel
-from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import tool_call
 from keel.testing.openai_server import FakeOpenAIServer, Reply
@@ -176,8 +176,8 @@ async def test_a_tool_replayed_after_a_crash_is_not_charged_twice(make_keel, mon
     real = tool_node.make_tool
     crashed: list[bool] = []
 
-    def make_tool(b):
-        node = real(b)
+    def make_tool(**deps):
+        node = real(**deps)
 
         async def tool(state, config, runtime):
             update = await node(state, config, runtime)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from keel.cli import app
 from keel.context import RunContext
 from keel.models import make_chat_model
-from keel.nodes._shared import ModelCallFailed, call_model
+from keel.nodes._shared import ModelCallFailed, ModelCalls, call_model
 from keel.settings import Settings
 from keel.testing.fake_model import Slow, tool_call
 
@@ -38,7 +38,7 @@ async def test_a_run_with_one_tool_done_still_succeeds(make_keel):
 
 
 async def test_unreachable_model_names_its_cause_in_record_and_answer(settings: Settings, workspace: Path):
-    from keel.service import Keel
+    from keel.app.service import Keel
 
     s = settings.model_copy(update={"model_provider": "openai", "openai_base_url": UNREACHABLE})
     async with Keel.open(s, model=make_chat_model(s), model_name="fake-model") as keel:
@@ -75,9 +75,14 @@ async def test_exhausted_records_pool_is_a_store_failure_not_the_model(make_keel
         async with b.records.engine.connect() as held:  # the pool's only connection, held
             await held.execute(sa.text("SELECT 1"))
             with pytest.raises(ModelCallFailed) as failed:
-                await call_model(
-                    b, b.model, [HumanMessage("hi")], {}, config, run=run, model_name=b.model_name
+                calls = ModelCalls(
+                    settings=b.settings,
+                    prices=b.prices,
+                    guards=b.guards,
+                    telemetry=b.telemetry,
+                    model_name=b.model_name,
                 )
+                await call_model(calls, b.model, [HumanMessage("hi")], {}, config, run=run)
         assert failed.value.reason == "guard_unavailable", failed.value.detail
         assert "TimeoutError" in failed.value.detail
         assert keel.fake_model.calls == []  # the model was never called, and no fallback was due

@@ -15,8 +15,8 @@ import pytest
 from _drill import Job, email_turn
 from _servers import ThrowawayPostgres
 
+from keel.app.service import Keel
 from keel.errors import StoreUnavailable
-from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel
 

@@ -20,7 +20,7 @@ from _invariants import *  # noqa: F403 - the shared zero-tolerance tests
 from _runs import drive_job, outage_model
 from _servers import ThrowawayPostgres
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 
 pytestmark = pytest.mark.redis  # the shared Redis holds this drill's hot state, under its own prefix

@@ -18,7 +18,7 @@ from _drill import Totals, check, drill_seed, jobs
 from _runs import drive_job, outage_model
 from _servers import ThrowawayRedis
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+from keel.app.service import Keel
 from keel.scripted_model import ScriptedChatModel
-from keel.service import Keel
 from keel.settings import Settings
 
 

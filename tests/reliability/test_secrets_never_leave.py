@@ -20,8 +20,8 @@ from langchain_core.messages import AIMessage
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from keel.app.service import Keel
 from keel.observability import configure_logging, prometheus_text
-from keel.service import Keel
 from keel.settings import Settings
 from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply
 

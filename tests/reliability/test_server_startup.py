@@ -14,10 +14,11 @@ import pytest
 from blockbuster import BlockBuster
 from langchain_core.messages import HumanMessage
 
-import keel.server.backends as server
-from keel.backends import open_checkpointer
+import keel.app.server_backends as server
+from keel.app.backends import open_checkpointer
+from keel.app.server_graph import always_sync, make_graph
 from keel.context import RunContext
-from keel.graphs.agent import always_sync, build_graph, make_graph
+from keel.graphs.agent import build_graph
 from keel.testing.fake_model import tool_call
 
 

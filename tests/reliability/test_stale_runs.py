@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from keel.service import Keel
+from keel.app.service import Keel
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 _DIE_MID_RUN = textwrap.dedent("""
     import asyncio, os, sys
-    from keel.service import Keel
+    from keel.app.service import Keel
     from keel.settings import Settings
     from keel.testing.fake_model import FakeChatModel
 

@@ -18,14 +18,14 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from keel.app.backends import Backends, open_checkpointer
 from keel.approvals import ApprovalDecision, check_approver, record_decision, recorded_resume
-from keel.backends import Backends, open_checkpointer
 from keel.context import InvalidContext, RunContext, check_task_size
 from keel.errors import Conflict, Forbidden, NotFound, StoreUnavailable, describe
 from keel.graphs.agent import build_graph
 from keel.guards import Guard, NextCall
 from keel.prompts import continue_message, original_request
-from keel.records import Approval
+from keel.records import Approval, Records
 from keel.settings import Settings
 from keel.tools.registry import ToolRegistry
 
@@ -107,13 +107,13 @@ class Keel:
             await backends.aclose()
 
     @property
-    def records(self):  # noqa: ANN201 - keel.records.Records
+    def records(self) -> Records:
         return self.backends.records
 
     def _context(self, user_id: str, role: str, tenant: str, execution_id: str | None = None) -> RunContext:
-        if role not in self.backends.policy.roles:
-            known = ", ".join(sorted(self.backends.policy.roles))
-            raise InvalidContext(f"unknown role {role!r} (known: {known})")
+        roles = self.backends.policy.current().roles
+        if role not in roles:
+            raise InvalidContext(f"unknown role {role!r} (known: {', '.join(sorted(roles))})")
         return RunContext(
             user_id=user_id,
             role=role,
@@ -216,7 +216,7 @@ class Keel:
             reason=reason,
             args_hash=args_hash if args_hash is not None else row.args_hash,
         )
-        await check_approver(self.records, self.backends.policy, row, choice, approver_role)
+        await check_approver(self.records, self.backends.policy.current(), row, choice, approver_role)
         execution = await self.records.get_execution(row.execution_id)
         if execution is None:
             raise NotFound(f"no execution {row.execution_id} for approval {approval_id}")
@@ -227,7 +227,7 @@ class Keel:
         if waiting != approval_id:
             # Checked before anything is recorded: a decision nobody can carry out must not be stored.
             raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
-        await record_decision(self.records, self.backends.policy, row, choice, approver_role)
+        await record_decision(self.records, self.backends.policy.current(), row, choice, approver_role)
         ctx = self._context(execution.user_id, execution.role, execution.tenant, execution.execution_id)
         return await self._drive(Command(resume=choice.as_resume()), row.thread_id, ctx, on_step, on_token)
 

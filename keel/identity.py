@@ -9,7 +9,7 @@ context that names someone else is refused.
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -17,9 +17,25 @@ from langgraph.runtime import Runtime
 
 from keel.context import InvalidContext, RunContext
 from keel.errors import Forbidden
-from keel.server.keys import Principal
 
-__all__ = ["IdentityMismatch", "auth_principal", "principal_of", "run_context", "decision_from_server"]
+__all__ = [
+    "Principal",
+    "IdentityMismatch",
+    "auth_principal",
+    "principal_of",
+    "run_context",
+    "decision_from_server",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """Who a request is authenticated as (an API key's owner on the server)."""
+
+    user_id: str
+    role: str
+    tenant: str = "default"
+
 
 STUDIO_ROLE = "user"
 """Role given to LangGraph Studio's local user on `langgraph dev` (LangSmith-authenticated)."""

@@ -7,9 +7,9 @@ from typing import Any
 
 from rich.console import Console
 
+from keel.app.service import Keel
 from keel.render import approvals_table, audit_table, section, show, step_line
 from keel.scripted_model import SCRIPTED_LABEL
-from keel.service import Keel
 from keel.settings import Settings
 
 __all__ = ["run_demo", "seed_demo_files", "DEMO_TASK", "DEMO_USER"]

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -33,11 +32,13 @@ _CHECKPOINT_SETUP_LOCK = 0x6B65656C  # "keel"
 
 @dataclass(kw_only=True)
 class Backends:
-    """What the nodes use. Built without I/O; `await ready()` runs migrations once."""
+    """Every backend of one process; `build_graph` hands each node the few it uses. Built without I/O;
+    `await ready()` runs migrations once."""
 
     settings: Settings
     records: Records
-    policy: PolicyMatrix
+    policy: PolicyWatcher
+    """The one accessor of the policy in force: `policy.current()` (re-read when its file changes)."""
     prices: PriceTable
     registry: ToolRegistry
     workspace: Workspace
@@ -52,14 +53,10 @@ class Backends:
     """Logs, traces and the LangSmith tracer (keel.observability)."""
     memory: MemoryBackends | None = None
     """Long-term memory, working memory and the context fitter (memory/)."""
-    _close_guards: Any = field(default=None, repr=False)
+    _close_guards: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _ready: bool = field(default=False, repr=False)
     _readiness: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
-    _policy_watch: PolicyWatcher | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        self._policy_watch = PolicyWatcher(self.policy)
 
     @classmethod
     def from_settings(
@@ -81,7 +78,7 @@ class Backends:
             pool_size=settings.records_pool_size,
             pool_timeout_s=settings.records_pool_timeout_s,
         )
-        policy = PolicyMatrix.load(settings.policy_file)
+        policy = PolicyWatcher(PolicyMatrix.load(settings.policy_file))
         prices = PriceTable.load(settings.prices_file)
         name = model_name or settings.model
         prices.check_model(name)
@@ -139,17 +136,6 @@ class Backends:
     def mark_ready(self) -> None:
         """Record that the records schema is at head, migrated elsewhere (the server does it off-loop)."""
         self._ready = True
-
-    def current_policy(self) -> PolicyMatrix:
-        """The matrix in force, re-read if its file changed (one `stat`); an invalid edit is logged and
-        the previous matrix stays in force."""
-        self.policy = self._watch().current()
-        return self.policy
-
-    def _watch(self) -> PolicyWatcher:
-        if self._policy_watch is None or self._policy_watch.matrix is not self.policy:
-            self._policy_watch = PolicyWatcher(self.policy)  # `policy` was replaced from outside
-        return self._policy_watch
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from keel.backends import Backends
+from keel.app.backends import Backends
 from keel.settings import Settings
 
 __all__ = ["server_backends", "server_settings", "start", "stop"]

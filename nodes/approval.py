@@ -12,7 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from keel.approvals import ApprovalDecision, parse_decision, refuse
+from keel.approvals import ApprovalDecision, approval_view, parse_decision, refuse
 from keel.audit import audit_event
 from keel.backends import Backends
 from keel.context import RunContext
@@ -20,7 +20,7 @@ from keel.errors import Forbidden
 from keel.graphs.state import AgentState, PendingCall
 from keel.nodes._shared import thread_id_of
 from keel.records import Approval
-from keel.redaction import for_approver, hidden_fields
+from keel.redaction import for_approver
 from keel.server.identity import decision_from_server, run_context
 from keel.tools.executor import ToolCallRefused, args_digest
 
@@ -92,20 +92,7 @@ def make_approval(b: Backends):
         index = next(i for i, c in enumerate(pending) if c.get("status") == "ask")
         call = pending[index]
         row = await _request(call, run, thread)
-        answer = interrupt(
-            {
-                "approval_id": row.approval_id,
-                "tool": row.tool,
-                "args": row.args,
-                "args_hash": row.args_hash,
-                "resource": row.resource,
-                "hidden": hidden_fields({"args": row.args, "resource": row.resource}),
-                "rule": row.rule,
-                "reason": row.reason,
-                "requester": row.requester,
-                "expires_at": row.expires_at.isoformat(),
-            }
-        )
+        answer = interrupt(approval_view(row))
         if row.status == "pending":  # not decided through keel: a raw resume on the Server API
             try:
                 answer = decision_from_server(config, runtime, answer, is_approver=b.policy.is_approver)

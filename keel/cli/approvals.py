@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from keel.approvals import approval_view
 from keel.cli._common import (
     EXIT_CODES_HELP,
     JsonOpt,
@@ -20,7 +21,7 @@ from keel.cli._common import (
     print_json,
     show,
 )
-from keel.render import approval_hidden, approvals_table
+from keel.render import approvals_table
 
 __all__ = ["approvals_app"]
 
@@ -41,7 +42,7 @@ def approvals_list(
 
     rows = call(go)
     if as_json:
-        print_json(out, [{**r.as_dict(), "hidden": approval_hidden(r)} for r in rows])
+        print_json(out, [approval_view(r) for r in rows])
     else:
         show(out, approvals_table(rows))
 

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from keel.approvals import approval_view
 from keel.errors import Conflict, Forbidden, KeelError, NotFound
 from keel.records import RecordsUnavailable
 from keel.server import backends as _backends
@@ -28,7 +29,7 @@ from keel.server.backends import server_backends
 from keel.server.feedback import record_feedback
 from keel.server.health import health_report
 from keel.server.identity import principal_of
-from keel.server.inbox import ADMIN_ROLE, approval_view, decide, visible_approvals
+from keel.server.inbox import ADMIN_ROLE, decide, visible_approvals
 from keel.server.keys import Principal
 from keel.server.openapi import SPEC
 

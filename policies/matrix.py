@@ -20,6 +20,7 @@ from typing import Any, Literal, cast, get_args
 import yaml
 
 __all__ = [
+    "ADMIN_ROLE",
     "DEFAULT_POLICY",
     "EFFECTS",
     "MAX_POLICY_BYTES",
@@ -36,6 +37,10 @@ EFFECTS: frozenset[str] = frozenset(get_args(Effect))
 MAX_POLICY_BYTES = 1 << 20
 DEFAULT_POLICY = Path(str(resources.files(__package__).joinpath("default.yaml")))
 """The policy shipped with keel (``policies/default.yaml``)."""
+ADMIN_ROLE = "admin"
+"""The role that sees every owner's and tenant's data on the server (threads, approvals, budgets, feedback)
+and approves by default when a policy lists no ``approvers``. A code constant, not a policy fact: the
+matrix decides tool calls and is hot-reloaded from an operator's file; cross-tenant reads stay fixed."""
 
 _TOP_KEYS = ("version", "roles", "approvers", "rules")
 _RULE_FIELDS = ("role", "tool", "resource", "effect")
@@ -247,7 +252,7 @@ class _Parser:
         rules = tuple(self.rule(i, node) for i, node in enumerate(top["rules"].value, 1))
         declared = frozenset(self.names(top["roles"], "roles")) if "roles" in top else None
         roles = _check_rules(rules, declared, self.source)
-        approvers = frozenset({"admin"} & roles)
+        approvers = frozenset({ADMIN_ROLE} & roles)
         if "approvers" in top:
             listed = self.names(top["approvers"], "approvers")
             for name, line in listed.items():

@@ -21,6 +21,7 @@ from keel.cli._common import (
     print_json,
     show,
 )
+from keel.policies import ADMIN_ROLE
 from keel.render import approvals_table
 
 __all__ = ["approvals_app"]
@@ -82,7 +83,9 @@ def _decide(
 
 
 _APPROVER = typer.Option(getpass.getuser(), "--approver", help="Who decides (recorded).")
-_APPROVER_ROLE = typer.Option("admin", "--approver-role", help="The approver's role (must be an approver).")
+_APPROVER_ROLE = typer.Option(
+    ADMIN_ROLE, "--approver-role", help="The approver's role (must be an approver)."
+)
 _ARGS_HASH = typer.Option(
     None,
     "--args-hash",

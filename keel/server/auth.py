@@ -17,14 +17,14 @@ from typing import Any
 from langgraph_sdk import Auth
 
 from keel.approvals import refuse
+from keel.policies import ADMIN_ROLE
 from keel.server.backends import server_backends
 from keel.server.identity import principal_of
 from keel.server.keys import ApiKeys, ApiKeysError, Principal
 
-__all__ = ["auth", "load_keys", "DEV_KEYS_FILE", "ADMIN_ROLE"]
+__all__ = ["auth", "load_keys", "DEV_KEYS_FILE"]
 
 DEV_KEYS_FILE = Path(__file__).resolve().parent / "dev_keys.yaml"
-ADMIN_ROLE = "admin"
 _UNAUTHORIZED = "Unauthorized"
 _log = logging.getLogger(__name__)
 _cache: dict[tuple[str, float], ApiKeys] = {}

@@ -16,12 +16,11 @@ from typing import Any
 from keel.approvals import check_approver, parse_decision, record_decision, recorded_resume, refuse
 from keel.backends import Backends
 from keel.errors import Conflict, NotFound
+from keel.policies import ADMIN_ROLE
 from keel.records import Approval
 from keel.server.keys import Principal
 
-__all__ = ["visible_approvals", "decide", "Resumed", "ADMIN_ROLE"]
-
-ADMIN_ROLE = "admin"
+__all__ = ["visible_approvals", "decide", "Resumed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

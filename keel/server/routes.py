@@ -23,6 +23,7 @@ from starlette.routing import Route
 from keel.approvals import approval_view
 from keel.errors import Conflict, Forbidden, KeelError, NotFound
 from keel.ids import is_id
+from keel.policies import ADMIN_ROLE
 from keel.records import RecordsUnavailable
 from keel.server import backends as _backends
 from keel.server.auth import load_keys
@@ -30,7 +31,7 @@ from keel.server.backends import server_backends
 from keel.server.feedback import record_feedback
 from keel.server.health import health_report
 from keel.server.identity import principal_of
-from keel.server.inbox import ADMIN_ROLE, decide, visible_approvals
+from keel.server.inbox import decide, visible_approvals
 from keel.server.keys import Principal
 from keel.server.openapi import SPEC
 

@@ -17,13 +17,15 @@ __all__ = ["MAX_YAML_BYTES", "YamlDoc", "YamlFileError"]
 
 MAX_YAML_BYTES = 1 << 20
 """A configuration file larger than this is refused before it is parsed."""
+_NULL = "tag:yaml.org,2002:null"
 
 
 class YamlFileError(ValueError):
-    """A configuration file is unreadable or invalid; the message is always ``<file>:<line>: <reason>``."""
+    """A configuration file is unreadable or invalid; the message is ``<file>:<line>: <reason>`` (line 0:
+    no line to point at, such as a setting that names no file: ``<source>: <reason>``)."""
 
     def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(f"{source}:{line}: {reason}")
+        super().__init__(f"{source}:{line}: {reason}" if line else f"{source}: {reason}")
         self.source, self.line, self.reason = source, line, reason
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -100,10 +102,18 @@ class YamlDoc:
         return self.mapping(self.root, name, allowed)
 
     def mapping(
-        self, node: yaml.Node, what: str, allowed: Iterable[str] | None = None, *, noun: str = "key"
+        self,
+        node: yaml.Node,
+        what: str,
+        allowed: Iterable[str] | None = None,
+        *,
+        noun: str = "key",
+        null_ok: bool = False,
     ) -> dict[str, yaml.Node]:
         """A mapping node's entries by (string) key: a duplicate key fails, and so does a key outside
-        `allowed` (when given)."""
+        `allowed` (when given). `null_ok`: an empty value (`tools:`) reads as an empty mapping."""
+        if null_ok and isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return {}
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"{what} must be a mapping")
         known = tuple(allowed) if allowed is not None else None

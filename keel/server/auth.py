@@ -36,10 +36,10 @@ def _keys_path() -> Path:
     b = server_backends()
     path = b.settings.api_keys_file
     if path is None:
-        raise ApiKeysError("KEEL_API_KEYS_FILE is not set: no API key can be accepted")
+        raise ApiKeysError("KEEL_API_KEYS_FILE", 0, "not set, so no API key can be accepted")
     path = path.resolve()
     if path == DEV_KEYS_FILE and b.settings.profile == "postgres":
-        raise ApiKeysError(f"{path}: the development keys may not be used with the postgres profile")
+        raise ApiKeysError(str(path), 1, "the development keys may not be used with the postgres profile")
     return path
 
 

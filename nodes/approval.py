@@ -12,7 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from keel.approvals import ApprovalDecision, approval_view, parse_decision, refuse
+from keel.approvals import ApprovalDecision, approval_view, check_args_hash, parse_decision, refuse
 from keel.audit import audit_event
 from keel.backends import Backends
 from keel.context import RunContext
@@ -69,14 +69,10 @@ def make_approval(b: Backends):
         if row.status != "pending":
             return row
         decision: ApprovalDecision = parse_decision(answer)
-        status = decision.status
-        if datetime.now(UTC) >= row.expires_at:
-            status = "expired"
-        elif decision.args_hash is not None and decision.args_hash != row.args_hash:
-            raise ValueError("the decision was made for other arguments (args_hash differs); ask again")
+        await check_args_hash(b.records, row, decision)  # the same 409 (audited) as the CLI's and the API's
         await b.records.decide_approval(
             row.approval_id,
-            status=status,
+            status="expired" if datetime.now(UTC) >= row.expires_at else decision.status,
             decided_by=decision.approver,
             reason=decision.reason,
             edited_args=decision.args,

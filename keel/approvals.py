@@ -1,4 +1,4 @@
-"""Approval decisions: the shape a human's answer takes, and its validation."""
+"""Approvals: the view an approver is shown, the shape a human's answer takes, and its validation."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Approval decisions: the shape a human's answer takes, and its validation."""
+"""Approvals: the view an approver is shown, the shape a human's answer takes, and its validation."""
 
 from __future__ import annotations
 
@@ -9,16 +9,53 @@ from typing import TYPE_CHECKING, Any, Literal
 from keel.audit import audit_event
 from keel.context import RunContext
 from keel.errors import Conflict, Forbidden
+from keel.redaction import hidden_fields
 
 if TYPE_CHECKING:
     from keel.policies.matrix import PolicyMatrix
     from keel.records import Approval, Records
 
-__all__ = ["ApprovalDecision", "parse_decision", "record_decision", "recorded_resume", "refuse", "DECISIONS"]
+__all__ = [
+    "ApprovalDecision",
+    "DECISIONS",
+    "approval_view",
+    "check_approver",
+    "check_args_hash",
+    "parse_decision",
+    "record_decision",
+    "recorded_resume",
+    "refuse",
+]
 
 DECISIONS = ("approve", "edit", "reject")
 _STATUS = {"approve": "approved", "edit": "edited", "reject": "rejected"}
 _DECISION_OF = {"approved": "approve", "edited": "edit", "rejected": "reject", "expired": "reject"}
+
+
+def approval_view(row: Approval) -> dict[str, Any]:
+    """An approval as the approver sees it, wherever it is shown (the node's interrupt, the inbox, the CLI):
+    args and resource as stored for the approver (secrets hidden, the rest exactly what will be done), the
+    args_hash a decision binds to, and `hidden`, the fields whose value was hidden."""
+    return {
+        "approval_id": row.approval_id,
+        "thread_id": row.thread_id,
+        "execution_id": row.execution_id,
+        "tool": row.tool,
+        "args": row.args,
+        "args_hash": row.args_hash,
+        "resource": row.resource,
+        "hidden": hidden_fields({"args": row.args, "resource": row.resource}),
+        "rule": row.rule,
+        "reason": row.reason,
+        "requester": row.requester,
+        "tenant": row.tenant,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+        "decided_by": row.decided_by,
+        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
+        "decision_reason": row.decision_reason,
+    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

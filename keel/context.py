@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 
-__all__ = ["RunContext", "InvalidContext", "TaskTooLarge", "check_task_size"]
+from keel.ids import ID_RULE, is_id
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
+__all__ = ["RunContext", "InvalidContext", "TaskTooLarge", "check_task_size"]
 
 
 class InvalidContext(ValueError):
@@ -48,7 +47,5 @@ class RunContext:
     def __post_init__(self) -> None:
         for name in ("user_id", "role", "tenant", "execution_id", "version"):
             value = getattr(self, name)
-            if not isinstance(value, str) or not _ID.match(value):
-                raise InvalidContext(
-                    f"run context {name}={value!r} is invalid: 1-128 characters of letters, digits, '_.@-'"
-                )
+            if not is_id(value):
+                raise InvalidContext(f"run context {name}={value!r} is invalid: {ID_RULE}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
@@ -12,9 +13,13 @@ from typing import Any
 import yaml
 from langchain_core.messages import BaseMessage
 
+from keel.yamlfile import YamlDoc, YamlFileError
+
 __all__ = ["PriceTable", "PriceError", "UnknownPrice", "usd", "usd_up", "estimate_input_tokens"]
 
 _QUANTUM = Decimal("0.00000001")
+_TOP_KEYS = ("version", "currency", "models", "tools")
+_EMPTY = yaml.ScalarNode("tag:yaml.org,2002:null", "")
 PER_MESSAGE_TOKENS = 8
 """Chat-template framing a provider adds around each message (role markers, separators), at most."""
 
@@ -44,8 +49,15 @@ def estimate_input_tokens(messages: Sequence[BaseMessage], tools: Sequence[dict[
     return total
 
 
-class PriceError(ValueError):
-    """The price file is malformed."""
+class PriceError(YamlFileError):
+    """The price file is malformed: ``FILE:LINE: reason``."""
+
+
+def _price(doc: YamlDoc, node: yaml.Node, name: str) -> float:
+    value = doc.value(node)
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
+        raise doc.fail(node, f"the price of {name!r} must be a non-negative number, got {value!r}")
+    return float(value)
 
 
 class UnknownPrice(KeyError):
@@ -65,26 +77,20 @@ class PriceTable:
 
     @classmethod
     def load(cls, path: Path) -> PriceTable:
-        """Read and validate a price file."""
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise PriceError(f"{path}: cannot read price table: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != 1:
-            raise PriceError(f"{path}: expected a mapping with version: 1")
+        """Read and validate a price file; a mistake names the file, the line and the entry."""
+        doc = YamlDoc.load(path, error=PriceError, kind="price file")
+        top = doc.top(_TOP_KEYS, name="price table", expects="'version', 'models' and 'tools'")
+        doc.version(top)
         models: dict[str, tuple[float, float]] = {}
-        for name, price in (data.get("models") or {}).items():
-            if not isinstance(price, dict) or set(price) != {"input", "output"}:
-                raise PriceError(f"{path}: model {name!r} needs exactly input and output prices")
-            inp, out = price["input"], price["output"]
-            if not all(isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in (inp, out)):
-                raise PriceError(f"{path}: model {name!r} prices must be non-negative numbers")
-            models[str(name)] = (float(inp), float(out))
-        tools: dict[str, float] = {}
-        for name, price in (data.get("tools") or {}).items():
-            if not isinstance(price, int | float) or isinstance(price, bool) or price < 0:
-                raise PriceError(f"{path}: tool {name!r} price must be a non-negative number")
-            tools[str(name)] = float(price)
+        for name, node in doc.mapping(top.get("models", _EMPTY), "models", null_ok=True).items():
+            price = doc.mapping(node, f"model {name!r}", ("input", "output"))
+            if set(price) != {"input", "output"}:
+                raise doc.fail(node, f"model {name!r} needs exactly input and output prices")
+            models[name] = (_price(doc, price["input"], name), _price(doc, price["output"], name))
+        tools = {
+            name: _price(doc, node, name)
+            for name, node in doc.mapping(top.get("tools", _EMPTY), "tools", null_ok=True).items()
+        }
         return cls(models=models, tools=tools, source=str(path))
 
     def check_model(self, model: str) -> None:

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+from sqlalchemy import exc as sa_exc
+
 __all__ = [
+    "CHECKPOINT_STORE_ERRORS",
+    "POOL_TIMEOUTS",
     "KeelError",
     "NotFound",
     "Conflict",
@@ -12,6 +18,36 @@ __all__ = [
     "ToolGuardRefused",
     "describe",
 ]
+
+
+def _pool_timeouts() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sa_exc.TimeoutError]
+    try:
+        from psycopg_pool import PoolTimeout
+    except ImportError:  # the embedded profile does not need psycopg
+        pass
+    else:
+        errors.append(PoolTimeout)
+    return tuple(errors)
+
+
+def _checkpoint_store_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sqlite3.OperationalError, *POOL_TIMEOUTS]
+    try:
+        import psycopg
+    except ImportError:
+        pass
+    else:
+        errors.append(psycopg.OperationalError)
+    return tuple(errors)
+
+
+POOL_TIMEOUTS = _pool_timeouts()
+"""A connection pool's "no connection free in time" (SQLAlchemy's, psycopg_pool's): the store is
+saturated, not the model down."""
+CHECKPOINT_STORE_ERRORS = _checkpoint_store_errors()
+"""Driver errors of the checkpointers (AsyncSqliteSaver, AsyncPostgresSaver) and their pools: a store
+failure, reported in one line (StoreUnavailable), never a crash with a raw traceback."""
 
 
 class KeelError(Exception):

@@ -19,8 +19,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from keel.approvals import approval_view
 from keel.records import Approval, AuditRow, Execution
-from keel.redaction import hidden_fields
 
 __all__ = [
     "Grid",
@@ -30,7 +30,6 @@ __all__ = [
     "plain_cell",
     "step_line",
     "audit_table",
-    "approval_hidden",
     "approvals_table",
     "executions_table",
     "print_json",
@@ -161,17 +160,12 @@ def audit_table(rows: Sequence[AuditRow], title: str = "Audit trail") -> Grid:
     )
 
 
-def approval_hidden(row: Approval) -> list[str]:
-    """The fields of an approval request whose value was hidden from the approver (a secret)."""
-    return hidden_fields({"args": row.args, "resource": row.resource})
-
-
 def approvals_table(rows: Sequence[Approval]) -> Grid:
     """Pending approval requests, with the whole call and its args_hash: the approver approves what is
     shown (`keel approvals approve ID --args-hash H`)."""
     out = []
     for a in rows:
-        hidden = approval_hidden(a)
+        hidden = approval_view(a)["hidden"]
         note = f" (hidden: {', '.join(hidden)})" if hidden else ""
         out.append(
             (

@@ -205,7 +205,7 @@ class LongTermMemory:
 
     def delete_sync(self, scope: MemoryScope, memory_id: str) -> bool:
         scope = self._check(scope)
-        if not isinstance(memory_id, str) or not _MEMORY_ID.match(memory_id):
+        if not isinstance(memory_id, str) or not _MEMORY_ID.fullmatch(memory_id):
             raise InvalidMemory(f"memory id {memory_id!r} is not a keel memory id (m-<32 hex>)")
         col = self._col(scope)
         if col is None or not col.get(ids=[memory_id], where=scope.where(), include=[])["ids"]:

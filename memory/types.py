@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MemoryScope", "Memory", "InvalidMemoryScope", "InvalidMemory"]
+from keel.ids import ID_RULE, is_id
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
-"""The same identifier rule as the run context: no wildcard, `$`, quote, space or empty id gets through."""
+__all__ = ["MemoryScope", "Memory", "InvalidMemoryScope", "InvalidMemory"]
 
 
 class InvalidMemoryScope(ValueError):
@@ -30,11 +28,8 @@ class MemoryScope:
     def __post_init__(self) -> None:
         for name in ("user_id", "tenant"):
             value = getattr(self, name)
-            if not isinstance(value, str) or not _ID.match(value):
-                raise InvalidMemoryScope(
-                    f"memory scope {name}={value!r} is invalid: 1-128 letters, digits or '_.@-', "
-                    "starting with a letter or digit"
-                )
+            if not is_id(value):
+                raise InvalidMemoryScope(f"memory scope {name}={value!r} is invalid: {ID_RULE}")
 
     def where(self) -> dict[str, Any]:
         """The Chroma filter for exactly this scope: both fields, equality only."""

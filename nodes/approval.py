@@ -12,7 +12,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from keel.approvals import ApprovalDecision, parse_decision, refuse
+from keel.approvals import ApprovalDecision, approval_view, check_args_hash, parse_decision, refuse
 from keel.audit import audit_event
 from keel.context import RunContext
 from keel.errors import Forbidden
@@ -21,7 +21,7 @@ from keel.identity import decision_from_server, run_context
 from keel.nodes._shared import thread_id_of
 from keel.policies.watcher import PolicySource
 from keel.records import Approval, Records
-from keel.redaction import for_approver, hidden_fields
+from keel.redaction import for_approver
 from keel.tools.executor import ToolCallRefused, ToolExecutor, args_digest
 
 __all__ = ["make_approval", "approval_id_for"]
@@ -70,14 +70,10 @@ def make_approval(*, records: Records, policy: PolicySource, executor: ToolExecu
         if row.status != "pending":
             return row
         decision: ApprovalDecision = parse_decision(answer)
-        status = decision.status
-        if datetime.now(UTC) >= row.expires_at:
-            status = "expired"
-        elif decision.args_hash is not None and decision.args_hash != row.args_hash:
-            raise ValueError("the decision was made for other arguments (args_hash differs); ask again")
+        await check_args_hash(records, row, decision)  # the same 409 (audited) as the CLI's and the API's
         await records.decide_approval(
             row.approval_id,
-            status=status,
+            status="expired" if datetime.now(UTC) >= row.expires_at else decision.status,
             decided_by=decision.approver,
             reason=decision.reason,
             edited_args=decision.args,
@@ -93,20 +89,7 @@ def make_approval(*, records: Records, policy: PolicySource, executor: ToolExecu
         index = next(i for i, c in enumerate(pending) if c.get("status") == "ask")
         call = pending[index]
         row = await _request(call, run, thread)
-        answer = interrupt(
-            {
-                "approval_id": row.approval_id,
-                "tool": row.tool,
-                "args": row.args,
-                "args_hash": row.args_hash,
-                "resource": row.resource,
-                "hidden": hidden_fields({"args": row.args, "resource": row.resource}),
-                "rule": row.rule,
-                "reason": row.reason,
-                "requester": row.requester,
-                "expires_at": row.expires_at.isoformat(),
-            }
-        )
+        answer = interrupt(approval_view(row))
         if row.status == "pending":  # not decided through keel: a raw resume on the Server API
             try:
                 answer = decision_from_server(

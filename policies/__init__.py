@@ -1,6 +1,7 @@
 """Policies: the permission matrix (``matrix.py``) and the shipped policy and price files."""
 
 from keel.policies.matrix import (
+    ADMIN_ROLE,
     DEFAULT_POLICY,
     EFFECTS,
     MAX_POLICY_BYTES,
@@ -13,6 +14,7 @@ from keel.policies.matrix import (
 )
 
 __all__ = [
+    "ADMIN_ROLE",
     "DEFAULT_POLICY",
     "EFFECTS",
     "MAX_POLICY_BYTES",

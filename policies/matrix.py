@@ -19,7 +19,10 @@ from typing import Any, Literal, cast, get_args
 
 import yaml
 
+from keel.yamlfile import MAX_YAML_BYTES, YamlDoc, YamlFileError, line_of
+
 __all__ = [
+    "ADMIN_ROLE",
     "DEFAULT_POLICY",
     "EFFECTS",
     "MAX_POLICY_BYTES",
@@ -33,25 +36,23 @@ __all__ = [
 
 Effect = Literal["allow", "deny", "ask"]
 EFFECTS: frozenset[str] = frozenset(get_args(Effect))
-MAX_POLICY_BYTES = 1 << 20
+MAX_POLICY_BYTES = MAX_YAML_BYTES
 DEFAULT_POLICY = Path(str(resources.files(__package__).joinpath("default.yaml")))
 """The policy shipped with keel (``policies/default.yaml``)."""
+ADMIN_ROLE = "admin"
+"""The role that sees every owner's and tenant's data on the server (threads, approvals, budgets, feedback)
+and approves by default when a policy lists no ``approvers``. A code constant, not a policy fact: the
+matrix decides tool calls and is hot-reloaded from an operator's file; cross-tenant reads stay fixed."""
 
 _TOP_KEYS = ("version", "roles", "approvers", "rules")
 _RULE_FIELDS = ("role", "tool", "resource", "effect")
 _RULE_KEYS = (*_RULE_FIELDS, "expires_s")
 _GLOB_CHARS = frozenset("*?[")
+_KIND = "policy file"
 
 
-class PolicyError(ValueError):
+class PolicyError(YamlFileError):
     """A policy file is unreadable or invalid; the message is always ``<file>:<line>: <reason>``."""
-
-    def __init__(self, source: str, line: int, reason: str) -> None:
-        super().__init__(f"{source}:{line}: {reason}")
-        self.source, self.line, self.reason = source, line, reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.source, self.line, self.reason)
 
 
 class UnknownRole(ValueError):
@@ -126,25 +127,13 @@ class PolicyMatrix:
     @classmethod
     def load(cls, path: str | Path) -> PolicyMatrix:
         """Read and validate a policy file; raises PolicyError."""
-        source, p = str(path), Path(path)
-        try:
-            with p.open("rb") as f:
-                data = f.read(MAX_POLICY_BYTES + 1)
-            if len(data) > MAX_POLICY_BYTES:
-                raise PolicyError(source, 1, f"policy file is larger than {MAX_POLICY_BYTES} bytes")
-            text = data.decode("utf-8-sig")
-        except OSError as exc:
-            raise PolicyError(source, 1, f"cannot read policy file: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise PolicyError(source, 1, f"policy file is not UTF-8: {exc.reason}") from None
-        return _Parser(text, source).matrix(p.absolute())
+        doc = YamlDoc.load(path, error=PolicyError, kind=_KIND)
+        return _Parser(doc).matrix(Path(path).absolute())
 
     @classmethod
     def from_text(cls, text: str, source: str = "<string>") -> PolicyMatrix:
         """Validate policy YAML given as a string; ``source`` names it in errors and decisions."""
-        if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_BYTES:
-            raise PolicyError(source, 1, f"policy file is larger than {MAX_POLICY_BYTES} bytes")
-        return _Parser(text, source).matrix(None)
+        return _Parser(YamlDoc(text, source, error=PolicyError, kind=_KIND)).matrix(None)
 
     def reload(self) -> PolicyMatrix:
         """Re-read the file into a new matrix; on error this one is untouched and still usable."""
@@ -164,90 +153,41 @@ class PolicyMatrix:
         return Decision(effect="deny", rule=None, source=self.source)
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
-
-
 def _is_glob(pattern: str) -> bool:
     return not _GLOB_CHARS.isdisjoint(pattern)
 
 
 class _Parser:
-    """Walks the composed YAML tree (``yaml.compose``) so every error can point at a node's line."""
+    """Reads a policy document (a `YamlDoc`) into a matrix; every error points at a node's line."""
 
-    def __init__(self, text: str, source: str) -> None:
-        self.source = source
-        try:
-            self.loader = yaml.SafeLoader(text)
-            self.root = self.loader.get_single_node()
-        except yaml.YAMLError as exc:
-            if isinstance(exc, yaml.reader.ReaderError):
-                line, problem = (
-                    text.count("\n", 0, exc.position) + 1,
-                    f"special character #x{exc.character:04x}",
-                )
-            else:
-                mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-                line, problem = (mark.line + 1 if mark else 1), getattr(exc, "problem", None) or str(exc)
-            hint = ' (quote glob patterns: "*")' if "alphabetic or numeric" in problem else ""
-            raise self.fail(line, f"not valid YAML: {problem}{hint}") from None
-
-    def fail(self, line: int, reason: str) -> PolicyError:
-        return PolicyError(self.source, line, reason)
-
-    def value(self, node: yaml.Node) -> Any:
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
-            raise self.fail(_line(node), f"cannot read value: {exc}") from None
-
-    def mapping(
-        self, node: yaml.Node, what: str, line: int, allowed: tuple[str, ...]
-    ) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(line, f"{what} must be a mapping")
-        out: dict[str, yaml.Node] = {}
-        noun = "field" if what.startswith("rule") else "key"
-        for key, val in node.value:
-            name = self.value(key)
-            if name not in allowed:
-                raise self.fail(
-                    _line(key), f"{what}: unknown {noun} {name!r} (expected: {', '.join(allowed)})"
-                )
-            if name in out:
-                raise self.fail(_line(key), f"{what}: duplicate key {name!r}")
-            out[name] = val
-        return out
+    def __init__(self, doc: YamlDoc) -> None:
+        self.doc, self.source = doc, doc.source
+        self.fail, self.value = doc.fail, doc.value
 
     def names(self, node: yaml.Node, what: str) -> dict[str, int]:
         if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(_line(node), f"{what} must be a list of role names")
+            raise self.fail(node, f"{what} must be a list of role names")
         out: dict[str, int] = {}
         for item in node.value:
             name = self.value(item)
             if not isinstance(name, str) or not name or _is_glob(name):
-                raise self.fail(_line(item), f"{what}: {name!r} is not a role name (a non-empty literal)")
+                raise self.fail(item, f"{what}: {name!r} is not a role name (a non-empty literal)")
             if name in out:
-                raise self.fail(_line(item), f"{what}: duplicate role {name!r}")
-            out[name] = _line(item)
+                raise self.fail(item, f"{what}: duplicate role {name!r}")
+            out[name] = line_of(item)
         return out
 
     def matrix(self, path: Path | None) -> PolicyMatrix:
-        if self.root is None:
-            raise self.fail(1, "empty policy: expected a mapping with 'version' and 'rules'")
-        top = self.mapping(self.root, "policy", 1, _TOP_KEYS)
-        if "version" not in top:
-            raise self.fail(1, "missing 'version' (expected 1)")
-        if type(version := self.value(top["version"])) is not int or version != 1:
-            raise self.fail(_line(top["version"]), f"unsupported version {version!r} (expected 1)")
+        top = self.doc.top(_TOP_KEYS, name="policy", expects="'version' and 'rules'")
+        self.doc.version(top)
         if "rules" not in top:
             raise self.fail(1, "missing 'rules' (a list; may be empty)")
         if not isinstance(top["rules"], yaml.SequenceNode):
-            raise self.fail(_line(top["rules"]), "'rules' must be a list")
+            raise self.fail(top["rules"], "'rules' must be a list")
         rules = tuple(self.rule(i, node) for i, node in enumerate(top["rules"].value, 1))
         declared = frozenset(self.names(top["roles"], "roles")) if "roles" in top else None
         roles = _check_rules(rules, declared, self.source)
-        approvers = frozenset({"admin"} & roles)
+        approvers = frozenset({ADMIN_ROLE} & roles)
         if "approvers" in top:
             listed = self.names(top["approvers"], "approvers")
             for name, line in listed.items():
@@ -260,29 +200,27 @@ class _Parser:
 
     def rule(self, index: int, node: yaml.Node) -> Rule:
         where = f"rule #{index}"
-        fields = self.mapping(node, where, _line(node), _RULE_KEYS)
+        fields = self.doc.mapping(node, where, _RULE_KEYS, noun="field")
         if missing := [f for f in _RULE_FIELDS if f not in fields]:
-            raise self.fail(_line(node), f"{where}: missing field(s) {', '.join(missing)}")
+            raise self.fail(node, f"{where}: missing field(s) {', '.join(missing)}")
         values: dict[str, str] = {}
         for name in _RULE_FIELDS:
             if not isinstance(val := self.value(fields[name]), str) or not val:
-                raise self.fail(
-                    _line(fields[name]), f"{where}: {name} must be a non-empty string, got {val!r}"
-                )
+                raise self.fail(fields[name], f"{where}: {name} must be a non-empty string, got {val!r}")
             values[name] = val
         if (effect := values.pop("effect")) not in EFFECTS:
-            raise self.fail(
-                _line(fields["effect"]), f"{where}: unknown effect {effect!r} (allow, deny or ask)"
-            )
+            raise self.fail(fields["effect"], f"{where}: unknown effect {effect!r} (allow, deny or ask)")
         expires_s = None
         if (exp_node := fields.get("expires_s")) is not None:
             if effect != "ask":
-                raise self.fail(_line(exp_node), f"{where}: expires_s is only allowed on ask rules")
+                raise self.fail(exp_node, f"{where}: expires_s is only allowed on ask rules")
             raw = self.value(exp_node)
             if type(raw) not in (int, float) or not math.isfinite(raw) or raw <= 0:
-                raise self.fail(_line(exp_node), f"{where}: expires_s must be a positive number, got {raw!r}")
+                raise self.fail(exp_node, f"{where}: expires_s must be a positive number, got {raw!r}")
             expires_s = float(raw)
-        return Rule(index=index, effect=cast(Effect, effect), line=_line(node), expires_s=expires_s, **values)
+        return Rule(
+            index=index, effect=cast(Effect, effect), line=line_of(node), expires_s=expires_s, **values
+        )
 
 
 def _check_rules(rules: tuple[Rule, ...], declared: frozenset[str] | None, source: str) -> frozenset[str]:

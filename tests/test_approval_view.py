@@ -3,14 +3,23 @@ is told which field was hidden. Args and resource follow the same rule; the audi
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage
+from typer.testing import CliRunner
 
+from keel.app.service import Keel
+from keel.approvals import approval_view
+from keel.cli import app
+from keel.identity import Principal
 from keel.records import Approval
 from keel.redaction import REDACTED, for_approver, hidden_fields
 from keel.render import approvals_table
-from keel.server.inbox import approval_view
+from keel.server.inbox import visible_approvals
+from keel.settings import Settings
 
 KEY = "sk-proj-Qm7Lp2Xv9Tr4Wz8Nk3Hb6Jd1Fs5Gc0AeYu"
 
@@ -57,6 +66,31 @@ def test_args_and_resource_follow_one_rule() -> None:
     shown = for_approver({"args": {"to": "a@b.co", "path": f"~/{KEY}.md"}, "resource": f"own:{KEY}.md"})
     assert shown == {"args": {"to": "a@b.co", "path": f"~/{REDACTED}.md"}, "resource": f"own:{REDACTED}.md"}
     assert hidden_fields(shown) == ["args.path", "resource"]
+
+
+def test_the_interrupt_the_inbox_and_the_cli_show_one_view(tmp_path: Path) -> None:
+    """One paused call: what the node interrupts with, what the inbox answers and what `keel approvals
+    list --json` prints are the same view (keys, hidden list, args_hash), built in one place."""
+    runner, env = CliRunner(), {"KEEL_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+    task = f"email bob@example.com about keys: use key {KEY} for the API"
+    ran = runner.invoke(app, ["run", task, "--user", "alice", "--json"], env=env)
+    assert ran.exit_code == 3, ran.output
+    interrupted = json.loads(ran.stdout)["approval"]
+    listed = runner.invoke(app, ["approvals", "list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    (cli_view,) = json.loads(listed.stdout)
+
+    async def inbox() -> list[Approval]:
+        async with Keel.open(Settings(home=tmp_path / "home")) as keel:
+            ops = Principal(user_id="ops", role="admin")
+            b = keel.backends
+            return await visible_approvals(b.records, b.policy.current(), ops, status="pending", limit=10)
+
+    (inbox_view,) = [json.loads(json.dumps(approval_view(r))) for r in asyncio.run(inbox())]  # as sent
+
+    assert interrupted == cli_view == inbox_view
+    assert interrupted["hidden"] == ["args.body"] and KEY not in json.dumps(interrupted)
+    assert len(interrupted["args_hash"]) == 64
 
 
 def _rendered(table: Any) -> str:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from keel.policies import DEFAULT_POLICY, Decision, PolicyError, PolicyMatrix, Rule, UnknownRole
+from keel.policies import ADMIN_ROLE, DEFAULT_POLICY, Decision, PolicyError, PolicyMatrix, Rule, UnknownRole
 
 # --- the shipped policy ----------------------------------------------------------------------------------
 
@@ -221,6 +221,18 @@ def test_glob_roles_are_allowed_and_roles_default_to_literal_rule_roles() -> Non
 def test_approvers_default_to_admin_when_it_is_a_role() -> None:
     m = PolicyMatrix.from_text("version: 1\nroles: [admin, user]\nrules: []\n")
     assert m.is_approver("admin") and not m.is_approver("user")
+
+
+def test_the_admin_role_of_the_code_is_the_shipped_files_admin() -> None:
+    """ADMIN_ROLE (cross-owner reads on the server, the default approver) names the role the shipped
+    policy and the dev keys use: renaming one without the other would lock the operator out."""
+    from keel.server.auth import DEV_KEYS_FILE
+    from keel.server.keys import ApiKeys
+
+    shipped = PolicyMatrix.load(DEFAULT_POLICY)
+    assert ADMIN_ROLE in shipped.roles and shipped.is_approver(ADMIN_ROLE)
+    ops = ApiKeys.load(DEV_KEYS_FILE, roles=shipped.roles).lookup("ops-dev-key")
+    assert ops is not None and ops.role == ADMIN_ROLE
 
 
 def test_oversized_file_rejected(tmp_path: Path) -> None:

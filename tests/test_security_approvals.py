@@ -39,11 +39,14 @@ async def _tool_runs(keel, thread_id: str) -> list[str]:
 async def test_a_resume_for_other_args_is_refused_and_the_request_stays_pending(make_keel, workspace: Path):
     async with make_keel([tool_call("delete_file", path="~/draft.md"), "deleted"]) as keel:
         out, ctx = await _paused(keel)
-        with pytest.raises(ValueError, match="args_hash differs"):
+        with pytest.raises(Conflict, match="made for other arguments"):
             await _resume(keel, out, ctx, decision="approve", args_hash="0" * 64)
         assert (workspace / "home/alice/draft.md").exists()
         assert (await keel.records.get_approval(out.approval["approval_id"])).status == "pending"
         assert await _tool_runs(keel, out.thread_id) == []
+        audit = await keel.records.audit_for(thread_id=out.thread_id)
+        refused = [(r.approver, r.status) for r in audit if r.event == "approval_refused"]
+        assert refused == [("ops", "refused")]  # audited like a stale decision through keel
         done = await keel.decide(
             out.approval["approval_id"], "approve", approver="ops", approver_role="admin"
         )

@@ -75,7 +75,7 @@ async def test_run_pauses_and_an_approver_resumes_it_through_the_inbox(server: t
     assert draft.exists()
     with _http(url, ALICE) as alice, _http(url, BOB) as bob, _http(url, OPS) as ops:
         mine = alice.get("/keel/approvals").json()["approvals"]
-        assert approval_id in [a["approval_id"] for a in mine]
+        assert [a for a in mine if a["approval_id"] == approval_id] == [request]  # one view, one builder
         assert approval_id not in [a["approval_id"] for a in bob.get("/keel/approvals").json()["approvals"]]
         assert alice.post(f"/keel/approvals/{approval_id}", json={"decision": "approve"}).status_code == 403
         assert bob.post(f"/keel/approvals/{approval_id}", json={"decision": "approve"}).status_code == 404

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Console
 
 from keel.app.service import Keel
+from keel.policies import ADMIN_ROLE
 from keel.render import approvals_table, audit_table, section, show, step_line
 from keel.scripted_model import SCRIPTED_LABEL
 from keel.settings import Settings
@@ -72,7 +73,12 @@ async def run_demo(console: Console | None, settings: Settings | None = None) ->
             )
             decided.append({**(outcome.approval or {}), "decision": "approve", "approver": "ops"})
             outcome = await keel.decide(
-                approval_id, "approve", approver="ops", approver_role="admin", reason="demo", on_step=on_step
+                approval_id,
+                "approve",
+                approver="ops",
+                approver_role=ADMIN_ROLE,
+                reason="demo",
+                on_step=on_step,
             )
         section(c, f"answer — {outcome.status}", outcome.answer)
         rows = await keel.records.audit_for(thread_id=outcome.thread_id)

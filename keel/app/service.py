@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-import psycopg_pool
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph.state import CompiledStateGraph
@@ -21,7 +18,7 @@ from langgraph.types import Command
 from keel.app.backends import Backends, open_checkpointer
 from keel.approvals import ApprovalDecision, check_approver, record_decision, recorded_resume
 from keel.context import InvalidContext, RunContext, check_task_size
-from keel.errors import Conflict, Forbidden, NotFound, StoreUnavailable, describe
+from keel.errors import CHECKPOINT_STORE_ERRORS, Conflict, Forbidden, NotFound, StoreUnavailable, describe
 from keel.graphs.agent import build_graph
 from keel.guards import Guard, NextCall
 from keel.prompts import continue_message, original_request
@@ -315,22 +312,13 @@ class Keel:
         )
 
 
-_CHECKPOINT_STORE_ERRORS: tuple[type[BaseException], ...] = (
-    psycopg.OperationalError,
-    psycopg_pool.PoolTimeout,
-    sqlite3.OperationalError,
-)
-"""Driver errors of the checkpointers (AsyncPostgresSaver, AsyncSqliteSaver): a store failure, never a
-crash with a raw traceback."""
-
-
 @asynccontextmanager
 async def _checkpoint_store(thread_id: str) -> AsyncIterator[None]:
     """The checkpoint database failing is one line (StoreUnavailable), not a raw driver traceback: what
     was checkpointed is saved, the step in flight is not; the stale-run sweep and `resume` take over."""
     try:
         yield
-    except _CHECKPOINT_STORE_ERRORS as exc:
+    except CHECKPOINT_STORE_ERRORS as exc:
         raise StoreUnavailable(
             f"the checkpoint database failed ({describe(exc)}); progress up to the last completed step "
             f"is saved: resume with thread {thread_id} once it is back"

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from keel.approvals import approval_view
 from keel.cli._common import (
     EXIT_CODES_HELP,
     JsonOpt,
@@ -20,7 +21,8 @@ from keel.cli._common import (
     print_json,
     show,
 )
-from keel.render import approval_hidden, approvals_table
+from keel.policies import ADMIN_ROLE
+from keel.render import approvals_table
 
 __all__ = ["approvals_app"]
 
@@ -41,7 +43,7 @@ def approvals_list(
 
     rows = call(go)
     if as_json:
-        print_json(out, [{**r.as_dict(), "hidden": approval_hidden(r)} for r in rows])
+        print_json(out, [approval_view(r) for r in rows])
     else:
         show(out, approvals_table(rows))
 
@@ -81,7 +83,9 @@ def _decide(
 
 
 _APPROVER = typer.Option(getpass.getuser(), "--approver", help="Who decides (recorded).")
-_APPROVER_ROLE = typer.Option("admin", "--approver-role", help="The approver's role (must be an approver).")
+_APPROVER_ROLE = typer.Option(
+    ADMIN_ROLE, "--approver-role", help="The approver's role (must be an approver)."
+)
 _ARGS_HASH = typer.Option(
     None,
     "--args-hash",

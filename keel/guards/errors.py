@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import exc as sa_exc
-
 from keel.budget import BudgetExceeded
-from keel.errors import ToolGuardRefused, describe
+from keel.errors import POOL_TIMEOUTS, ToolGuardRefused, describe
 from keel.hotstate import HotStateUnavailable
 from keel.records import RecordsUnavailable
 
@@ -23,19 +21,6 @@ __all__ = [
 ]
 
 
-def _pool_timeouts() -> tuple[type[BaseException], ...]:
-    """A connection pool's "no connection free in time": the store is saturated, not the model down."""
-    errors: list[type[BaseException]] = [sa_exc.TimeoutError]
-    try:
-        from psycopg_pool import PoolTimeout
-    except ImportError:  # the embedded profile does not need psycopg
-        pass
-    else:
-        errors.append(PoolTimeout)
-    return tuple(errors)
-
-
-POOL_TIMEOUTS = _pool_timeouts()
 STORE_ERRORS = (HotStateUnavailable, RecordsUnavailable, OSError, *POOL_TIMEOUTS)
 """Errors meaning a guard's store could not be asked: the call is refused (guards fail closed).
 A pool timeout is one: classified here, before the fallback chain could take it for a model failure."""

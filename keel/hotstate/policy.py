@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
 from limits import RateLimitItem, parse
+
+from keel.yamlfile import YamlDoc, YamlFileError
 
 __all__ = ["LimitsPolicy", "LimitsPolicyError", "ToolLimits"]
 
 _SCOPES = ("per_tool", "per_user")
 
 
-class LimitsPolicyError(ValueError):
-    """The limits file is malformed."""
+class LimitsPolicyError(YamlFileError):
+    """The limits file is malformed: ``FILE:LINE: reason``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,15 +28,17 @@ class ToolLimits:
     per_user: RateLimitItem | None = None
 
 
-def _parse(path: Path, where: str, raw: Any) -> ToolLimits:
-    if not isinstance(raw, dict) or not raw or set(raw) - set(_SCOPES):
-        raise LimitsPolicyError(f"{path}: {where} needs per_tool and/or per_user (nothing else)")
+def _parse(doc: YamlDoc, where: str, node: yaml.Node) -> ToolLimits:
+    fields = doc.mapping(node, where, _SCOPES)
+    if not fields:
+        raise doc.fail(node, f"{where} needs per_tool and/or per_user")
     items: dict[str, RateLimitItem] = {}
-    for scope, text in raw.items():
+    for scope, value in fields.items():
+        text = doc.value(value)
         try:
             items[scope] = parse(str(text))
         except ValueError:
-            raise LimitsPolicyError(f"{path}: {where}.{scope}: {text!r} is not like '10/minute'") from None
+            raise doc.fail(value, f"{where}.{scope}: {text!r} is not like '10/minute'") from None
     return ToolLimits(**items)
 
 
@@ -49,23 +52,15 @@ class LimitsPolicy:
 
     @classmethod
     def load(cls, path: Path) -> LimitsPolicy:
-        """Read and validate a limits file; a mistake names the file and the entry."""
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise LimitsPolicyError(f"{path}: cannot read limits: {exc}") from None
-        if not isinstance(data, dict) or data.get("version") != 1:
-            raise LimitsPolicyError(f"{path}: expected a mapping with version: 1")
-        unknown = set(data) - {"version", "default", "tools"}
-        if unknown:
-            raise LimitsPolicyError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
-        tools = data.get("tools") or {}
-        if not isinstance(tools, dict):
-            raise LimitsPolicyError(f"{path}: tools must be a mapping of tool name to limits")
-        default = data.get("default")
+        """Read and validate a limits file; a mistake names the file, the line and the entry."""
+        doc = YamlDoc.load(path, error=LimitsPolicyError, kind="limits file")
+        top = doc.top(("version", "default", "tools"), name="limits", expects="'version' and 'tools'")
+        doc.version(top)
+        tools = doc.mapping(top["tools"], "tools", null_ok=True) if "tools" in top else {}
+        default = top.get("default")
         return cls(
-            tools={str(name): _parse(path, f"tools.{name}", raw) for name, raw in tools.items()},
-            default=None if default is None else _parse(path, "default", default),
+            tools={name: _parse(doc, f"tools.{name}", raw) for name, raw in tools.items()},
+            default=None if default is None else _parse(doc, "default", default),
             source=str(path),
         )
 

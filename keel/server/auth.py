@@ -19,12 +19,12 @@ from langgraph_sdk import Auth
 from keel.app.server_backends import server_backends
 from keel.approvals import refuse
 from keel.identity import Principal, principal_of
+from keel.policies import ADMIN_ROLE
 from keel.server.keys import ApiKeys, ApiKeysError
 
-__all__ = ["auth", "load_keys", "DEV_KEYS_FILE", "ADMIN_ROLE"]
+__all__ = ["auth", "load_keys", "DEV_KEYS_FILE"]
 
 DEV_KEYS_FILE = Path(__file__).resolve().parent / "dev_keys.yaml"
-ADMIN_ROLE = "admin"
 _UNAUTHORIZED = "Unauthorized"
 _log = logging.getLogger(__name__)
 _cache: dict[tuple[str, float], ApiKeys] = {}
@@ -36,10 +36,10 @@ def _keys_path() -> Path:
     b = server_backends()
     path = b.settings.api_keys_file
     if path is None:
-        raise ApiKeysError("KEEL_API_KEYS_FILE is not set: no API key can be accepted")
+        raise ApiKeysError("KEEL_API_KEYS_FILE", 0, "not set, so no API key can be accepted")
     path = path.resolve()
     if path == DEV_KEYS_FILE and b.settings.profile == "postgres":
-        raise ApiKeysError(f"{path}: the development keys may not be used with the postgres profile")
+        raise ApiKeysError(str(path), 1, "the development keys may not be used with the postgres profile")
     return path
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from keel.errors import NotFound
 from keel.identity import Principal
+from keel.policies import ADMIN_ROLE
 from keel.records import AuditEvent, Records
 from keel.redaction import redact_text
 
@@ -24,7 +25,7 @@ async def record_feedback(
 ) -> dict[str, Any]:
     """Append feedback on one of the caller's executions (admins: any execution)."""
     ex = await records.get_execution(execution_id)
-    if ex is None or (ex.user_id != who.user_id and who.role != "admin"):
+    if ex is None or (ex.user_id != who.user_id and who.role != ADMIN_ROLE):
         raise NotFound(f"no execution {execution_id}")
     text = redact_text(comment) if comment else None
     audit_id = await records.append_audit(

@@ -16,13 +16,11 @@ from typing import Any
 from keel.approvals import check_approver, parse_decision, record_decision, recorded_resume, refuse
 from keel.errors import Conflict, NotFound
 from keel.identity import Principal
+from keel.policies import ADMIN_ROLE
 from keel.policies.matrix import PolicyMatrix
 from keel.records import Approval, Records
-from keel.redaction import hidden_fields
 
-__all__ = ["visible_approvals", "decide", "Resumed", "approval_view", "ADMIN_ROLE"]
-
-ADMIN_ROLE = "admin"
+__all__ = ["visible_approvals", "decide", "Resumed"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,31 +49,6 @@ async def visible_approvals(
         status=status, requester=None if approver else who.user_id, limit=limit
     )
     return [r for r in rows if _sees(policy, who, r)]
-
-
-def approval_view(row: Approval) -> dict[str, Any]:
-    """An approval as the approver sees it: args and resource as stored for the approver (secrets hidden,
-    the rest exactly what will be done), and `hidden`, the fields whose value was hidden."""
-    return {
-        "approval_id": row.approval_id,
-        "thread_id": row.thread_id,
-        "execution_id": row.execution_id,
-        "tool": row.tool,
-        "args": row.args,
-        "args_hash": row.args_hash,
-        "resource": row.resource,
-        "hidden": hidden_fields({"args": row.args, "resource": row.resource}),
-        "rule": row.rule,
-        "reason": row.reason,
-        "requester": row.requester,
-        "tenant": row.tenant,
-        "status": row.status,
-        "created_at": row.created_at.isoformat(),
-        "expires_at": row.expires_at.isoformat(),
-        "decided_by": row.decided_by,
-        "decided_at": row.decided_at.isoformat() if row.decided_at else None,
-        "decision_reason": row.decision_reason,
-    }
 
 
 async def decide(

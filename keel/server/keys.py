@@ -23,12 +23,15 @@ import yaml
 
 from keel.context import InvalidContext, RunContext
 from keel.identity import Principal
+from keel.yamlfile import YamlDoc, YamlFileError
 
 __all__ = ["ApiKeys", "ApiKeysError", "hash_key"]
 
+_FIELDS = ("sha256", "user", "role", "tenant")
 
-class ApiKeysError(ValueError):
-    """The API-keys file is missing or malformed."""
+
+class ApiKeysError(YamlFileError):
+    """The API-keys file is missing or malformed: ``FILE:LINE: reason``."""
 
 
 def hash_key(key: str) -> str:
@@ -45,18 +48,13 @@ class ApiKeys:
     @classmethod
     def load(cls, path: Path, *, roles: frozenset[str] | set[str] | None = None) -> ApiKeys:
         """Read and validate the file; a mistake names the file, the entry and the reason."""
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ApiKeysError(f"{path}: cannot read API keys ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise ApiKeysError(f"{path}: not valid YAML ({exc})") from None
-        entries = (doc or {}).get("keys") if isinstance(doc, dict) else None
-        if not isinstance(entries, list):
-            raise ApiKeysError(f"{path}: expected a top-level 'keys:' list")
+        doc = YamlDoc.load(path, error=ApiKeysError, kind="API keys file")
+        top = doc.top(("keys",), name="API keys", expects="a 'keys:' list")
+        if "keys" not in top:
+            raise doc.fail(1, "missing 'keys' (a list of sha256, user, role, tenant)")
         by_hash: dict[str, Principal] = {}
-        for i, entry in enumerate(entries, 1):
-            by_hash.update(_entry(path, i, entry, roles))
+        for i, entry in enumerate(doc.sequence(top["keys"], "keys"), 1):
+            by_hash.update(_entry(doc, i, entry, roles))
         return cls(by_hash)
 
     def lookup(self, key: str | None) -> Principal | None:
@@ -72,22 +70,25 @@ class ApiKeys:
 
 
 def _entry(
-    path: Path, i: int, entry: object, roles: frozenset[str] | set[str] | None
+    doc: YamlDoc, i: int, node: yaml.Node, roles: frozenset[str] | set[str] | None
 ) -> dict[str, Principal]:
-    where = f"{path}: key #{i}"
-    if not isinstance(entry, dict):
-        raise ApiKeysError(f"{where}: expected a mapping with sha256, user, role, tenant")
+    where = f"key #{i}"
+    fields = doc.mapping(node, where, _FIELDS, noun="field")
+    entry = {name: doc.value(value) for name, value in fields.items()}
     digest = str(entry.get("sha256", "")).lower()
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise ApiKeysError(f"{where}: sha256 must be 64 hex characters (python -m keel.server.keys KEY)")
+        at = fields.get("sha256", node)
+        raise doc.fail(at, f"{where}: sha256 must be 64 hex characters (python -m keel.server.keys KEY)")
     role = str(entry.get("role", "user"))
     if roles is not None and role not in roles:
-        raise ApiKeysError(f"{where}: unknown role {role!r} (known: {', '.join(sorted(roles))})")
+        raise doc.fail(
+            fields.get("role", node), f"{where}: unknown role {role!r} (known: {', '.join(sorted(roles))})"
+        )
     try:
         user, tenant = str(entry.get("user", "")), str(entry.get("tenant", "default"))
         ctx = RunContext(user_id=user, role=role, tenant=tenant)
     except InvalidContext as exc:
-        raise ApiKeysError(f"{where}: {exc}") from None
+        raise doc.fail(node, f"{where}: {exc}") from None
     return {digest: Principal(user_id=ctx.user_id, role=ctx.role, tenant=ctx.tenant)}
 
 

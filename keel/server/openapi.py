@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from keel.ids import ID_PATTERN
+
 __all__ = ["SPEC"]
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_ID = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$"}
+_ID = {"type": "string", "pattern": ID_PATTERN}
 
 
 def _errors(*codes: int) -> dict[str, Any]:

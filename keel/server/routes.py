@@ -22,19 +22,21 @@ from starlette.routing import Route
 
 from keel.app import server_backends as _backends
 from keel.app.server_backends import server_backends
+from keel.approvals import approval_view
 from keel.budget import BudgetLedger, BudgetStatus
 from keel.errors import Conflict, Forbidden, KeelError, NotFound
 from keel.identity import Principal, principal_of
+from keel.ids import is_id
+from keel.policies import ADMIN_ROLE
 from keel.records import RecordsUnavailable
 from keel.server.auth import load_keys
 from keel.server.feedback import record_feedback
 from keel.server.health import health_report
-from keel.server.inbox import ADMIN_ROLE, approval_view, decide, visible_approvals
+from keel.server.inbox import decide, visible_approvals
 from keel.server.openapi import SPEC
 
 __all__ = ["app"]
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 _STATUSES = ("pending", "approved", "edited", "rejected", "expired", "all")
 _MAX_BODY = 64 * 1024
 _log = logging.getLogger(__name__)
@@ -108,7 +110,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 def _path_id(request: Request, name: str) -> str:
     value = request.path_params[name]
-    if not _ID.match(value):
+    if not is_id(value):
         raise NotFound(f"no such {name.removesuffix('_id')}: malformed id")
     return value
 
@@ -159,7 +161,7 @@ async def decide_approval(request: Request, who: Principal) -> Response:
 async def feedback(request: Request, who: Principal) -> Response:
     body = await _body(request, {"execution_id", "score", "comment"})
     execution_id, score, comment = body.get("execution_id"), body.get("score"), body.get("comment")
-    if not isinstance(execution_id, str) or not _ID.match(execution_id):
+    if not is_id(execution_id):
         raise BadRequest("execution_id must be an execution id string")
     if isinstance(score, bool) or not isinstance(score, int) or score not in (-1, 0, 1):
         raise BadRequest("score must be -1, 0 or 1")

@@ -140,8 +140,8 @@ MUTANTS: tuple[Mutant, ...] = (
         id="approval-args-hash-not-checked",
         guarantee="approvals bind to the sha256 of the args shown",
         file="nodes/approval.py",
-        old="elif decision.args_hash is not None and decision.args_hash != row.args_hash:",
-        new="elif False:",
+        old="await check_args_hash(records, row, decision)  # the same 409",
+        new="pass  # await check_args_hash(records, row, decision)  # the same 409",
         tests=("tests/test_security_approvals.py", "tests/reliability/test_proofs_approvals.py"),
     ),
     M(
@@ -164,8 +164,8 @@ MUTANTS: tuple[Mutant, ...] = (
         id="approval-expiry-ignored",
         guarantee="an expired request counts as rejected",
         file="nodes/approval.py",
-        old="if datetime.now(UTC) >= row.expires_at:",
-        new="if False:",
+        old='status="expired" if datetime.now(UTC) >= row.expires_at else decision.status,',
+        new="status=decision.status,",
         tests=("tests/test_security_approvals.py",),
     ),
     # --- budgets and guards ------------------------------------------------------------------------------
@@ -319,6 +319,9 @@ MUTANTS: tuple[Mutant, ...] = (
 )
 
 
+MAPPED = ("graphs", "nodes", "tools", "policies", "memory")
+
+
 def _copy_tree(dest: Path) -> None:
     """Tracked and untracked (not ignored) files as they are now in the working tree."""
     names = subprocess.run(
@@ -333,6 +336,27 @@ def _copy_tree(dest: Path) -> None:
         if src.is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
+    # graphs/ nodes/ tools/ policies/ memory/ install as keel.graphs, ...: the editable install maps those
+    # names to the checkout, so in the copy they must be found inside its own keel/ (else a mutant in
+    # nodes/ would be tested against the checkout's unchanged nodes/ and survive for nothing).
+    for folder in MAPPED:
+        (dest / "keel" / folder).symlink_to(Path("..") / folder, target_is_directory=True)
+    _check_copy_is_imported(dest)
+
+
+def _check_copy_is_imported(tree: Path) -> None:
+    """Every package a mutant may touch is imported from the copy, not from the checkout."""
+    code = (
+        "import sys, importlib; print('\\n'.join(importlib.import_module(m).__file__ for m in sys.argv[1:]))"
+    )
+    modules = ["keel", *(f"keel.{folder}" for folder in MAPPED)]
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *modules], cwd=tree, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    stray = [f for f in out if not f.startswith(str(tree))]
+    if stray:
+        raise SystemExit(f"mutate: the copy is not what the tests import: {stray}")
 
 
 def _run_one(m: Mutant, tree: Path) -> tuple[str, str]:

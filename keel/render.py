@@ -107,6 +107,12 @@ def print_json(console: Console, value: Any) -> None:
         plain(console, json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
+def _clip(text: str, most: int) -> str:
+    """A summary of `text` in at most `most` characters, marked with … when cut (the whole is in the answer,
+    the audit and `--json`)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def step_line(node: str, update: dict[str, Any], *, streamed: bool = False) -> str:
     """One line (rich markup) describing what a node did (`streamed`: its text was shown as it came)."""
     bits: list[str] = []
@@ -114,14 +120,14 @@ def step_line(node: str, update: dict[str, Any], *, streamed: bool = False) -> s
         calls = getattr(message, "tool_calls", None)
         if calls:
             bits += [
-                f"calls {c['name']}({', '.join(f'{k}={str(v)[:40]!r}' for k, v in c['args'].items())})"
+                f"calls {c['name']}({', '.join(f'{k}={_clip(str(v), 40)!r}' for k, v in c['args'].items())})"
                 for c in calls
             ]
         elif getattr(message, "type", "") == "tool":
             first = str(message.content).strip().splitlines()[0] if str(message.content).strip() else ""
-            bits.append(f"{message.name}: {first[:90]}")
+            bits.append(f"{message.name}: {_clip(first, 90)}")
     if node == "plan" and update.get("plan") and not streamed:
-        bits.append(" ".join(update["plan"].split())[:120])
+        bits.append(_clip(" ".join(update["plan"].split()), 120))
     if node == "permission_check":
         bits += [f"{c['name']} → {c['status']}" for c in update.get("pending", []) if c["status"] != "done"]
     if update.get("terminated_reason"):

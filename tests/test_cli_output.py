@@ -118,6 +118,17 @@ def test_a_real_pipe_gets_plain_complete_lines(tmp_path: Path) -> None:
     assert fields["thread"] in executions.stdout.splitlines()[1].split("\t")
 
 
+def test_a_reader_that_stops_early_gets_no_error(tmp_path: Path) -> None:
+    """`keel demo | head -1`: the reader closed the pipe on purpose; keel stops quietly (no error line)."""
+    keel = Path(sys.executable).with_name("keel")
+    env = {**os.environ, "KEEL_HOME": str(tmp_path / "home"), "KEEL_LOG_LEVEL": "warning"}
+    done = subprocess.run(
+        f"'{keel}' demo | head -1", shell=True, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.stdout.startswith("keel demo"), done.stdout
+    assert done.stderr == "", done.stderr
+
+
 def _commands(group: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
     found: dict[tuple[str, ...], Any] = {}
     for name, command in getattr(group, "commands", {}).items():

@@ -124,6 +124,8 @@ def call(fn: Callable[[], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(fn())
+    except BrokenPipeError:  # the reader closed the pipe (`| head`): KeelGroup stops quietly
+        raise
     except (StoreUnavailable, RecordsUnavailable, GuardUnavailable, HotStateUnavailable) as exc:
         fail(reason(exc), EXIT_UNAVAILABLE)
     except (KeelError, ValueError, KeyError, OSError) as exc:

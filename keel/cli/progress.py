@@ -46,7 +46,9 @@ class RunProgress:
         self._end_line()
         streamed = node in self._streamed
         self._streamed.discard(node)
-        self.console.print(step_line(node, update, streamed=streamed), highlight=False)
+        line = step_line(node, update, streamed=streamed)
+        if not (streamed and line == step_line(node, {})):  # its reply's line already named the node
+            self.console.print(line, highlight=False)
         self._arm()
 
     def on_token(self, node: str, text: str) -> None:

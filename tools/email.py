@@ -53,5 +53,6 @@ EMAIL_TOOLS: tuple[ToolSpec, ...] = (
         run=_send_email,
         resource=_resource,
         transactional=True,
+        effect="transactional",
     ),
 )

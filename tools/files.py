@@ -146,6 +146,7 @@ FILE_TOOLS: tuple[ToolSpec, ...] = (
         args_model=ReadFileArgs,
         run=_read_file,
         resource=_path_resource,
+        effect="read",
         timeout_s=10.0,
     ),
     ToolSpec(
@@ -154,6 +155,7 @@ FILE_TOOLS: tuple[ToolSpec, ...] = (
         args_model=ListFilesArgs,
         run=_list_files,
         resource=_path_resource,
+        effect="read",
         timeout_s=10.0,
     ),
     ToolSpec(
@@ -176,6 +178,7 @@ FILE_TOOLS: tuple[ToolSpec, ...] = (
         args_model=SearchNotesArgs,
         run=_search_notes,
         resource=_path_resource,
+        effect="read",
         timeout_s=15.0,
     ),
 )

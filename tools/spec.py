@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from keel.errors import ToolGuardRefused, ToolInputError
+from keel.tool_effect import ToolEffect
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
@@ -53,6 +54,13 @@ class ToolSpec:
     """Its effect is a records write, committed in one transaction with its tool_results row."""
     timeout_s: float | None = None
     """Per-tool timeout; the settings default (30 s) when None."""
+    effect: ToolEffect = "idempotent"
+    """What a call does (keel.tool_effect): `read` and `idempotent` tools run as they are; a recorded
+    result is replayed on resume either way."""
+    source: str = "builtin"
+    """Where the tool came from: `builtin`, `python` (by import path from keel.yaml), `mcp`."""
+    resource_template: str | None = None
+    """The declared resource template (`order:{order_id}`) of a tool from keel.yaml."""
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-tool schema given to `bind_tools`."""

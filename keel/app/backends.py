@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from keel.budget import BudgetLedger
 from keel.chain import fallback_models
+from keel.config import KeelConfig
 from keel.costs import PriceTable
 from keel.guards import Guard, Guards, NextCall, NoGuards, build_guards
 from keel.memory.stores import MemoryBackends
@@ -22,7 +23,8 @@ from keel.policies.watcher import PolicyWatcher
 from keel.records import Records
 from keel.settings import Settings
 from keel.tools.executor import ToolExecutor
-from keel.tools.registry import ToolRegistry, default_registry
+from keel.tools.from_config import registry_from_config, tool_prices
+from keel.tools.registry import ToolRegistry
 from keel.tools.workspace import Workspace
 
 __all__ = ["Backends", "open_checkpointer"]
@@ -67,11 +69,16 @@ class Backends:
         model_name: str | None = None,
         registry: ToolRegistry | None = None,
         guards: Sequence[Guard[NextCall]] = (),
+        config: KeelConfig | None = None,
     ) -> Backends:
         """Build every backend for the profile the settings name. Bad config fails here, clearly.
 
-        `guards`: the application's own guards, checked before every model call after keel's."""
+        `guards`: the application's own guards, checked before every model call after keel's.
+        `config`: the project's keel.yaml (keel.config): it overrides the settings it names and gives the
+        tools (unless `registry` is given)."""
         settings = settings or Settings()
+        if config is not None:
+            settings = config.apply(settings)
         settings.home.mkdir(parents=True, exist_ok=True)
         records = Records.from_url(
             settings.records_url,
@@ -82,7 +89,10 @@ class Backends:
         prices = PriceTable.load(settings.prices_file)
         name = model_name or settings.model
         prices.check_model(name)
-        registry = registry or default_registry()
+        if registry is None:
+            registry = registry_from_config(config)
+            if own := tool_prices(config, registry):
+                prices = replace(prices, tools={**prices.tools, **own})
         workspace = Workspace(settings.workspace_root)
         model = model or make_chat_model(settings)
         chain = [(name, model), *fallback_models(settings)]

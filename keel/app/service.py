@@ -17,6 +17,7 @@ from langgraph.types import Command
 
 from keel.app.backends import Backends, open_checkpointer
 from keel.approvals import ApprovalDecision, check_approver, record_decision, recorded_resume
+from keel.config import KeelConfig
 from keel.context import InvalidContext, RunContext, check_task_size
 from keel.errors import CHECKPOINT_STORE_ERRORS, Conflict, Forbidden, NotFound, StoreUnavailable, describe
 from keel.graphs.agent import build_graph
@@ -86,11 +87,13 @@ class Keel:
         model_name: str | None = None,
         registry: ToolRegistry | None = None,
         guards: Sequence[Guard[NextCall]] = (),
+        config: KeelConfig | None = None,
     ) -> AsyncIterator[Keel]:
         """Build the backends, migrate, open the checkpointer; close all on exit. `guards`: the
-        application's own, checked before every model call after keel's (keel.guards.Guard)."""
+        application's own, checked before every model call after keel's (keel.guards.Guard). `config`: the
+        project's keel.yaml (keel.config)."""
         backends = Backends.from_settings(
-            settings, model=model, model_name=model_name, registry=registry, guards=guards
+            settings, model=model, model_name=model_name, registry=registry, guards=guards, config=config
         )
         try:
             await backends.ready()

@@ -1,0 +1,16 @@
+"""What a tool's call does to the world, which decides what keel does with it after a crash.
+
+- `read`: changes nothing; a recorded result is replayed on resume.
+- `idempotent`: may run again after a crash (running it twice is the same as once).
+- `external`: a side effect elsewhere; gets the tool call id as an idempotency key to pass on.
+- `transactional`: a records write, committed in one transaction with its tool_results row.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = ["ToolEffect", "TOOL_EFFECTS"]
+
+ToolEffect = Literal["read", "idempotent", "external", "transactional"]
+TOOL_EFFECTS: tuple[str, ...] = get_args(ToolEffect)

@@ -1,0 +1,83 @@
+"""The tool registry a keel.yaml asks for: its `tools:` entries, each checked at start (file:line errors).
+
+No `tools:` key (or no config): keel's built-in tools, as before.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from keel.tools.imported import ImportedToolError, spec_from_tool
+from keel.tools.registry import ToolRegistry, default_registry
+from keel.tools.spec import ToolSpec
+
+if TYPE_CHECKING:
+    from keel.config import KeelConfig, ToolEntry
+
+__all__ = ["registry_from_config", "tool_prices"]
+
+
+def registry_from_config(config: KeelConfig | None) -> ToolRegistry:
+    """The registry of a run under `config`; ConfigError (``FILE:LINE: reason``) for any bad entry."""
+    if config is None or config.tools is None:
+        return default_registry()
+    builtins = {spec.name: spec for spec in default_registry()}
+    specs: dict[str, ToolSpec] = {}
+    for entry in config.tools:
+        spec = _spec(config, entry, builtins)
+        if spec.name in specs:
+            raise config.error(entry.line, f"tool {spec.name!r} is listed twice")
+        specs[spec.name] = spec
+    return ToolRegistry(specs.values())
+
+
+def tool_prices(config: KeelConfig | None, registry: ToolRegistry) -> dict[str, float]:
+    """USD per call of the tools whose entry sets `price_usd`, by tool name (`registry`: the one
+    registry_from_config built from this config, in entry order)."""
+    if config is None or not config.tools:
+        return {}
+    return {
+        spec.name: entry.price_usd
+        for entry, spec in zip(config.tools, registry, strict=True)
+        if entry.price_usd is not None
+    }
+
+
+def _spec(config: KeelConfig, entry: ToolEntry, builtins: dict[str, ToolSpec]) -> ToolSpec:
+    if entry.source == "mcp":
+        raise config.error(entry.line, f"mcp tools (server {entry.target!r}) are not supported yet")
+    if entry.source == "builtin":
+        return _builtin(config, entry, builtins)
+    module_name, _, attr = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # noqa: BLE001 - any import failure is a start-up error at the entry's line
+        raise config.error(entry.line, f"import {entry.target!r}: {type(exc).__name__}: {exc}") from None
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise config.error(entry.line, f"import {entry.target!r}: {module_name} has no {attr!r}")
+        obj = getattr(obj, part)
+    assert entry.effect is not None  # the parser refuses a python entry without one
+    try:
+        return spec_from_tool(obj, effect=entry.effect, resource=entry.resource, timeout_s=entry.timeout_s)
+    except ImportedToolError as exc:
+        raise config.error(entry.line, f"import {entry.target!r}: {exc}") from None
+
+
+def _builtin(config: KeelConfig, entry: ToolEntry, builtins: dict[str, ToolSpec]) -> ToolSpec:
+    spec = builtins.get(entry.target)
+    if spec is None:
+        known = ", ".join(builtins)
+        raise config.error(entry.line, f"unknown built-in tool {entry.target!r} (known: {known})")
+    if entry.effect is not None and entry.effect != spec.effect:
+        raise config.error(
+            entry.line, f"built-in {spec.name!r} is {spec.effect!r}; it cannot be declared {entry.effect!r}"
+        )
+    if entry.resource is not None:
+        raise config.error(entry.line, f"built-in {spec.name!r} has its own resource; remove it")
+    if entry.timeout_s is not None:
+        return replace(spec, timeout_s=entry.timeout_s)
+    return spec

@@ -16,6 +16,7 @@ from keel.cli.audit import audit_app, executions_app
 from keel.cli.budget import budget_app
 from keel.cli.memory import memory_app
 from keel.cli.policy import policy_app
+from keel.cli.tools import tools_app
 from keel.cli.workspace import workspace_app
 
 __all__ = ["app", "main"]
@@ -36,6 +37,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(budget_app, name="budget")
 app.add_typer(executions_app, name="executions")
 app.add_typer(policy_app, name="policy")
+app.add_typer(tools_app, name="tools")
 app.add_typer(memory_app, name="memory")
 app.add_typer(workspace_app, name="workspace")
 
@@ -52,9 +54,19 @@ def _root(
         count=True,
         help="Log more on stderr: -v info, -vv debug (default: warning, or KEEL_LOG_LEVEL).",
     ),
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        help="The project config for every command (as KEEL_CONFIG; default: ./keel.yaml when present).",
+    ),
 ) -> None:
     """The log level of this command: the more verbose of -v and KEEL_LOG_LEVEL (default warning)."""
     from keel.observability.logging import configure_logging
+
+    if config is not None:
+        previous_config = os.environ.get("KEEL_CONFIG")
+        os.environ["KEEL_CONFIG"] = config
+        ctx.call_on_close(lambda: _restore_env("KEEL_CONFIG", previous_config))
 
     previous = os.environ.get("KEEL_LOG_LEVEL")
     current = (previous or "warning").lower()
@@ -68,10 +80,14 @@ def _root(
 
 
 def _restore(previous: str | None) -> None:
+    _restore_env("KEEL_LOG_LEVEL", previous)
+
+
+def _restore_env(name: str, previous: str | None) -> None:
     if previous is None:
-        os.environ.pop("KEEL_LOG_LEVEL", None)
+        os.environ.pop(name, None)
     else:
-        os.environ["KEEL_LOG_LEVEL"] = previous
+        os.environ[name] = previous
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -30,6 +31,7 @@ __all__ = [
     "new_app",
     "show",
     "JsonOpt",
+    "ConfigOpt",
     "fail",
     "reason",
     "call",
@@ -47,6 +49,9 @@ T = TypeVar("T")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text.")
+ConfigOpt = typer.Option(
+    None, "--config", help="The project config (default: $KEEL_CONFIG, else ./keel.yaml, else none)."
+)
 _RICH_HELP = "rich" if sys.stdout.isatty() else None
 """Rich help panels in a terminal; plain click help in a pipe (no box drawing)."""
 
@@ -135,11 +140,14 @@ def call(fn: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
-def open_keel():  # noqa: ANN201 - an async context manager yielding keel.app.service.Keel
-    """keel over the backends the environment's settings name."""
+def open_keel(config: Path | None = None):  # noqa: ANN201 - an async context manager yielding keel.app.Keel
+    """keel over the backends the environment's settings name, under the project config: `config`, else
+    $KEEL_CONFIG, else ./keel.yaml, else none (keel's built-in tools). A bad config fails here (FILE:LINE)."""
     from keel.app.service import Keel
+    from keel.config import find_config, load_config
 
-    return Keel.open()
+    found = find_config(config)
+    return Keel.open(config=load_config(found) if found is not None else None)
 
 
 def show_outcome(outcome: Any, as_json: bool) -> None:
@@ -173,13 +181,16 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
     out.print(f"thread {outcome.thread_id}  execution {outcome.execution_id}", style="dim", highlight=False)
 
 
-def drive(start: Callable[[Any, dict[str, Any]], Awaitable[Any]], as_json: bool) -> None:
-    """Run `start(keel, callbacks)` (a run, resume or decision), showing its progress unless JSON was
-    asked for, then show its outcome and exit with its code."""
+def drive(
+    start: Callable[[Any, dict[str, Any]], Awaitable[Any]], as_json: bool, config: Path | None = None
+) -> None:
+    """Run `start(keel, callbacks)` (a run, resume or decision) under the project config (`config`: see
+    open_keel), showing its progress unless JSON was asked for, then show its outcome and exit with its
+    code."""
     from keel.cli.progress import RunProgress
 
     async def go() -> Any:
-        async with open_keel() as keel:
+        async with open_keel(config) as keel:
             if as_json:
                 return await start(keel, {})
             with RunProgress(out) as progress:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-from keel.cli._common import EXIT_CODES_HELP, JsonOpt, call, drive, open_keel, out, print_json
+from keel.cli._common import EXIT_CODES_HELP, ConfigOpt, JsonOpt, call, drive, open_keel, out, print_json
 
 __all__ = ["register"]
 
@@ -23,6 +25,7 @@ def run(
     role: str = typer.Option("user", "--role", help="Role in the permission matrix."),
     tenant: str = typer.Option("default", "--tenant"),
     thread: str | None = typer.Option(None, "--thread", help="Continue this thread."),
+    config: Path | None = ConfigOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Run the agent on TASK for a user: each node's step and the model's reply are shown as they come
@@ -31,21 +34,24 @@ def run(
     drive(
         lambda keel, shown: keel.run(task, user_id=user, role=role, tenant=tenant, thread_id=thread, **shown),
         as_json,
+        config,
     )
 
 
 def resume(
-    thread: str = typer.Argument(..., help="The thread to continue."), as_json: bool = JsonOpt
+    thread: str = typer.Argument(..., help="The thread to continue."),
+    config: Path | None = ConfigOpt,
+    as_json: bool = JsonOpt,
 ) -> None:
     """Continue a thread that crashed or stopped early (max steps, timeout), shown like `run`."""
-    drive(lambda keel, shown: keel.resume(thread, **shown), as_json)
+    drive(lambda keel, shown: keel.resume(thread, **shown), as_json, config)
 
 
-def sweep(as_json: bool = JsonOpt) -> None:
+def sweep(config: Path | None = ConfigOpt, as_json: bool = JsonOpt) -> None:
     """Mark runs whose process died (lease KEEL_RUN_LEASE_S expired) `interrupted`; list them to resume."""
 
     async def go() -> list[tuple[str, str]]:
-        async with open_keel() as keel:  # opening keel runs the sweep
+        async with open_keel(config) as keel:  # opening keel runs the sweep
             found = [await keel.records.get_execution(e) for e in keel.swept]
             return [(e.execution_id, e.thread_id) for e in found if e is not None]
 

@@ -64,8 +64,9 @@ def tools_list(
     role: str = typer.Option("user", "--role", help="The calling role the policy column is for."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Every tool with its source (builtin, python, mcp), effect, resource template and the policy rule
-    that decides a call of it for --role over any resource (`order:*`)."""
+    """Every tool with its source (builtin, python, mcp), effect, resource template and the policy rules
+    that apply to --role for it, in the order the matrix tries them (`resource→effect`). --json adds the
+    decision for a call over any resource (the template with `*` for each field: `order:*`)."""
     from keel.render import Grid
 
     try:
@@ -77,19 +78,13 @@ def tools_list(
         return
     cells = []
     for row in rows:
-        policy, rule = row["policy"], row["policy"]["rule"]
-        where = "default" if rule is None else f"rule #{rule['index']} line {rule['line']}"
-        others = len(policy["rules"]) - (rule is not None)
-        more = f" (+{others} other rules for this tool)" if others > 0 else ""
-        cells.append(
-            (
-                row["name"],
-                row["source"],
-                row["effect"],
-                row["resource"] or "-",
-                f"{policy['decision']}: {where}{more}",
-            )
-        )
+        # The rules for this role and tool in the order the matrix tries them, as `resource→effect`;
+        # a call no rule matches is denied.
+        rules = row["policy"]["rules"]
+        text = ", ".join(f"{r['resource']}→{r['effect']} (#{r['index']})" for r in rules)
+        if not any(r["resource"] == "*" for r in rules):
+            text = f"{text}, else deny" if text else "deny (no rule)"
+        cells.append((row["name"], row["source"], row["effect"], row["resource"] or "-", text))
     show(
         out,
         Grid(f"Tools (policy for role {role})", ("tool", "source", "effect", "resource", "policy"), cells),

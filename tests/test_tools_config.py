@@ -1,0 +1,207 @@
+"""Tools by import path from keel.yaml: a `@tool` and a plain typed function become keel tools, run through
+the graph under the policy and the executor's audit and exactly-once rules; `keel tools list` shows them."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from keel.app.service import Keel
+from keel.cli import app
+from keel.config import ConfigError, load_config
+from keel.context import RunContext
+from keel.settings import Settings
+from keel.testing.fake_model import FakeChatModel, tool_call
+from keel.tools.from_config import registry_from_config
+from keel.tools.imported import ImportedToolError, spec_from_tool
+
+DATA = Path(__file__).parent / "data"
+
+POLICY = """\
+version: 1
+roles: [admin, user]
+rules:
+  - {role: admin, tool: "*", resource: "*", effect: allow}
+  - {role: user, tool: lookup_order, resource: "order:*", effect: allow}
+  - {role: user, tool: refund_order, resource: "*", effect: deny}
+  - {role: user, tool: "read_*", resource: "*", effect: allow}
+"""
+
+CONFIG = """\
+agent: {name: support-desk, plan: false}
+tools:
+  - import: user_tools:lookup_order
+    effect: read
+    resource: "order:{order_id}"
+    timeout_s: 5
+  - import: user_tools:refund_order
+    effect: idempotent
+    resource: "refund:{order_id}"
+    price_usd: 0.25
+  - builtin: read_file
+policy: policy.yaml
+"""
+
+
+@pytest.fixture
+def user_tools(monkeypatch: pytest.MonkeyPatch):
+    """The user module, importable as `user_tools`, its refund log empty."""
+    monkeypatch.syspath_prepend(str(DATA))
+    import user_tools
+
+    monkeypatch.setattr(user_tools, "REFUNDS", [])
+    yield user_tools
+    sys.modules.pop("user_tools", None)
+
+
+@pytest.fixture
+def project(tmp_path: Path, user_tools) -> Path:
+    (tmp_path / "policy.yaml").write_text(POLICY, encoding="utf-8")
+    path = tmp_path / "keel.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    return path
+
+
+def config_with(tmp_path: Path, tools: str):
+    path = tmp_path / "keel.yaml"
+    path.write_text(f"tools:\n{tools}", encoding="utf-8")
+    return path, load_config(path)
+
+
+def test_a_tool_and_a_function_become_specs(user_tools):
+    spec = spec_from_tool(user_tools.lookup_order, effect="read", resource="order:{order_id}", timeout_s=5)
+    assert (spec.name, spec.source, spec.effect, spec.timeout_s) == ("lookup_order", "python", "read", 5)
+    assert spec.description == "Look up an order's status by its id."
+    args = spec.args_model.model_validate({"order_id": "A1"})
+    assert spec.resource(args, RunContext(user_id="u", role="user"), None) == "order:A1"
+    fn = spec_from_tool(user_tools.refund_order, effect="idempotent", resource="refund:{order_id}")
+    assert fn.name == "refund_order" and fn.description == "Refund an amount on an order."
+    assert set(fn.schema()["function"]["parameters"]["required"]) == {"order_id", "amount"}
+    with pytest.raises(Exception, match="amount"):
+        fn.args_model.model_validate({"order_id": "A1", "amount": "lots"})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"effect": "external"}, "effect 'external' is not supported yet"),
+        ({"effect": "transactional"}, "effect 'transactional' is not supported yet"),
+        ({"effect": "read", "resource": "order:{id}"}, "names id, which is not an argument"),
+        ({"effect": "read", "resource": "order:{order_id!r}"}, "must name an argument"),
+    ],
+)
+def test_what_a_spec_refuses(user_tools, kwargs, reason):
+    with pytest.raises(ImportedToolError, match=reason):
+        spec_from_tool(user_tools.lookup_order, **kwargs)
+
+
+def test_not_a_tool_is_refused(user_tools):
+    with pytest.raises(ImportedToolError, match="no docstring"):
+        spec_from_tool(user_tools.undocumented, effect="read")
+    with pytest.raises(ImportedToolError, match="neither a LangChain tool nor a function"):
+        spec_from_tool(user_tools.NOT_A_TOOL, effect="read")
+
+
+@pytest.mark.parametrize(
+    ("tools", "line", "reason"),
+    [
+        (
+            "  - builtin: read_file\n  - builtin: read_flie\n",
+            3,
+            "unknown built-in tool 'read_flie' (known: read_file,",
+        ),
+        ("  - import: user_tools:nope\n    effect: read\n", 2, "user_tools has no 'nope'"),
+        ("  - import: no_such_module_x:f\n    effect: read\n", 2, "ModuleNotFoundError"),
+        ("  - import: user_tools:lookup_order\n    effect: external\n", 2, "not supported yet"),
+        ("  - import: user_tools:lookup_order\n    effect: read\n    resource: 'o:{x}'\n", 2, "names x"),
+        (
+            "  - mcp: {name: files, command: python}\n    effect: external\n",
+            2,
+            "mcp tools (server 'files') are not supported yet",
+        ),
+        ("  - builtin: read_file\n  - builtin: read_file\n", 3, "listed twice"),
+        ("  - builtin: send_email\n    effect: read\n", 2, "'transactional'; it cannot be declared 'read'"),
+    ],
+)
+def test_a_bad_tool_fails_at_start_at_its_line(
+    tmp_path: Path, user_tools, tools: str, line: int, reason: str
+):
+    path, config = config_with(tmp_path, tools)
+    with pytest.raises(ConfigError) as info:
+        registry_from_config(config)
+    assert (info.value.source, info.value.line) == (str(path), line)
+    assert reason in info.value.reason
+
+
+async def test_config_tools_run_through_the_graph_under_the_policy(
+    settings: Settings, project: Path, user_tools
+):
+    config = load_config(project)
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    turns = [
+        tool_call("lookup_order", call_id="c1", order_id="A1"),
+        tool_call("refund_order", call_id="c2", order_id="A1", amount=5),
+        "Order A1 has shipped; I could not refund it.",
+    ]
+    model = FakeChatModel(turns)
+    async with Keel.open(settings, model=model, model_name="fake-model", config=config) as keel:
+        assert keel.backends.registry.names() == ["lookup_order", "refund_order", "read_file"]
+        assert keel.backends.settings.plan_enabled is False
+        assert keel.backends.prices.tool_cost("refund_order") == 0.25
+        out = await keel.run("where is my order A1? refund it", user_id=user)
+        assert out.status == "succeeded" and out.answer.startswith("Order A1 has shipped")
+        rows = await keel.records.audit_for(thread_id=out.thread_id)
+        assert [(r.event, r.tool, r.decision, r.status, r.resource) for r in rows] == [
+            ("permission", "lookup_order", "allow", None, "order:A1"),
+            ("tool_call", "lookup_order", None, "ok", "order:A1"),
+            ("permission", "refund_order", "deny", "denied", "refund:A1"),
+        ]
+        seen = [m for m in model.calls[1]["messages"] if getattr(m, "tool_call_id", None) == "c1"]
+        assert seen and seen[0].content == "order A1: shipped"
+        assert user_tools.REFUNDS == []  # the denied call never ran
+
+
+async def test_a_recorded_call_is_replayed_not_run_again(settings: Settings, project: Path, user_tools):
+    """The executor records every call by (thread, tool_call_id): a resumed run gets the recorded result
+    and the tool does not run twice, for `read` and `idempotent` tools alike."""
+    config = load_config(project)
+    async with Keel.open(settings, model=FakeChatModel([]), model_name="fake-model", config=config) as keel:
+        run = RunContext(user_id=f"u-{uuid.uuid4().hex[:8]}", role="user")
+        thread = str(uuid.uuid4())
+        args = {"order_id": "B2", "amount": 1.5}
+        executor = keel.backends.executor
+        first = await executor.execute("c9", "refund_order", args, run, thread, deadline=1e12)
+        again = await executor.execute("c9", "refund_order", args, run, thread, deadline=1e12)
+        assert (first.status, again.status) == ("ok", "replayed")
+        assert first.message.content == again.message.content == "refunded 1.50 on B2"
+        assert user_tools.REFUNDS == ["B2"]
+
+
+def test_tools_list_json_matches_the_config(project: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("KEEL_CONFIG", raising=False)
+    result = CliRunner().invoke(app, ["tools", "list", "--json", "--config", str(project)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [(r["name"], r["source"], r["effect"], r["resource"]) for r in rows] == [
+        ("lookup_order", "python", "read", "order:{order_id}"),
+        ("refund_order", "python", "idempotent", "refund:{order_id}"),
+        ("read_file", "builtin", "read", None),
+    ]
+    assert [r["policy"]["decision"] for r in rows] == ["allow", "deny", "allow"]
+    assert rows[0]["policy"]["rule"]["line"] == 5 and rows[0]["timeout_s"] == 5
+    text = CliRunner().invoke(app, ["--config", str(project), "tools", "list"])
+    assert text.exit_code == 0, text.output
+    assert (
+        text.stdout.splitlines()[1]
+        == "lookup_order\tpython\tread\torder:{order_id}\torder:*→allow (#2), else deny"
+    )
+    bad = project.parent / "bad.yaml"
+    bad.write_text("tools:\n  - import: user_tools:lookup_order\n", encoding="utf-8")
+    refused = CliRunner().invoke(app, ["tools", "list", "--config", str(bad)])
+    assert refused.exit_code == 1
+    assert f"{bad}:2: tool entry has no 'effect'" in refused.stderr

@@ -159,6 +159,7 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("policy", "check"): ["--role", "user", "--tool", "read_file", "--resource", "shared:x"],
     ("policy", "explain"): ["--role", "user", "--tool", "read_file", "--resource", "shared:x"],
     ("policy", "validate"): [],
+    ("tools", "list"): [],
     ("memory", "list"): ["--user", "alice"],
     ("memory", "search"): ["shared", "--user", "alice"],
     ("memory", "forget"): ["--user", "alice"],

@@ -205,3 +205,35 @@ def test_tools_list_json_matches_the_config(project: Path, monkeypatch: pytest.M
     refused = CliRunner().invoke(app, ["tools", "list", "--config", str(bad)])
     assert refused.exit_code == 1
     assert f"{bad}:2: tool entry has no 'effect'" in refused.stderr
+
+
+async def test_the_server_graph_is_built_from_keel_yaml(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path
+):
+    """What `langgraph dev` serves (keel.app.server_graph:make_graph over the process's backends) runs the
+    tools and the policy of the project's keel.yaml, found by $KEEL_CONFIG as the CLI finds it."""
+    import keel.app.server_backends as server
+    from keel.app.backends import open_checkpointer
+    from keel.app.server_graph import always_sync
+    from keel.graphs.agent import build_graph
+
+    monkeypatch.setenv("KEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KEEL_CONFIG", str(project))
+    monkeypatch.setattr(server, "_built", [])
+    b = await server.start()
+    try:
+        assert {"lookup_order", "refund_order", "read_file"} == set(b.registry.names())
+        assert b.policy.current().source == str(tmp_path / "policy.yaml")
+        assert b.settings.plan_enabled is False
+        b.model = FakeChatModel([tool_call("lookup_order", call_id="s1", order_id="A1"), "A1 has shipped."])
+        b.models = [(b.model_name, b.model)]
+        async with open_checkpointer(b.settings) as saver:
+            graph = always_sync(build_graph(b, checkpointer=saver))
+            ctx = RunContext(user_id=f"u-{uuid.uuid4().hex[:8]}", role="user")
+            config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+            out = await graph.ainvoke({"messages": [("user", "where is A1?")]}, config, context=ctx)
+        assert out["tools_used"] == ["lookup_order"]
+        rows = await b.records.audit_for(thread_id=config["configurable"]["thread_id"])
+        assert any(r.event == "tool_call" and r.tool == "lookup_order" and r.status == "ok" for r in rows)
+    finally:
+        await b.aclose()

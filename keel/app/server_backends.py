@@ -12,9 +12,10 @@ import asyncio
 import threading
 
 from keel.app.backends import Backends
+from keel.config import KeelConfig, find_config, load_config
 from keel.settings import Settings
 
-__all__ = ["server_backends", "server_settings", "start", "stop"]
+__all__ = ["server_backends", "server_config", "server_settings", "start", "stop"]
 
 _lock = threading.Lock()
 _built: list[Backends] = []
@@ -29,10 +30,18 @@ def server_backends() -> Backends:
     if not _built:
         with _lock:
             if not _built:
-                b = Backends.from_settings(server_settings())
+                b = Backends.from_settings(server_settings(), config=server_config())
                 b.ready_via(lambda: asyncio.to_thread(_run_ready, b))
                 _built.append(b)
     return _built[0]
+
+
+def server_config() -> KeelConfig | None:
+    """The project config the server runs, found as the CLI finds it: $KEEL_CONFIG, else ./keel.yaml (the
+    folder `langgraph dev` runs in, beside langgraph.json); None: keel's built-in tools. A bad config stops
+    the server at start with FILE:LINE, as it stops the CLI."""
+    found = find_config()
+    return load_config(found) if found is not None else None
 
 
 def server_settings() -> Settings:

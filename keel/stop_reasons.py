@@ -17,6 +17,7 @@ __all__ = [
     "KEEL_STOP_REASONS",
     "EXIT_SUCCEEDED",
     "EXIT_ERROR",
+    "EXIT_USAGE",
     "EXIT_AWAITING_APPROVAL",
     "EXIT_TERMINATED",
     "EXIT_UNAVAILABLE",
@@ -31,6 +32,8 @@ Outcome = Literal["terminated", "unavailable", "refused"]
 EXIT_SUCCEEDED = 0
 EXIT_ERROR = 1
 """The request was refused or keel could not start (bad input, unknown thread, store down at start)."""
+EXIT_USAGE = 2
+"""A bad option, a missing argument, an unknown command: nothing ran."""
 EXIT_AWAITING_APPROVAL = 3
 EXIT_TERMINATED = 4
 """A guard or limit stopped the run."""

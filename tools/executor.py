@@ -29,7 +29,6 @@ from keel.tools.workspace import Workspace
 __all__ = [
     "ToolExecutor",
     "CheckedCall",
-    "ProposedCall",
     "ToolCallRefused",
     "ToolOutcome",
     "ToolStatus",

@@ -13,7 +13,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from keel.cli._group import EXIT_USAGE
 from keel.render import print_json, show
 from keel.stop_reasons import (
     EXIT_AWAITING_APPROVAL,
@@ -21,6 +20,7 @@ from keel.stop_reasons import (
     EXIT_SUCCEEDED,
     EXIT_TERMINATED,
     EXIT_UNAVAILABLE,
+    EXIT_USAGE,
     KEEL_STOP_REASONS,
     STOP_REASONS,
 )

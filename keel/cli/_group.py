@@ -10,10 +10,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-__all__ = ["KeelGroup", "EXIT_USAGE", "usage_line"]
-
-EXIT_USAGE = 2
-"""A bad option, a missing argument, an unknown command: nothing ran."""
+__all__ = ["KeelGroup", "usage_line"]
 
 
 def usage_line(exc: typer.TyperException) -> str:
@@ -26,7 +23,8 @@ def usage_line(exc: typer.TyperException) -> str:
 
 
 class KeelGroup(TyperGroup):
-    """Runs the command like click's standalone mode, but reports click's errors in one line.
+    """Runs the command like click's standalone mode, but reports click's errors in one line (exit code 2,
+    keel.stop_reasons.EXIT_USAGE: click's own for usage errors).
 
     (Typer prints a usage line, a hint and a boxed panel; click prints three lines. A script reading
     stderr gets one line, and the exit code tells a usage error (2) from a failed command.)

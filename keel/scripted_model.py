@@ -5,6 +5,7 @@ by `then`, `;` or new lines and turns each into one tool call:
 
     read <path> | list <path> | write <path>: <text> | delete <path>
     summarize <path> into <path> | search <words> in <path> | email <address> about <subject>: <text>
+    <tool> key=value key="two words" …  |  <tool> {"key": "value"}    (any tool it is given, by its name)
 
 It answers with a summary of what the tools returned. `make run` uses it so the whole runtime can
 be exercised without a network or model weights.
@@ -13,7 +14,9 @@ be exercised without a network or model weights.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import shlex
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -52,10 +55,47 @@ def _clauses(task: str) -> list[str]:
     return [c.strip().rstrip(".") for c in _SPLIT.split(task) if c and c.strip().rstrip(".")]
 
 
-def _actions(task: str) -> list[tuple[str, dict[str, Any]]]:
-    """The tool calls the task asks for, in order; `summarize` becomes a read then a write."""
+def _named_call(clause: str, tools: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
+    """`<tool> key=value …` or `<tool> {json}` for a tool the model was given; None otherwise."""
+    name, _, rest = clause.partition(" ")
+    if name not in tools:
+        return None
+    rest = rest.strip()
+    if rest.startswith("{"):
+        try:
+            args = json.loads(rest)
+        except ValueError:
+            return None
+        return (name, args) if isinstance(args, dict) else None
+    try:
+        words = shlex.split(rest)
+    except ValueError:
+        return None
+    pairs = [w.partition("=") for w in words]
+    if any(not sep or not key for key, sep, _ in pairs):
+        return None
+    # Values stay text: the tool's schema converts "12.5" to a number where it wants one (lax
+    # validation), whereas a number where it wants text would be refused.
+    return name, {key: value for key, _, value in pairs}
+
+
+def _tool_names(tools: Any) -> frozenset[str]:
+    """The names of the tools bound to a call (OpenAI tool schemas)."""
+    names = set()
+    for schema in tools or ():
+        if isinstance(schema, dict):
+            names.add(schema.get("function", {}).get("name") or schema.get("name"))
+    return frozenset(n for n in names if n)
+
+
+def _actions(task: str, tools: frozenset[str] = frozenset()) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls the task asks for, in order; `summarize` becomes a read then a write; a clause
+    naming one of `tools` calls it with the arguments written after its name."""
     actions: list[tuple[str, dict[str, Any]]] = []
     for clause in _clauses(task):
+        if named := _named_call(clause, tools):
+            actions.append(named)
+            continue
         for pattern, kind in _PATTERNS:
             if m := pattern.match(clause):
                 groups = {k: v for k, v in m.groupdict().items() if v is not None}
@@ -77,6 +117,15 @@ def _actions(task: str) -> list[tuple[str, dict[str, Any]]]:
                     actions.append((kind, groups))
                 break
     return actions
+
+
+def _target(args: dict[str, Any]) -> str:
+    """What a call acts on, for the plan and the answer: its path, recipient or query, else its first
+    argument."""
+    for key in ("path", "to", "query"):
+        if args.get(key):
+            return str(args[key])
+    return str(next(iter(args.values()), ""))
 
 
 def _summary(text: str) -> str:
@@ -138,7 +187,7 @@ class ScriptedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         start, task = _latest_request(messages)
-        actions = _actions(task)
+        actions = _actions(task, _tool_names(kwargs.get("tools")))
         bound = kwargs.get("max_tokens", self.max_tokens)
         if not kwargs.get("tools"):
             message = _cut(AIMessage(content=self._plan(actions)), bound)
@@ -152,10 +201,7 @@ class ScriptedChatModel(BaseChatModel):
     def _plan(actions: list[tuple[str, dict[str, Any]]]) -> str:
         if not actions:
             return f"{SCRIPTED_LABEL} Plan: answer directly (no tool needed)."
-        steps = "; ".join(
-            f"{i}. {name} {args.get('path') or args.get('to') or args.get('query', '')}".strip()
-            for i, (name, args) in enumerate(actions, 1)
-        )
+        steps = "; ".join(f"{i}. {name} {_target(args)}".strip() for i, (name, args) in enumerate(actions, 1))
         return f"{SCRIPTED_LABEL} Plan: {steps}"
 
     def _act(
@@ -178,11 +224,12 @@ class ScriptedChatModel(BaseChatModel):
         if not actions:
             return (
                 f"{SCRIPTED_LABEL} I can only follow simple instructions offline: read, list, write, "
-                f"summarize, search, delete and email. Your request was: {task!r}"
+                f"summarize, search, delete and email, or call a tool by name (`<tool> key=value`). "
+                f"Your request was: {task!r}"
             )
         lines = [f"{SCRIPTED_LABEL} Here is what happened:"]
         for (name, args), result in zip(actions, results, strict=False):
-            target = args.get("path") or args.get("to") or args.get("query", "")
+            target = _target(args)
             first = str(result.content).strip().splitlines()[0] if str(result.content).strip() else "(empty)"
             outcome = "failed" if result.status == "error" else "done"
             lines.append(f"- {name} {target}: {outcome} — {first[:160]}")

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-__all__ = ["ToolEffect", "TOOL_EFFECTS"]
+__all__ = ["ToolEffect", "TOOL_EFFECTS", "IDEMPOTENCY_KEY_ARG"]
 
 ToolEffect = Literal["read", "idempotent", "external", "transactional"]
 TOOL_EFFECTS: tuple[str, ...] = get_args(ToolEffect)
+
+IDEMPOTENCY_KEY_ARG = "idempotency_key"
+"""The argument keel fills for an `external` tool that declares it (a tool from Python or an MCP server):
+hidden from the model, set to the call's idempotency key (keel.tools.spec.ToolContext.idempotency_key)."""

@@ -237,3 +237,30 @@ async def test_the_server_graph_is_built_from_keel_yaml(
         assert any(r.event == "tool_call" and r.tool == "lookup_order" and r.status == "ok" for r in rows)
     finally:
         await b.aclose()
+
+
+def test_the_offline_model_calls_a_config_tool_by_name(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, user_tools
+):
+    """`keel run` with the scripted model reaches the project's own tools: a clause naming a tool it was
+    given (`<tool> key=value`) is a call to it, the text converted by the tool's own schema."""
+    monkeypatch.setenv("KEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KEEL_CONFIG", raising=False)
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--config",
+            str(project),
+            "--json",
+            "--user",
+            f"u-{uuid.uuid4().hex[:8]}",
+            "lookup_order order_id=A1 then refund_order order_id=B2 amount=2.5",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["status"] == "succeeded" and out["path"].count("tool") == 1
+    assert "- lookup_order A1: done — order A1: shipped" in out["answer"]
+    assert "- refund_order B2: failed — denied by policy (rule #3" in out["answer"]  # the CLI's role: user
+    assert user_tools.REFUNDS == []

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from keel.records import Records
     from keel.tools.workspace import Workspace
 
-__all__ = ["ToolSpec", "ToolContext", "ToolInputError", "ToolGuardRefused"]
+__all__ = ["ToolSpec", "ToolContext", "ToolInputError", "ToolGuardRefused", "idempotency_key"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +34,17 @@ class ToolContext:
     records: Records
     conn: AsyncConnection | None = None
     """The open records transaction, for tools whose effect is a records write."""
+
+    @property
+    def idempotency_key(self) -> str:
+        """The key an `external` tool passes on to the system it changes: the same for every attempt of
+        one call (a re-run after a crash sends the same key), different for every other call."""
+        return idempotency_key(self.thread_id, self.tool_call_id)
+
+
+def idempotency_key(thread_id: str, tool_call_id: str) -> str:
+    """`<thread_id>:<tool_call_id>`: tool call ids are unique within a thread, not across threads."""
+    return f"{thread_id}:{tool_call_id}"
 
 
 ToolFn = Callable[[Any, ToolContext], Awaitable[str]]

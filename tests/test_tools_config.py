@@ -264,3 +264,16 @@ def test_the_offline_model_calls_a_config_tool_by_name(
     assert "- lookup_order A1: done — order A1: shipped" in out["answer"]
     assert "- refund_order B2: failed — denied by policy (rule #3" in out["answer"]  # the CLI's role: user
     assert user_tools.REFUNDS == []
+
+
+def test_a_module_beside_the_config_is_importable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """`import: my_desk_tools:…` finds the module next to keel.yaml wherever keel was started."""
+    name = f"desk_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(
+        "def ping(who: str) -> str:\n    'Say hello.'\n    return f'hello {who}'\n", encoding="utf-8"
+    )
+    monkeypatch.chdir("/")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    _, config = config_with(tmp_path, f"  - import: {name}:ping\n    effect: read\n")
+    assert registry_from_config(config).names() == ["ping"]
+    sys.modules.pop(name, None)

@@ -6,6 +6,7 @@ No `tools:` key (or no config): keel's built-in tools, as before.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,7 @@ def _spec(config: KeelConfig, entry: ToolEntry, builtins: dict[str, ToolSpec]) -
     if entry.source == "builtin":
         return _builtin(config, entry, builtins)
     module_name, _, attr = entry.target.partition(":")
+    _importable_beside(config)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is a start-up error at the entry's line
@@ -65,6 +67,14 @@ def _spec(config: KeelConfig, entry: ToolEntry, builtins: dict[str, ToolSpec]) -
         return spec_from_tool(obj, effect=entry.effect, resource=entry.resource, timeout_s=entry.timeout_s)
     except ImportedToolError as exc:
         raise config.error(entry.line, f"import {entry.target!r}: {exc}") from None
+
+
+def _importable_beside(config: KeelConfig) -> None:
+    """Make the config's own folder importable, so `import: support_desk.tools:lookup_order` finds the
+    package next to keel.yaml wherever keel is started from (as `python -m` would from that folder)."""
+    folder = str(config.path.parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
 
 
 def _builtin(config: KeelConfig, entry: ToolEntry, builtins: dict[str, ToolSpec]) -> ToolSpec:

@@ -41,7 +41,7 @@ _TOP_KEYS = ("agent", "model", "fallback_models", "tools", "policy", "prices", "
 _AGENT_KEYS = ("name", "version", "prompt", "plan")
 _SOURCES = ("import", "builtin", "mcp")
 _TOOL_KEYS = (*_SOURCES, "effect", "resource", "timeout_s", "price_usd")
-_MCP_KEYS = ("name", "command", "args", "env", "url")
+_MCP_KEYS = ("name", "command", "args", "env", "url", "tools")
 _PROVIDERS = ("openai", "scripted")
 """Model providers this version reaches (`provider:model`)."""
 
@@ -65,13 +65,16 @@ class AgentConfig(_Strict):
 
 
 class McpServer(_Strict):
-    """One MCP server: stdio (`command`, `args`, `env`) or streamable HTTP (`url`)."""
+    """One MCP server: stdio (`command`, `args`, `env`) or streamable HTTP (`url`); neither: the server
+    another entry defines, by name (so its tools can take another effect or resource)."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
     command: str | None = None
     args: tuple[str, ...] = ()
     env: dict[str, str] = Field(default_factory=dict)
     url: str | None = Field(default=None, pattern=r"^https?://")
+    tools: tuple[str, ...] | None = Field(default=None, min_length=1)
+    """The server's tools this entry declares; None: all of them."""
 
 
 class ToolEntry(_Strict):
@@ -246,10 +249,12 @@ class _Parser:
                 entries["mcp"],
                 server_entries,
             )
-            if (server.command is None) == (server.url is None):
+            if server.command is not None and server.url is not None:
                 raise self.doc.fail(
-                    entries["mcp"], "mcp needs exactly one of 'command' (stdio) or 'url' (HTTP)"
+                    entries["mcp"], "mcp needs one of 'command' (stdio) or 'url' (HTTP), not both"
                 )
+            if server.command is None and server.url is None and (server.args or server.env):
+                raise self.doc.fail(entries["mcp"], "mcp 'args' and 'env' need a 'command'")
             values.update(source="mcp", target=server.name, mcp=server)
         elif kind == "import":
             target = self.string(entries["import"], "import")

@@ -120,9 +120,9 @@ def test_not_a_tool_is_refused(user_tools):
         ("  - import: user_tools:lookup_order\n    effect: external\n", 2, "not supported yet"),
         ("  - import: user_tools:lookup_order\n    effect: read\n    resource: 'o:{x}'\n", 2, "names x"),
         (
-            "  - mcp: {name: files, command: python}\n    effect: external\n",
+            "  - mcp: {name: files, command: python}\n    effect: transactional\n",
             2,
-            "mcp tools (server 'files') are not supported yet",
+            "mcp server 'files': effect 'transactional' is not possible for mcp tools",
         ),
         ("  - builtin: read_file\n  - builtin: read_file\n", 3, "listed twice"),
         ("  - builtin: send_email\n    effect: read\n", 2, "'transactional'; it cannot be declared 'read'"),

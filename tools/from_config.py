@@ -1,6 +1,7 @@
 """The tool registry a keel.yaml asks for: its `tools:` entries, each checked at start (file:line errors).
 
-No `tools:` key (or no config): keel's built-in tools, as before.
+No `tools:` key (or no config): keel's built-in tools, as before. MCP entries: every server is connected
+and listed at start (keel.tools.mcp_servers) and its tools must be as pinned (keel.tools.mcp_pins).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from keel.tools.imported import ImportedToolError, spec_from_tool
+from keel.tools.mcp import McpToolError, spec_from_mcp_tool
+from keel.tools.mcp_servers import McpServers
 from keel.tools.registry import ToolRegistry, default_registry
 from keel.tools.spec import ToolSpec
 
@@ -20,35 +23,61 @@ if TYPE_CHECKING:
 __all__ = ["registry_from_config", "tool_prices"]
 
 
-def registry_from_config(config: KeelConfig | None) -> ToolRegistry:
-    """The registry of a run under `config`; ConfigError (``FILE:LINE: reason``) for any bad entry."""
+def registry_from_config(
+    config: KeelConfig | None, *, mcp: McpServers | None = None, check_pins: bool = True
+) -> ToolRegistry:
+    """The registry of a run under `config`; ConfigError (``FILE:LINE: reason``) for any bad entry.
+    `mcp`: the config's servers, already listed (`keel tools list` reuses them; connected here otherwise).
+    `check_pins=False` only to show tools whatever their pins (`keel tools list`), never for a run."""
     if config is None or config.tools is None:
         return default_registry()
+    if mcp is None and any(entry.source == "mcp" for entry in config.tools):
+        mcp = McpServers.of(config)
+    if mcp is not None and check_pins:
+        mcp.check_pins()
     builtins = {spec.name: spec for spec in default_registry()}
     specs: dict[str, ToolSpec] = {}
+    origins: dict[str, int] = {}
     for entry in config.tools:
-        spec = _spec(config, entry, builtins)
-        if spec.name in specs:
-            raise config.error(entry.line, f"tool {spec.name!r} is listed twice")
-        specs[spec.name] = spec
-    return ToolRegistry(specs.values())
+        for spec in _specs(config, entry, builtins, mcp):
+            if spec.name in specs:
+                raise config.error(entry.line, f"tool {spec.name!r} is listed twice")
+            specs[spec.name] = spec
+            origins[spec.name] = entry.line
+    closers = [client.aclose for client in mcp.clients.values()] if mcp is not None else []
+    return ToolRegistry(specs.values(), closers=closers, origins=origins)
 
 
 def tool_prices(config: KeelConfig | None, registry: ToolRegistry) -> dict[str, float]:
     """USD per call of the tools whose entry sets `price_usd`, by tool name (`registry`: the one
-    registry_from_config built from this config, in entry order)."""
+    registry_from_config built from this config; every tool of an MCP entry costs the entry's price)."""
     if config is None or not config.tools:
         return {}
-    return {
-        spec.name: entry.price_usd
-        for entry, spec in zip(config.tools, registry, strict=True)
-        if entry.price_usd is not None
-    }
+    by_line = {entry.line: entry.price_usd for entry in config.tools if entry.price_usd is not None}
+    return {name: by_line[line] for name, line in registry.origins.items() if line in by_line}
+
+
+def _specs(
+    config: KeelConfig, entry: ToolEntry, builtins: dict[str, ToolSpec], mcp: McpServers | None
+) -> list[ToolSpec]:
+    if entry.source != "mcp":
+        return [_spec(config, entry, builtins)]
+    assert mcp is not None and entry.mcp is not None and entry.effect is not None
+    client = mcp.clients[entry.mcp.name]
+    specs = []
+    for tool in mcp.selected(entry):
+        try:
+            specs.append(
+                spec_from_mcp_tool(
+                    client, tool, effect=entry.effect, resource=entry.resource, timeout_s=entry.timeout_s
+                )
+            )
+        except McpToolError as exc:
+            raise config.error(entry.line, f"mcp server {entry.mcp.name!r}: {exc}") from None
+    return specs
 
 
 def _spec(config: KeelConfig, entry: ToolEntry, builtins: dict[str, ToolSpec]) -> ToolSpec:
-    if entry.source == "mcp":
-        raise config.error(entry.line, f"mcp tools (server {entry.target!r}) are not supported yet")
     if entry.source == "builtin":
         return _builtin(config, entry, builtins)
     module_name, _, attr = entry.target.partition(":")

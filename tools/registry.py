@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 from keel.tools.spec import ToolSpec
 
@@ -19,12 +19,26 @@ class UnknownTool(KeyError):
 class ToolRegistry:
     """Tools by name; immutable once built."""
 
-    def __init__(self, specs: Iterable[ToolSpec]) -> None:
+    def __init__(
+        self,
+        specs: Iterable[ToolSpec],
+        *,
+        closers: Iterable[Callable[[], Awaitable[None]]] = (),
+        origins: Mapping[str, int] | None = None,
+    ) -> None:
         self._specs: dict[str, ToolSpec] = {}
         for spec in specs:
             if spec.name in self._specs:
                 raise ValueError(f"tool {spec.name!r} is registered twice")
             self._specs[spec.name] = spec
+        self._closers = tuple(closers)
+        self.origins: dict[str, int] = dict(origins or {})
+        """The keel.yaml line that declared each tool (tools from a config only)."""
+
+    async def aclose(self) -> None:
+        """Release what the tools hold open (MCP sessions and their server processes)."""
+        for close in self._closers:
+            await close()
 
     def get(self, name: str) -> ToolSpec:
         """The tool called `name`, or UnknownTool."""
@@ -49,7 +63,7 @@ class ToolRegistry:
 
     def with_tools(self, *extra: ToolSpec) -> ToolRegistry:
         """A new registry with more tools."""
-        return ToolRegistry([*self._specs.values(), *extra])
+        return ToolRegistry([*self._specs.values(), *extra], closers=self._closers, origins=self.origins)
 
 
 def default_registry() -> ToolRegistry:

@@ -151,6 +151,7 @@ class Backends:
         """Release connections."""
         if self._close_guards is not None:
             await self._close_guards()
+        await self.registry.aclose()
         await self.records.close()
         if self.memory is not None:
             await self.memory.aclose()

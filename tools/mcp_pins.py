@@ -58,6 +58,17 @@ def _clip(text: str) -> str:
     return text if len(text) <= _CLIP else text[: _CLIP - 1] + "…"
 
 
+def _from_first_difference(before: str, after: str) -> tuple[str, str]:
+    """Both texts clipped to show where they start to differ (a change at the end of a long description
+    must be visible, not cut away)."""
+    same = 0
+    while same < min(len(before), len(after)) and before[same] == after[same]:
+        same += 1
+    start = max(0, same - 20)
+    cut = "…" if start else ""
+    return _clip(cut + before[start:]), _clip(cut + after[start:])
+
+
 def schema_changes(before: Any, after: Any, path: str = "") -> list[str]:
     """The JSON paths where two schemas differ: `properties.path (added)`, `required (changed)`."""
     if isinstance(before, dict) and isinstance(after, dict):
@@ -80,9 +91,10 @@ def describe_change(pinned: dict[str, Any], now: dict[str, Any]) -> str:
     """The difference between a tool's pin and what the server lists now, in one line."""
     parts = []
     if pinned.get("description", "") != now["description"]:
-        parts.append(
-            f"description was {_clip(pinned.get('description', ''))!r}, now {_clip(now['description'])!r}"
+        before, after = _from_first_difference(
+            " ".join(pinned.get("description", "").split()), " ".join(now["description"].split())
         )
+        parts.append(f"description was {before!r}, now {after!r}")
     changes = schema_changes(pinned.get("inputSchema", {}), now["inputSchema"])
     if changes:
         parts.append("inputSchema changed at " + "; ".join(changes))

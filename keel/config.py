@@ -173,7 +173,9 @@ class _Parser:
         top = self.doc.top(_TOP_KEYS, name="config", expects=", ".join(repr(k) for k in _TOP_KEYS))
         tools = None
         if "tools" in top:
-            tools = tuple(self.tool(n) for n in self.doc.sequence(top["tools"], "tools"))
+            nodes = self.doc.sequence(top["tools"], "tools")
+            tools = tuple(self.tool(n) for n in nodes)
+            self.mcp_defined(tools, nodes)
         return KeelConfig(
             path=self.path,
             agent=self.agent(top["agent"]) if "agent" in top else AgentConfig(),
@@ -265,6 +267,17 @@ class _Parser:
         else:
             values.update(source="builtin", target=self.string(entries["builtin"], "builtin"))
         return self.model_of(ToolEntry, values, node, entries)
+
+    def mcp_defined(self, tools: tuple[ToolEntry, ...], nodes: list[yaml.Node]) -> None:
+        """An `mcp:` entry naming a server alone needs another entry that defines it."""
+        defined = {e.target for e in tools if e.mcp is not None and (e.mcp.command or e.mcp.url)}
+        for entry, node in zip(tools, nodes, strict=True):
+            if entry.mcp is not None and entry.target not in defined:
+                raise self.doc.fail(
+                    node,
+                    f"mcp server {entry.target!r} is not defined: give one entry one of 'command' (stdio) "
+                    "or 'url' (HTTP)",
+                )
 
     def model_of(
         self, cls: type[_Strict], values: dict[str, Any], node: yaml.Node, entries: dict[str, yaml.Node]

@@ -230,3 +230,34 @@ def test_a_bad_mcp_entry_fails_at_start_at_its_line(tmp_path: Path, extra: str, 
     assert reason in info.value.reason
     assert "\n" not in str(info.value)
     assert server_pids(folder) == []
+
+
+async def test_the_server_graph_runs_mcp_tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """What `langgraph dev` serves: backends built off the event loop (server.start), the MCP session opened
+    on the server's loop at the first call, closed with the backends."""
+    import keel.app.server_backends as server
+    from keel.app.backends import open_checkpointer
+    from keel.app.server_graph import always_sync
+    from keel.graphs.agent import build_graph
+
+    folder = tmp_path / "proj"
+    monkeypatch.setenv("KEEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("KEEL_CONFIG", str(notes_project(folder)))
+    monkeypatch.setattr(server, "_built", [])
+    b = await server.start()
+    try:
+        assert b.registry.names() == NOTES
+        b.model = FakeChatModel([_call("notes_read_note", "s1", name="welcome"), "It says welcome."])
+        b.models = [(b.model_name, b.model)]
+        async with open_checkpointer(b.settings) as saver:
+            graph = always_sync(build_graph(b, checkpointer=saver))
+            ctx = RunContext(user_id=_user(), role="viewer")
+            config = {"configurable": {"thread_id": str(uuid.uuid4())}}
+            out = await graph.ainvoke({"messages": [("user", "read welcome")]}, config, context=ctx)
+        assert out["tools_used"] == ["notes_read_note"]
+        rows = await b.records.audit_for(thread_id=config["configurable"]["thread_id"])
+        assert [(r.event, r.status) for r in rows] == [("permission", None), ("tool_call", "ok")]
+        assert len(server_pids(folder)) == 1
+    finally:
+        await b.aclose()
+    assert server_pids(folder) == []

@@ -24,7 +24,8 @@ from typing import Any
 
 from langchain_mcp_adapters.sessions import Connection, create_session
 from mcp import ClientSession
-from mcp.types import CallToolResult, Tool
+from mcp.shared.exceptions import McpError
+from mcp.types import CONNECTION_CLOSED, CallToolResult, Tool
 
 __all__ = ["McpClient", "connection_for", "discover", "START_TIMEOUT_S"]
 
@@ -103,11 +104,18 @@ class McpClient:
         assert live.session is not None
         try:
             return await live.session.call_tool(tool, args)
+        except McpError as exc:
+            if exc.error.code == CONNECTION_CLOSED:
+                await self._drop(live)
+            raise  # an error answer (unknown tool, bad params): the session itself is fine
         except Exception:
-            if self._live is live:
-                self._live = None
-            await live.close(timeout_s=2.0)
+            await self._drop(live)
             raise
+
+    async def _drop(self, live: _Live) -> None:
+        if self._live is live:
+            self._live = None
+        await live.close(timeout_s=2.0)
 
     async def _session(self) -> _Live:
         loop = asyncio.get_running_loop()
@@ -115,8 +123,9 @@ class McpClient:
             self._lock, self._lock_loop = asyncio.Lock(), loop
         async with self._lock:
             live = self._live
-            if live is not None and live.loop is loop and live.session is not None and not live.task.done():  # type: ignore[union-attr]
-                return live
+            alive = live is not None and live.task is not None and not live.task.done()
+            if alive and live.loop is loop and live.session is not None:  # type: ignore[union-attr]
+                return live  # type: ignore[return-value]
             if live is not None and live.loop is loop:
                 await live.close(timeout_s=2.0)
             # A session of another (finished) loop cannot be closed from here; it went with its loop.

@@ -346,3 +346,45 @@ def test_what_an_effect_needs_is_checked_at_start(tmp_path: Path, user_tools, ta
     with pytest.raises(ConfigError) as info:
         registry_from_config(config)
     assert (info.value.line, reason in info.value.reason) == (2, True), info.value.reason
+
+
+async def test_an_ask_rule_pauses_a_config_tool_until_an_admin_approves(
+    settings: Settings, tmp_path: Path, user_tools
+):
+    """A tool of the application's own code under `ask`: the run pauses at the approval interrupt, the tool
+    has not run; an admin approves and it runs once, with its idempotency key, and is audited."""
+    (tmp_path / "policy.yaml").write_text(
+        POLICY.replace(
+            'tool: refund_order, resource: "*", effect: deny', 'tool: charge_card, resource: "*", effect: ask'
+        ),
+        encoding="utf-8",
+    )
+    path = tmp_path / "keel.yaml"
+    path.write_text(
+        "agent: {plan: false}\ntools:\n  - import: user_tools:charge_card\n    effect: external\n"
+        "    resource: 'order:{order_id}'\npolicy: policy.yaml\n",
+        encoding="utf-8",
+    )
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(user_tools, "CALLS", [])
+    turns = [tool_call("charge_card", call_id="p1", order_id="A1", amount=9), "Charged."]
+    try:
+        async with Keel.open(
+            settings, model=FakeChatModel(turns), model_name="fake-model", config=load_config(path)
+        ) as keel:
+            out = await keel.run("charge A1 9", user_id=f"u-{uuid.uuid4().hex[:8]}")
+            assert out.status == "awaiting_approval" and out.approval["tool"] == "charge_card"
+            assert out.approval["resource"] == "order:A1" and user_tools.CALLS == []
+            done = await keel.decide(
+                out.approval["approval_id"], "approve", approver="ops", approver_role="admin"
+            )
+            assert (done.status, done.path) == ("succeeded", ["approval", "tool", "decide", "finalize"])
+            assert user_tools.CALLS == [f"{out.thread_id}:p1"]
+            rows = await keel.records.audit_for(thread_id=out.thread_id)
+            assert [(r.event, r.decision, r.status) for r in rows] == [
+                ("permission", "ask", None),
+                ("approval_decision", "approve", "allowed"),
+                ("tool_call", None, "ok"),
+            ]
+    finally:
+        monkey.undo()

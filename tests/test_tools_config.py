@@ -379,7 +379,8 @@ async def test_an_ask_rule_pauses_a_config_tool_until_an_admin_approves(
                 out.approval["approval_id"], "approve", approver="ops", approver_role="admin"
             )
             assert (done.status, done.path) == ("succeeded", ["approval", "tool", "decide", "finalize"])
-            assert user_tools.CALLS == [f"{out.thread_id}:p1"]
+            key = f"{out.thread_id}:p1"
+            assert user_tools.CALLS == [key]
             rows = await keel.records.audit_for(thread_id=out.thread_id)
             assert [(r.event, r.decision, r.status) for r in rows] == [
                 ("permission", "ask", None),

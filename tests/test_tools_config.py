@@ -380,7 +380,7 @@ async def test_an_ask_rule_pauses_a_config_tool_until_an_admin_approves(
             )
             assert (done.status, done.path) == ("succeeded", ["approval", "tool", "decide", "finalize"])
             key = f"{out.thread_id}:p1"
-            assert user_tools.CALLS == [key]
+            assert list(user_tools.CALLS) == [key]
             rows = await keel.records.audit_for(thread_id=out.thread_id)
             assert [(r.event, r.decision, r.status) for r in rows] == [
                 ("permission", "ask", None),

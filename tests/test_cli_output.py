@@ -81,6 +81,12 @@ def test_listings_in_a_pipe_are_tab_separated_with_whole_ids(cli, tmp_path: Path
     _plain(tail.stdout)
     assert tail.stdout.splitlines()[0].startswith("#\ttime (UTC)\tevent")
 
+    health = cli("health")
+    _plain(health.stdout)
+    verdict, header, *rows = health.stdout.splitlines()
+    assert verdict.endswith("over the last 60m") and header == "metric\tvalue"
+    assert rows[0] == "executions\t2 (2 finished)" and rows[1].startswith("success rate\t")
+
 
 def test_demo_in_a_pipe_is_plain(cli) -> None:
     result = cli("demo")

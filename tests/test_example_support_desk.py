@@ -17,6 +17,7 @@ import pytest
 
 from keel.app.service import Keel
 from keel.config import load_config
+from keel.context import RunContext
 from keel.costs import PriceTable
 from keel.hotstate import LimitsPolicy
 from keel.policies import PolicyMatrix
@@ -55,7 +56,7 @@ def test_the_config_and_its_files_validate() -> None:
         "lookup_order": "read",
         "list_tickets": "read",
         "read_ticket": "read",
-        "refund_order": "idempotent",
+        "refund_order": "external",
         "close_ticket": "idempotent",
     }
     matrix = PolicyMatrix.load(config.policy)
@@ -100,6 +101,8 @@ def test_offline_cli_lookup_refund_pauses_approval_refunds_once(tmp_path: Path) 
     assert approved.returncode == 0, approved.stdout + approved.stderr
     assert "refund #1: $20.00 on order 1001" in json.loads(approved.stdout)["answer"]
     assert _rows(db, "SELECT order_id, amount FROM refunds") == [(1001, 20.0)]
+    ((key,),) = _rows(db, "SELECT idempotency_key FROM refunds")
+    assert key.startswith(f"{approval['thread_id']}:")  # keel's key for the call: <thread>:<tool call id>
 
     again = keel(
         "--config", str(CONFIG), "approvals", "approve", approval["approval_id"], "--approver", "ops"
@@ -186,3 +189,27 @@ async def test_a_viewer_is_denied_the_refund_and_nothing_moves(
         ("permission", "refund_order", "denied")
     ]
     assert _rows(desk_db, "SELECT count(*) FROM refunds") == [(0,)]
+
+
+async def test_a_refund_run_again_with_its_key_refunds_once(tmp_path: Path, desk_db: Path) -> None:
+    """What a crash between the refund and keel's record of it leads to: the call runs again with the same
+    idempotency key, and the desk returns the first refund instead of making a second. A new call (a new
+    key) is a new refund, and never more than the order has left."""
+    from support_desk.tools import refund_order
+
+    config = load_config(CONFIG)
+    settings = Settings(home=tmp_path / "home", embeddings="hashing")
+    async with Keel.open(settings, config=config) as keel:
+        run = RunContext(user_id=f"u-{uuid.uuid4().hex[:8]}", role="admin")
+        thread = str(uuid.uuid4())
+        args = {"order_id": 1002, "amount": 30, "idempotency_key": "made-up-by-the-model"}
+        first = await keel.backends.executor.execute("r1", "refund_order", args, run, thread, deadline=1e12)
+    assert first.status == "ok" and first.message.content == "refund #1: $30.00 on order 1002"
+    key = f"{thread}:r1"
+    assert _rows(desk_db, "SELECT idempotency_key FROM refunds") == [(key,)]
+
+    assert refund_order(1002, 30, key) == first.message.content  # the re-run after a crash
+    assert _rows(desk_db, "SELECT count(*) FROM refunds") == [(1,)]
+    with pytest.raises(ValueError, match=r"order 1002 has only \$5.50 left to refund"):
+        refund_order(1002, 30, f"{thread}:r2")
+    assert refund_order(1002, 5.5, f"{thread}:r3") == "refund #2: $5.50 on order 1002"

@@ -4,8 +4,9 @@ Where it lives: `$SUPPORT_DESK_DB`, else `support_desk.sqlite` in keel's home (`
 in the working directory, where keel keeps its own files). The seed is code, not a download, so the
 example runs offline and every fresh database starts the same.
 
-A refund is stored with a UNIQUE idempotency key: the same key twice is one refund (the second call gets
-the first one back), which is what makes `refund_order` safe to run again after a crash.
+A refund is stored with a UNIQUE idempotency key (keel's, for the call): the same key twice is one refund
+(the second attempt gets the first one back), which is what makes `refund_order` safe to run again after a
+crash.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ CREATE TABLE IF NOT EXISTS tickets (
 );
 CREATE TABLE IF NOT EXISTS refunds (
     id INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL REFERENCES orders(id),
-    amount REAL NOT NULL, idempotency_key TEXT UNIQUE, created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+    amount REAL NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
 """
 

@@ -3,7 +3,8 @@
 keel reads each one's schema from its signature and its description from its docstring. keel.yaml gives
 each its effect (what a crash means for it) and the resource the permission matrix is asked about:
 reads are `read` (a resumed run gets the recorded result), `close_ticket` is `idempotent` (closing twice is
-closing once), and `refund_order` moves money, so a user's refund waits for an approver.
+closing once), and `refund_order` is `external`: it moves money, so keel hands it an idempotency key that
+makes a second attempt of the same call a no-op, and a user's refund waits for an approver.
 """
 
 from __future__ import annotations
@@ -57,18 +58,26 @@ def read_ticket(ticket_id: int) -> str:
     )
 
 
-def refund_order(order_id: int, amount: float) -> str:
+def refund_order(order_id: int, amount: float, idempotency_key: str) -> str:
     """Refund an amount (in dollars) on an order; never more than what is left to refund."""
+    # `idempotency_key` is filled by keel (effect: external) and hidden from the model: the same on every
+    # attempt of one call, so a call run again after a crash finds its refund instead of making another.
     if amount <= 0:
         raise ValueError("a refund must be a positive amount")
     with connect() as conn:
+        done = conn.execute("SELECT * FROM refunds WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+        if done is not None:
+            return f"refund #{done['id']}: ${done['amount']:.2f} on order {done['order_id']}"
         order = conn.execute("SELECT total FROM orders WHERE id = ?", (order_id,)).fetchone()
         if order is None:
             raise ValueError(f"no order {order_id}")
         left = float(order["total"]) - _refunded(conn, order_id)
         if amount > left + 1e-9:
             raise ValueError(f"order {order_id} has only ${left:.2f} left to refund")
-        cur = conn.execute("INSERT INTO refunds (order_id, amount) VALUES (?, ?)", (order_id, amount))
+        cur = conn.execute(
+            "INSERT INTO refunds (order_id, amount, idempotency_key) VALUES (?, ?, ?)",
+            (order_id, amount, idempotency_key),
+        )
     return f"refund #{cur.lastrowid}: ${amount:.2f} on order {order_id}"
 
 

@@ -1,6 +1,6 @@
 """`keel init DIR`: scaffold a runnable keel project (config, prompt, policy, prices, limits, a tool, a test).
 
-The files come from keel/templates/project (package data), with `__NAME__` (the agent's name) and
+The files come from keel/project-template (package data), with `__NAME__` (the agent's name) and
 `__PACKAGE__` (its Python package) filled in; prices and limits are copies of the ones keel ships, so a new
 project starts from what keel itself runs on. A user's file is never overwritten: a folder with files in it
 is refused unless `--force`, and even then every file that exists is kept (and listed as kept).
@@ -80,7 +80,7 @@ def package_name(name: str) -> str:
 
 def _template_files() -> list[tuple[str, bytes]]:
     """(relative path in the project, content) of every template file."""
-    root = resources.files("keel").joinpath("templates/project")
+    root = resources.files("keel").joinpath("project-template")
     found: list[tuple[str, bytes]] = []
 
     def walk(node, prefix: str) -> None:  # noqa: ANN001 - an importlib.resources Traversable

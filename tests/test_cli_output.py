@@ -150,6 +150,7 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("run",): ["list shared", "--user", "alice"],
     ("resume",): ["{stopped}"],
     ("demo",): [],
+    ("init",): ["{project}"],
     ("sweep",): [],
     ("health",): [],
     ("metrics",): [],
@@ -191,6 +192,7 @@ def test_every_command_takes_json_and_prints_one_json_document(cli, tmp_path: Pa
     stopped = cli("run", "list shared then list shared", "--user", "alice", "--json", KEEL_MAX_STEPS="1")
     assert stopped.exit_code == 4, stopped.output  # max_steps: resumable
     ids["stopped"] = json.loads(stopped.stdout)["thread_id"]
+    ids["project"] = str(tmp_path / "new-agent")
     for path, args in sorted(JSON_ARGS.items(), key=lambda kv: kv[0] == ("memory", "forget")):
         filled = [a.format(**ids) for a in args]
         result = cli(*path, *filled, "--json", stdin="hello\n")

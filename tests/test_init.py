@@ -128,7 +128,8 @@ def test_a_folder_with_files_is_refused_and_force_never_overwrites(tmp_path: Pat
     [
         ("json", "a module named 'json' is importable already"),
         ("keel", "a module named 'keel' is importable already"),
-        ("123", "cannot make a Python package name of '123'"),
+        ("123", "agent name '123': letters, digits"),
+        ("a: b", "agent name 'a: b': letters, digits"),
         ("class", "cannot make a Python package name of 'class'"),
     ],
 )

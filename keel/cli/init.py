@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import keyword
 import re
+import shlex
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,8 @@ _RENAMES = {"PACKAGE": _PACKAGE, "gitignore": ".gitignore"}
 """Template paths that change on the way out (a dotfile is not package data; the package is the user's)."""
 _SHIPPED = {"policies/prices.yaml": "prices.yaml", "policies/limits.yaml": "limits.yaml"}
 """Project files copied from keel's own shipped data files (keel.settings.shipped_file)."""
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9 _.-]*")
+"""An agent name that goes into keel.yaml, the README and the prompt as it is (no YAML quoting needed)."""
 EXAMPLE_TASK = "lookup_order order_id=A1"
 """A task the scaffold's offline model turns into a call of its example tool."""
 
@@ -46,7 +49,7 @@ class Scaffold:
 
     @property
     def next_command(self) -> str:
-        return f'cd {self.directory} && keel run --user you "{EXAMPLE_TASK}"'
+        return f'cd {shlex.quote(str(self.directory))} && keel run --user you "{EXAMPLE_TASK}"'
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -67,6 +70,10 @@ def package_name(name: str) -> str:
     """The Python package of an agent called `name` (`demo-agent` → `demo_agent`); InitError when it cannot
     be one, or when a module of that name is importable already (it would shadow, or be shadowed by, the
     project's tools: keel appends the config's folder to sys.path)."""
+    if not _NAME_RE.fullmatch(name):
+        raise InitError(
+            f"agent name {name!r}: letters, digits, spaces, '_', '.' and '-', starting with a letter"
+        )
     package = re.sub(r"[^0-9a-zA-Z_]+", "_", name.strip()).strip("_").lower()
     if not package.isidentifier() or keyword.iskeyword(package):
         raise InitError(f"cannot make a Python package name of {name!r}; pass --name with letters")

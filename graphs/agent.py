@@ -34,7 +34,12 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
     """The agent's nodes by name, each built with the few collaborators it uses, and instrumented."""
     settings, records, policy, memory, guards = b.settings, b.records, b.policy, b.memory, b.guards
     calls = ModelCalls(
-        settings=settings, prices=b.prices, guards=guards, telemetry=b.telemetry, model_name=b.model_name
+        settings=settings,
+        prices=b.prices,
+        guards=guards,
+        telemetry=b.telemetry,
+        model_name=b.model_name,
+        instructions=b.instructions,
     )
     nodes = {
         "recall": make_recall(
@@ -44,6 +49,7 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
             settings=settings,
             model_name=b.model_name,
             ready=b.ready,
+            instructions=b.instructions,
         ),
         "plan": make_plan(calls=calls, model=b.model, memory=memory, enabled=settings.plan_enabled),
         "decide": make_decide(calls=calls, models=b.models, registry=b.registry, memory=memory),

@@ -55,6 +55,8 @@ class ModelCalls:
     telemetry: Telemetry
     model_name: str
     """The primary model's name (the default of `call_model`)."""
+    instructions: str | None = None
+    """The project's system instructions (keel.yaml `agent.prompt`); None: keel's built-in ones."""
 
 
 def bounded(calls: ModelCalls, model: Runnable) -> Runnable:

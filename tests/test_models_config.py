@@ -53,13 +53,15 @@ def user() -> str:
 async def test_openai_through_init_chat_model_with_only_the_providers_env(tmp_path: Path, openai_env):
     openai_env.enqueue(Reply(content="1. answer", usage=(100, 10)), Reply(content="hello", usage=(200, 20)))
     config = load_config(project(tmp_path, "model: openai:fake-model\n"))
+    heard: list[str] = []
     async with Keel.open(Settings(home=tmp_path / "home"), config=config) as keel:
-        out = await keel.run("hi", user_id=user())
+        out = await keel.run("hi", user_id=user(), on_token=lambda node, token: heard.append(token))
         ex = await keel.records.get_execution(out.execution_id)
     assert (out.status, out.answer) == ("succeeded", "hello")
     assert out.path == ["recall", "plan", "decide", "finalize"]
     assert [r["model"] for r in openai_env.requests] == ["fake-model", "fake-model"]
-    # streamed usage reached keel (stream_usage against a custom base URL) and was priced from prices.yaml
+    assert all(r.get("stream") for r in openai_env.requests) and heard
+    # usage reached keel while streaming from an OPENAI_BASE_URL server (stream_usage), priced from prices.yaml
     assert (ex.input_tokens, ex.output_tokens) == (300, 30)
     assert float(ex.cost) == pytest.approx((300 * 1.0 + 30 * 2.0) / 1e6)
 

@@ -35,7 +35,7 @@ class ModelSetupError(ValueError):
     credentials): one line naming the model and what to do."""
 
     def __init__(self, model_id: str, reason: str) -> None:
-        super().__init__(f"model {model_id}: {reason}")
+        super().__init__(f"model {model_id!r}: {reason}")  # quoted: `:name:` would read as an emoji code
         self.model_id = model_id
         """`provider:model`, as keel.yaml writes it."""
 

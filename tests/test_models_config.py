@@ -61,7 +61,7 @@ async def test_openai_through_init_chat_model_with_only_the_providers_env(tmp_pa
     assert out.path == ["recall", "plan", "decide", "finalize"]
     assert [r["model"] for r in openai_env.requests] == ["fake-model", "fake-model"]
     assert all(r.get("stream") for r in openai_env.requests) and heard
-    # usage reached keel while streaming from an OPENAI_BASE_URL server (stream_usage), priced from prices.yaml
+    # usage reached keel while streaming from OPENAI_BASE_URL (needs stream_usage), priced by prices.yaml
     assert (ex.input_tokens, ex.output_tokens) == (300, 30)
     assert float(ex.cost) == pytest.approx((300 * 1.0 + 30 * 2.0) / 1e6)
 

@@ -53,6 +53,7 @@ def known_provider(provider: str) -> bool:
 
     Used only to read the env form of KEEL_FALLBACK_MODELS, where `llama3:8b` is a model name (an Ollama
     tag) and `anthropic:claude-x` a provider and a model."""
+    provider = provider.replace("-", "_").lower()
     if provider == SCRIPTED:
         return True
     from langchain.chat_models import base
@@ -70,6 +71,7 @@ def chat_model(provider: str, name: str, settings: Settings, *, base_url: str | 
     cannot be built, which happens at start, never at the first call.
 
     `base_url`: an OpenAI-compatible server for this model only (a fallback's `name@base_url`)."""
+    provider = provider.replace("-", "_").lower()  # as init_chat_model normalises it
     if provider == SCRIPTED:
         return ScriptedChatModel(model_name=name, max_tokens=settings.max_output_tokens)
     from langchain.chat_models import init_chat_model

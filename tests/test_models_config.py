@@ -13,6 +13,7 @@ from keel.app.service import Keel
 from keel.chain import fallback_entry
 from keel.config import ConfigError, load_config
 from keel.costs import UnknownPrice
+from keel.prompts import PromptFileError
 from keel.settings import Settings, shipped_file
 from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply
 
@@ -224,3 +225,24 @@ async def test_without_a_prompt_keel_uses_its_built_in_instructions(tmp_path: Pa
         await keel.run("hi", user_id=uid)
     system = openai_env.requests[0]["messages"][0]["content"]
     assert system.startswith("You are keel") and f"home/{uid}/" in system
+
+
+async def test_keel_prompt_file_without_a_config(tmp_path: Path, openai_env):
+    openai_env.enqueue(Reply(content="ok"))
+    prompt = tmp_path / "p.md"
+    prompt.write_text("Be brief with {user}.\n", encoding="utf-8")
+    settings = Settings(
+        home=tmp_path / "home",
+        model_provider="OpenAI",
+        model="fake-model",
+        plan_enabled=False,
+        prompt_file=prompt,
+    )
+    uid = user()
+    async with Keel.open(settings) as keel:
+        await keel.run("hi", user_id=uid)
+    assert openai_env.requests[0]["messages"][0]["content"] == f"Be brief with {uid}."
+    prompt.write_text(" \n", encoding="utf-8")
+    with pytest.raises(PromptFileError, match="is empty"):
+        async with Keel.open(settings):
+            pass

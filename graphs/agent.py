@@ -12,6 +12,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from keel.chain import chain_providers
 from keel.context import RunContext
 from keel.graphs.deps import GraphDeps
 from keel.graphs.edges import Routes
@@ -40,6 +41,7 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
         telemetry=b.telemetry,
         model_name=b.model_name,
         instructions=b.instructions,
+        providers=chain_providers(settings),
     )
     nodes = {
         "recall": make_recall(

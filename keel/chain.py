@@ -15,7 +15,7 @@ from langchain_core.language_models import BaseChatModel
 from keel.models import chat_model, known_provider
 from keel.settings import Settings
 
-__all__ = ["fallback_models", "fallback_entry"]
+__all__ = ["fallback_models", "fallback_entry", "chain_providers"]
 
 
 def fallback_entry(entry: str, settings: Settings) -> tuple[str, str, str | None]:
@@ -31,6 +31,15 @@ def fallback_entry(entry: str, settings: Settings) -> tuple[str, str, str | None
     if not entry:
         raise ValueError("a fallback model entry is empty")
     return settings.model_provider, entry, None
+
+
+def chain_providers(settings: Settings) -> dict[str, str]:
+    """The provider of each model of the chain by its name (the spans' `gen_ai.provider.name`)."""
+    providers = {settings.model: settings.model_provider}
+    for entry in settings.fallback_models:
+        provider, name, _ = fallback_entry(entry, settings)
+        providers.setdefault(name, provider)
+    return providers
 
 
 def fallback_models(settings: Settings) -> list[tuple[str, BaseChatModel]]:

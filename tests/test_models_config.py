@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from keel.app.service import Keel
 from keel.chain import fallback_entry
@@ -71,11 +72,20 @@ async def test_a_fallback_on_another_provider_answers_when_the_primary_fails(tmp
     openai_env.enqueue(Fault.http(500, retry_after=0.01), Fault.http(500, retry_after=0.01))
     text = "agent: {plan: false}\nmodel: openai:fake-model\nfallback_models: [scripted:keel-scripted]\n"
     config = load_config(project(tmp_path, text))
+    exporter = InMemorySpanExporter()
     async with Keel.open(Settings(home=tmp_path / "home"), config=config) as keel:
+        keel.backends.telemetry.tracing.add_exporter(exporter)
         assert [name for name, _ in keel.backends.models] == ["fake-model", "keel-scripted"]
         uid = user()
         out = await keel.run("hi", user_id=uid)
         [entry, *_] = await keel.backends.ledger.history(uid)
+    chats = sorted(
+        (s for s in exporter.get_finished_spans() if s.name.startswith("chat ")), key=lambda s: s.start_time
+    )
+    assert [(s.name, s.attributes["gen_ai.provider.name"]) for s in chats] == [
+        ("chat fake-model", "openai"),
+        ("chat keel-scripted", "scripted"),
+    ]
     assert out.path == ["recall", "plan", "decide", "fallback", "decide", "finalize"]
     assert (out.status, out.terminated_reason) == ("succeeded", None)
     assert (entry.name, entry.status) == ("keel-scripted", "settled")

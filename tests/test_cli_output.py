@@ -221,3 +221,9 @@ def test_usage_errors_name_the_problem_in_one_line(cli) -> None:
         assert result.exit_code == 2, result.output
         (line,) = result.stderr.strip().splitlines()
         assert words in line
+
+
+def test_text_that_looks_like_an_emoji_code_is_printed_as_it_is(cli) -> None:
+    """rich would print `:house:` as an emoji: a thread id or model id must come out as typed."""
+    result = cli("resume", "t:house:1")
+    assert result.exit_code == 1 and "t:house:1" in result.stderr, result.stderr

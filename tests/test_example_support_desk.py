@@ -150,13 +150,19 @@ async def test_over_chat_openai_lookup_refund_approved_close(
 
     assert (done.status, done.answer) == ("succeeded", "Refunded $20 on order 1001 and closed ticket 7.")
     assert done.path == ["approval", "tool", "decide", "permission_check", "tool", "decide", "finalize"]
-    assert _rows(desk_db, "SELECT order_id, amount FROM refunds") == [(1001, 20.0)]
+    assert _rows(desk_db, "SELECT order_id, amount, idempotency_key FROM refunds") == [
+        (1001, 20.0, f"{paused.thread_id}:c2")  # keel's key for the call reached the tool
+    ]
     assert _rows(desk_db, "SELECT status, resolution FROM tickets WHERE id = 7") == [
         ("closed", "refunded $20")
     ]
 
     first_decide = server.requests[0]
-    assert {t["function"]["name"] for t in first_decide["tools"]} == TOOLS
+    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in first_decide["tools"]}
+    assert set(schemas) == TOOLS
+    assert set(schemas["refund_order"]["properties"]) == {"order_id", "amount"}  # the key is keel's
+    system = first_decide["messages"][0]
+    assert system["role"] == "system" and "You are the support desk" in system["content"]  # agent.prompt
     tool_result = server.requests[1]["messages"][-1]
     assert tool_result["role"] == "tool" and "standing desk for alice" in tool_result["content"]
 

@@ -49,7 +49,10 @@ class Scaffold:
 
     @property
     def next_command(self) -> str:
-        return f'cd {shlex.quote(str(self.directory))} && keel run --user you "{EXAMPLE_TASK}"'
+        run = f'keel run --user you "{EXAMPLE_TASK}"'
+        if self.directory.resolve() == Path.cwd().resolve():
+            return run
+        return f"cd {shlex.quote(str(self.directory))} && {run}"
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -12,6 +12,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from keel.chain import chain_providers
 from keel.context import RunContext
 from keel.graphs.deps import GraphDeps
 from keel.graphs.edges import Routes
@@ -34,7 +35,13 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
     """The agent's nodes by name, each built with the few collaborators it uses, and instrumented."""
     settings, records, policy, memory, guards = b.settings, b.records, b.policy, b.memory, b.guards
     calls = ModelCalls(
-        settings=settings, prices=b.prices, guards=guards, telemetry=b.telemetry, model_name=b.model_name
+        settings=settings,
+        prices=b.prices,
+        guards=guards,
+        telemetry=b.telemetry,
+        model_name=b.model_name,
+        instructions=b.instructions,
+        providers=chain_providers(settings),
     )
     nodes = {
         "recall": make_recall(
@@ -44,6 +51,7 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
             settings=settings,
             model_name=b.model_name,
             ready=b.ready,
+            instructions=b.instructions,
         ),
         "plan": make_plan(calls=calls, model=b.model, memory=memory, enabled=settings.plan_enabled),
         "decide": make_decide(calls=calls, models=b.models, registry=b.registry, memory=memory),

@@ -50,6 +50,11 @@ class GraphDeps(Protocol):
     @property
     def model_name(self) -> str: ...
     @property
+    def instructions(self) -> str | None:
+        """The project's system instructions (keel.yaml `agent.prompt`); None: keel's built-in ones."""
+        ...
+
+    @property
     def models(self) -> Sequence[tuple[str, BaseChatModel]]:
         """The fallback chain, (name, model), the primary first."""
         ...

@@ -10,7 +10,9 @@ This module only reads and checks the file; keel.tools.from_config turns its `to
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from keel.models import split_model_id
+from keel.prompts import PromptFileError, load_instructions
 from keel.settings import Settings
 from keel.tool_effect import TOOL_EFFECTS, ToolEffect
 from keel.yamlfile import YamlDoc, YamlFileError, line_of
@@ -42,8 +46,9 @@ _AGENT_KEYS = ("name", "version", "prompt", "plan")
 _SOURCES = ("import", "builtin", "mcp")
 _TOOL_KEYS = (*_SOURCES, "effect", "resource", "timeout_s", "price_usd")
 _MCP_KEYS = ("name", "command", "args", "env", "url", "tools")
-_PROVIDERS = ("openai", "scripted")
-"""Model providers this version reaches (`provider:model`)."""
+_MODEL_KEYS = ("id", "input", "output")
+"""A model written as a mapping: its `provider:model` id and its prices, USD per million input/output tokens
+(the field names of the prices file's `models:` entries)."""
 
 
 class ConfigError(YamlFileError):
@@ -105,6 +110,13 @@ class KeelConfig:
     model: str | None = None
     """`provider:model`."""
     fallback_models: tuple[str, ...] = ()
+    """`provider:model` each, in order."""
+    model_prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Prices given next to a model: bare model name -> (input, output) USD per million tokens."""
+    model_lines: Mapping[str, int] = field(default_factory=dict)
+    """Where each model (`provider:model`) is written, for errors found when it is built at start."""
+    instructions: str | None = None
+    """The text of `agent.prompt`, read when the config is loaded."""
     tools: tuple[ToolEntry, ...] | None = None
     """None: the key is absent, keel's built-in tools."""
     policy: Path | None = None
@@ -114,6 +126,13 @@ class KeelConfig:
     @property
     def source(self) -> str:
         return str(self.path)
+
+    def model_line(self, model: str) -> int:
+        """The line of a model (`provider:model` or its bare name) in this file; 0 when it is not here."""
+        for model_id, line in self.model_lines.items():
+            if model in (model_id, model_id.partition(":")[2]):
+                return line
+        return 0
 
     def error(self, line: int, reason: str) -> ConfigError:
         """An error pointing at a line of this file."""
@@ -133,7 +152,9 @@ class KeelConfig:
             provider, _, name = self.model.partition(":")
             update["model_provider"], update["model"] = provider, name
         if self.fallback_models:
-            update["fallback_models"] = [m.partition(":")[2] for m in self.fallback_models]
+            update["fallback_models"] = list(self.fallback_models)
+        if self.agent.prompt is not None:
+            update["prompt_file"] = self.agent.prompt
         if self.agent.plan is not None:
             update["plan_enabled"] = self.agent.plan
         if self.agent.version is not None:
@@ -168,6 +189,11 @@ def _pydantic_reason(exc: ValidationError) -> str:
 class _Parser:
     def __init__(self, doc: YamlDoc, path: Path) -> None:
         self.doc, self.path, self.base = doc, path, path.parent
+        self.prices: dict[str, tuple[float, float]] = {}
+        self.lines: dict[str, int] = {}
+        self.names: dict[str, str] = {}
+        """Bare model name -> the id that uses it (prices, breakers and metrics go by the bare name)."""
+        self.prompt_line = 1
 
     def config(self) -> KeelConfig:
         top = self.doc.top(_TOP_KEYS, name="config", expects=", ".join(repr(k) for k in _TOP_KEYS))
@@ -176,15 +202,27 @@ class _Parser:
             nodes = self.doc.sequence(top["tools"], "tools")
             tools = tuple(self.tool(n) for n in nodes)
             self.mcp_defined(tools, nodes)
+        agent = self.agent(top["agent"]) if "agent" in top else AgentConfig()
+        instructions = None
+        if agent.prompt is not None:
+            try:
+                instructions = load_instructions(agent.prompt)
+            except PromptFileError as exc:
+                raise self.doc.fail(self.prompt_line, str(exc)) from None
+        model = self.model(top["model"]) if "model" in top else None
+        fallbacks = (
+            tuple(self.model(n) for n in self.doc.sequence(top["fallback_models"], "fallback_models"))
+            if "fallback_models" in top
+            else ()
+        )
         return KeelConfig(
             path=self.path,
-            agent=self.agent(top["agent"]) if "agent" in top else AgentConfig(),
-            model=self.model(top["model"]) if "model" in top else None,
-            fallback_models=tuple(
-                self.model(n) for n in self.doc.sequence(top["fallback_models"], "fallback_models")
-            )
-            if "fallback_models" in top
-            else (),
+            agent=agent,
+            model=model,
+            fallback_models=fallbacks,
+            model_prices=self.prices,
+            model_lines=self.lines,
+            instructions=instructions,
             tools=tools,
             policy=self.file(top["policy"], "policy") if "policy" in top else None,
             prices=self.file(top["prices"], "prices") if "prices" in top else None,
@@ -205,21 +243,50 @@ class _Parser:
         return path
 
     def model(self, node: yaml.Node) -> str:
-        value = self.string(node, "model")
-        provider, sep, name = value.partition(":")
-        if not sep or not name:
-            raise self.doc.fail(node, f"model {value!r}: expected provider:model (e.g. openai:gpt-4o-mini)")
-        if provider not in _PROVIDERS:
+        """`provider:model`, or a mapping `{id: provider:model, input: …, output: …}` pricing it. The
+        provider is checked when the model is built at start (keel.models), at this line."""
+        prices: tuple[float, float] | None = None
+        if isinstance(node, yaml.MappingNode):
+            entries = self.doc.mapping(node, "model", _MODEL_KEYS)
+            if "id" not in entries:
+                raise self.doc.fail(node, "model: needs an 'id' (provider:model, e.g. openai:gpt-4o-mini)")
+            value = self.string(entries["id"], "model id")
+            priced = [k for k in ("input", "output") if k in entries]
+            if priced and len(priced) != 2:
+                raise self.doc.fail(
+                    node, f"model {value!r} needs both input and output prices (USD per million tokens)"
+                )
+            if priced:
+                prices = (self.price(entries["input"], value), self.price(entries["output"], value))
+        else:
+            value = self.string(node, "model")
+        try:
+            _, name = split_model_id(value)
+        except ValueError as exc:
+            raise self.doc.fail(node, str(exc)) from None
+        if name in self.names:
             raise self.doc.fail(
-                node, f"model provider {provider!r} is not supported yet (supported: {', '.join(_PROVIDERS)})"
+                node,
+                f"model {value!r}: {self.names[name]!r} has the same name {name!r}; keel prices, meters and "
+                "breaks models by name, so the chain's names must differ",
             )
+        self.names[name], self.lines[value] = value, line_of(node)
+        if prices is not None:
+            self.prices[name] = prices
         return value
+
+    def price(self, node: yaml.Node, model: str) -> float:
+        value = self.doc.value(node)
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise self.doc.fail(node, f"the price of {model!r} must be a non-negative number, got {value!r}")
+        return float(value)
 
     def agent(self, node: yaml.Node) -> AgentConfig:
         entries = self.doc.mapping(node, "agent", _AGENT_KEYS)
         values: dict[str, Any] = {k: self.doc.value(v) for k, v in entries.items() if k != "prompt"}
         if "prompt" in entries:
             values["prompt"] = self.file(entries["prompt"], "agent.prompt")
+            self.prompt_line = line_of(entries["prompt"])
         return self.model_of(AgentConfig, values, node, entries)
 
     def tool(self, node: yaml.Node) -> ToolEntry:

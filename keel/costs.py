@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -61,10 +61,18 @@ def _price(doc: YamlDoc, node: yaml.Node, name: str) -> float:
 
 
 class UnknownPrice(KeyError):
-    """A model with no price: keel refuses to count it as free."""
+    """A model with no price: keel refuses to count it as free. Says both places a price can live."""
+
+    def __init__(self, model: str, source: str = "prices.yaml") -> None:
+        super().__init__(model, source)
+        self.model, self.source = model, source
 
     def __str__(self) -> str:
-        return f"no price for model {self.args[0]!r} in the price table; add it to prices.yaml"
+        return (
+            f"no price for model {self.model!r} in the price table {self.source}: add "
+            f"`{self.model}: {{input: …, output: …}}` under its models:, or price it next to the model in "
+            f"keel.yaml (`model: {{id: provider:{self.model}, input: …, output: …}}`), USD per million tokens"
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,7 +104,11 @@ class PriceTable:
     def check_model(self, model: str) -> None:
         """Raise UnknownPrice unless `model` has a price."""
         if model not in self.models:
-            raise UnknownPrice(model)
+            raise UnknownPrice(model, self.source)
+
+    def with_models(self, models: Mapping[str, tuple[float, float]]) -> PriceTable:
+        """This table with `models` priced as given (keel.yaml's prices next to a model win over the file)."""
+        return replace(self, models={**self.models, **models}) if models else self
 
     def model_cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
         """USD for one model call."""

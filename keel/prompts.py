@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage
 
 from keel.context import RunContext
 
-__all__ = ["system_prompt", "PLAN_INSTRUCTION", "continue_message", "is_continuation", "original_request"]
+__all__ = [
+    "system_prompt",
+    "PLACEHOLDERS",
+    "PromptFileError",
+    "load_instructions",
+    "fill_placeholders",
+    "PLAN_INSTRUCTION",
+    "continue_message",
+    "is_continuation",
+    "original_request",
+]
 
 PLAN_INSTRUCTION = (
     "Before acting, write a short numbered plan (at most 5 steps) for the user's latest request. "
@@ -22,9 +33,40 @@ Some tool calls need a human's approval and some are denied by policy: when a ca
 retry it; explain to the user what you could not do. Never invent tool results."""
 
 
-def system_prompt(run: RunContext, state: Mapping[str, Any]) -> str:
-    """The system prompt for one model call: rules, what recall found, and the plan."""
-    parts = [_SYSTEM.format(user=run.user_id)]
+PLACEHOLDERS = ("user", "role", "tenant")
+"""The names substituted in system instructions (`{user}` is the run's user id, and so on). Nothing else is:
+a prompt's other braces (`{json}`, `{{`, a lone `{`) reach the model as written."""
+
+
+class PromptFileError(ValueError):
+    """A system instructions file keel cannot use (unreadable, not UTF-8, empty)."""
+
+
+def load_instructions(path: Path) -> str:
+    """The text of a system instructions file, read once at start; PromptFileError (one line) otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PromptFileError(f"cannot read the prompt file {path}: {exc}") from None
+    if not text.strip():
+        raise PromptFileError(f"the prompt file {path} is empty")
+    return text.strip()
+
+
+def fill_placeholders(text: str, run: RunContext) -> str:
+    """`text` with each of PLACEHOLDERS replaced by the run's value; never str.format on a user's text."""
+    for name in PLACEHOLDERS:
+        text = text.replace("{" + name + "}", getattr(run, _FIELDS[name]))
+    return text
+
+
+_FIELDS = {"user": "user_id", "role": "role", "tenant": "tenant"}
+
+
+def system_prompt(run: RunContext, state: Mapping[str, Any], instructions: str | None = None) -> str:
+    """The system prompt for one model call: the instructions (the project's `agent.prompt`, else keel's
+    built-in ones), what recall found, and the plan."""
+    parts = [fill_placeholders(instructions or _SYSTEM, run)]
     if recalled := state.get("recalled"):
         parts.append("What you remember about this user:\n" + "\n".join(f"- {r}" for r in recalled))
     if plan := state.get("plan"):

@@ -62,17 +62,26 @@ class Settings(BaseSettings):
     prices_file: Path = shipped_file("prices.yaml")
     """Model and tool prices."""
 
-    model_provider: Literal["scripted", "openai"] = "scripted"
-    """`scripted`: the offline scripted model (labelled as such). `openai`: any OpenAI-compatible server."""
+    model_provider: str = Field(default="scripted", min_length=1)
+    """`scripted`: the offline scripted model (labelled as such). Any other value is a LangChain provider
+    built by `init_chat_model` (`openai`, `anthropic`, `ollama`, …; its integration package must be
+    installed), which reads its own environment variables (`OPENAI_API_KEY`, `ANTHROPIC_API_KEY`, …).
+    keel.yaml's `model: provider:model` sets this and `model`."""
 
     model: str = "keel-scripted"
-    """Model name sent to the provider (and looked up in the price table)."""
+    """Model name sent to the provider; keel's name for it in the price table, metrics and breakers."""
 
     openai_base_url: str | None = None
-    """Base URL of the OpenAI-compatible server (OpenAI, vLLM, Ollama, …)."""
+    """Optional: base URL of an OpenAI-compatible server (vLLM, Ollama, …) for the `openai` provider;
+    unset: `OPENAI_BASE_URL` (or `OPENAI_API_BASE`), else OpenAI itself."""
 
-    openai_api_key: SecretStr = SecretStr("not-needed")
-    """API key for the OpenAI-compatible server."""
+    openai_api_key: SecretStr | None = None
+    """Optional: API key for the `openai` provider; unset: `OPENAI_API_KEY` (a `KEEL_OPENAI_BASE_URL`
+    server gets a placeholder when neither is set)."""
+
+    prompt_file: Path | None = None
+    """System instructions replacing keel's built-in ones (keel.yaml `agent.prompt` sets it); read once at
+    start. Placeholders: `{user}`, `{role}`, `{tenant}`; every other brace is left as written."""
 
     model_timeout_s: float = Field(default=60.0, gt=0)
     """Timeout of one model request."""
@@ -168,7 +177,8 @@ class Settings(BaseSettings):
     """How long an open breaker refuses calls before it lets one probe through."""
 
     fallback_models: Annotated[list[str], NoDecode] = []
-    """Models tried in order when the primary is unavailable: `name` (same server) or `name@base_url`.
+    """Models tried in order when the primary is unavailable: `provider:model` (any LangChain provider),
+    `name` (the primary's provider and server) or `name@base_url` (another OpenAI-compatible server).
     From the environment as a comma-separated list."""
 
     redis_prefix: str = "keel:"
@@ -234,8 +244,6 @@ class Settings(BaseSettings):
     def _profile_needs(self) -> Settings:
         if self.profile == "postgres" and not self.database_url:
             raise ValueError("the postgres profile needs KEEL_DATABASE_URL (postgresql://host:port/db)")
-        if self.model_provider == "openai" and not self.openai_base_url:
-            raise ValueError("model_provider=openai needs KEEL_OPENAI_BASE_URL")
         if self.embeddings == "openai" and not self.embeddings_base_url:
             raise ValueError("embeddings=openai needs KEEL_EMBEDDINGS_BASE_URL")
         if self.chroma_url is not None and not self.chroma_url.startswith(("http://", "https://")):

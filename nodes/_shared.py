@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -55,6 +55,10 @@ class ModelCalls:
     telemetry: Telemetry
     model_name: str
     """The primary model's name (the default of `call_model`)."""
+    instructions: str | None = None
+    """The project's system instructions (keel.yaml `agent.prompt`); None: keel's built-in ones."""
+    providers: Mapping[str, str] = field(default_factory=dict)
+    """Each model's provider by name (a fallback may be another provider); the settings' when absent."""
 
 
 def bounded(calls: ModelCalls, model: Runnable) -> Runnable:
@@ -108,7 +112,7 @@ async def call_model(
         b.telemetry,
         _call_model(b, model, messages, state, config, run=run, model_name=name),
         model=name,
-        provider=b.settings.model_provider,
+        provider=b.providers.get(name, b.settings.model_provider),
         max_tokens=b.settings.max_output_tokens,
     )
 

@@ -42,7 +42,7 @@ def make_decide(
     async def decide(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
-        system = SystemMessage(system_prompt(runtime.context, state))
+        system = SystemMessage(system_prompt(runtime.context, state, calls.instructions))
         steps = state.get("steps", 0) + 1
         try:
             name, model = bound[min(state.get("model_index", 0), len(bound) - 1)]

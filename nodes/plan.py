@@ -38,7 +38,7 @@ def make_plan(*, calls: ModelCalls, model: BaseChatModel, memory: MemoryBackends
         messages = await fit_context(
             memory,
             thread_id_of(config),
-            SystemMessage(system_prompt(runtime.context, state)),
+            SystemMessage(system_prompt(runtime.context, state, calls.instructions)),
             state["messages"],
             model_name=calls.model_name,
             tail=[HumanMessage(PLAN_INSTRUCTION)],

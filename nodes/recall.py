@@ -37,14 +37,19 @@ def _task_of(state: AgentState) -> str:
 
 
 def _check_fits(
-    settings: Settings, memory: MemoryBackends | None, model_name: str, run: RunContext, task: str
+    settings: Settings,
+    memory: MemoryBackends | None,
+    model_name: str,
+    run: RunContext,
+    task: str,
+    instructions: str | None,
 ) -> None:
     """Refuse, before anything is stored, a request the model's context budget cannot hold whole."""
     check_task_size(task, settings.max_task_chars)  # the Server calls the graph without Keel.run
     if memory is None:
         return
     budget = memory.context.budget_for(model_name).max_input_tokens
-    need = count_tokens([SystemMessage(system_prompt(run, {})), HumanMessage(task)])
+    need = count_tokens([SystemMessage(system_prompt(run, {}, instructions)), HumanMessage(task)])
     if need > budget:
         raise TaskTooLarge(
             f"the task needs ~{need:,} tokens; {model_name} has a context budget of {budget:,} input tokens"
@@ -59,8 +64,10 @@ def make_recall(
     settings: Settings,
     model_name: str,
     ready: Callable[[], Awaitable[None]],
+    instructions: str | None = None,
 ):
-    """The recall node. `ready` makes sure the records database is migrated before the first write."""
+    """The recall node. `ready` makes sure the records database is migrated before the first write;
+    `instructions` (the project's system prompt) count in the context budget a task must fit."""
 
     async def recall(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
@@ -71,7 +78,7 @@ def make_recall(
         if run.role not in roles:
             raise InvalidContext(f"unknown role {run.role!r} (known: {', '.join(sorted(roles))})")
         task = safe_text(_task_of(state))  # state's str channels go into jsonb: no NUL
-        _check_fits(settings, memory, model_name, run, task)
+        _check_fits(settings, memory, model_name, run, task, instructions)
         now = time.time()
         recent = await records.list_executions(user_id=run.user_id, limit=3)
         await records.start_execution(

@@ -31,11 +31,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def langgraph_dev(home: Path, ready_s: float = 90) -> Iterator[str]:
-    """Start `langgraph dev` with KEEL_HOME=home, wait for /ok, yield its base URL, stop it."""
+def langgraph_dev(home: Path, ready_s: float = 90, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start `langgraph dev` with KEEL_HOME=home (and `env`), wait for /ok, yield its base URL, stop it."""
     port = free_port()
     env = {
         **os.environ,
+        **(env or {}),
         "KEEL_HOME": str(home),
         "KEEL_PROFILE": "embedded",
         "KEEL_API_KEYS_FILE": str(ROOT / "keel" / "server" / "dev_keys.yaml"),

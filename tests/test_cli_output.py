@@ -81,6 +81,12 @@ def test_listings_in_a_pipe_are_tab_separated_with_whole_ids(cli, tmp_path: Path
     _plain(tail.stdout)
     assert tail.stdout.splitlines()[0].startswith("#\ttime (UTC)\tevent")
 
+    health = cli("health")
+    _plain(health.stdout)
+    verdict, header, *rows = health.stdout.splitlines()
+    assert verdict.endswith("over the last 60m") and header == "metric\tvalue"
+    assert rows[0] == "executions\t2 (2 finished)" and rows[1].startswith("success rate\t")
+
 
 def test_demo_in_a_pipe_is_plain(cli) -> None:
     result = cli("demo")
@@ -144,6 +150,7 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("run",): ["list shared", "--user", "alice"],
     ("resume",): ["{stopped}"],
     ("demo",): [],
+    ("init",): ["{project}"],
     ("sweep",): [],
     ("health",): [],
     ("metrics",): [],
@@ -185,6 +192,7 @@ def test_every_command_takes_json_and_prints_one_json_document(cli, tmp_path: Pa
     stopped = cli("run", "list shared then list shared", "--user", "alice", "--json", KEEL_MAX_STEPS="1")
     assert stopped.exit_code == 4, stopped.output  # max_steps: resumable
     ids["stopped"] = json.loads(stopped.stdout)["thread_id"]
+    ids["project"] = str(tmp_path / "new-agent")
     for path, args in sorted(JSON_ARGS.items(), key=lambda kv: kv[0] == ("memory", "forget")):
         filled = [a.format(**ids) for a in args]
         result = cli(*path, *filled, "--json", stdin="hello\n")
@@ -213,3 +221,9 @@ def test_usage_errors_name_the_problem_in_one_line(cli) -> None:
         assert result.exit_code == 2, result.output
         (line,) = result.stderr.strip().splitlines()
         assert words in line
+
+
+def test_text_that_looks_like_an_emoji_code_is_printed_as_it_is(cli) -> None:
+    """rich would print `:house:` as an emoji: a thread id or model id must come out as typed."""
+    result = cli("resume", "t:house:1")
+    assert result.exit_code == 1 and "t:house:1" in result.stderr, result.stderr

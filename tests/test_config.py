@@ -59,7 +59,7 @@ def test_full_config_reads_with_paths_relative_to_the_file(project: Path):
     assert (settings.model_provider, settings.model, settings.fallback_models) == (
         "openai",
         "gpt-4o-mini",
-        ["gpt-4.1-mini"],
+        ["openai:gpt-4.1-mini"],  # the fallback keeps its provider (any provider may be a fallback)
     )
     assert (settings.plan_enabled, settings.version, settings.policy_file) == (
         False,
@@ -80,7 +80,12 @@ def test_full_config_reads_with_paths_relative_to_the_file(project: Path):
         ("tools:\n  - import: m:f\n    builtin: read_file\n    effect: read\n", 2, "exactly one of"),
         ("tools:\n  - import: m:f\n    effect: read\n    timeout_s: -1\n", 4, "greater than 0"),
         ("model: gpt-4o\n", 1, "expected provider:model"),
-        ("model: anthropic:claude\n", 1, "not supported yet"),
+        ("model: {id: openai:gpt-x, input: 1}\n", 1, "needs both input and output prices"),
+        ("model: {id: openai:gpt-x, input: 1, output: -2}\n", 1, "non-negative number"),
+        ("model: {input: 1, output: 2}\n", 1, "needs an 'id'"),
+        ("model: {id: openai:gpt-x, inptu: 1}\n", 1, "unknown key 'inptu'"),
+        ("model: openai:gpt-x\nfallback_models: [azure_openai:gpt-x]\n", 2, "same name 'gpt-x'"),
+        ("agent: {prompt: empty.md}\n", 1, "is empty"),
         ("policy: nowhere.yaml\n", 1, "policy: no file at"),
         ("tools:\n  - mcp: {name: files}\n    effect: external\n", 2, "one of 'command' (stdio) or 'url'"),
         ("agent: [1\n", 2, "not valid YAML"),
@@ -88,6 +93,7 @@ def test_full_config_reads_with_paths_relative_to_the_file(project: Path):
     ],
 )
 def test_a_mistake_fails_at_its_line(tmp_path: Path, text: str, line: int, reason: str):
+    (tmp_path / "empty.md").write_text("  \n", encoding="utf-8")
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_config(path)

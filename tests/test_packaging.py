@@ -79,3 +79,26 @@ def test_the_wheel_runs_on_its_own(wheel: Path, tmp_path: Path) -> None:
     site = str(tmp_path / "site")
     assert out[0].startswith(site) and out[1].startswith(site), out
     assert (tmp_path / "site" / "keel" / "policies" / "default.yaml").is_file()
+
+
+def test_keel_init_finds_its_templates_in_the_wheel(wheel: Path, tmp_path: Path) -> None:
+    """The project template is package data: `keel init` from the installed wheel writes every file."""
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(tmp_path / "site")
+    code = (
+        "import sys, keel.cli.init as i; from pathlib import Path;"
+        "done = i.scaffold(Path(sys.argv[1]), name='wheel-check');"
+        "print(i.__file__); print(len(done.created))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "proj")],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    where, count = done.stdout.splitlines()
+    assert where.startswith(str(tmp_path / "site")) and int(count) == 11
+    assert (tmp_path / "proj" / "wheel_check" / "tools.py").is_file()

@@ -19,6 +19,7 @@ from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel, tool_call
 from keel.tools.from_config import registry_from_config
 from keel.tools.imported import ImportedToolError, spec_from_tool
+from keel.tools.registry import ToolRegistry
 
 DATA = Path(__file__).parent / "data"
 
@@ -89,8 +90,8 @@ def test_a_tool_and_a_function_become_specs(user_tools):
 @pytest.mark.parametrize(
     ("kwargs", "reason"),
     [
-        ({"effect": "external"}, "effect 'external' is not supported yet"),
-        ({"effect": "transactional"}, "effect 'transactional' is not supported yet"),
+        ({"effect": "external"}, "is external: it must take the call's idempotency key"),
+        ({"effect": "transactional"}, "is transactional: it must take keel's records transaction"),
         ({"effect": "read", "resource": "order:{id}"}, "names id, which is not an argument"),
         ({"effect": "read", "resource": "order:{order_id!r}"}, "must name an argument"),
     ],
@@ -117,7 +118,11 @@ def test_not_a_tool_is_refused(user_tools):
         ),
         ("  - import: user_tools:nope\n    effect: read\n", 2, "user_tools has no 'nope'"),
         ("  - import: no_such_module_x:f\n    effect: read\n", 2, "ModuleNotFoundError"),
-        ("  - import: user_tools:lookup_order\n    effect: external\n", 2, "not supported yet"),
+        (
+            "  - import: user_tools:lookup_order\n    effect: external\n",
+            2,
+            "add a parameter `idempotency_key",
+        ),
         ("  - import: user_tools:lookup_order\n    effect: read\n    resource: 'o:{x}'\n", 2, "names x"),
         (
             "  - mcp: {name: files, command: python}\n    effect: transactional\n",
@@ -277,3 +282,110 @@ def test_a_module_beside_the_config_is_importable(tmp_path: Path, monkeypatch: p
     _, config = config_with(tmp_path, f"  - import: {name}:ping\n    effect: read\n")
     assert registry_from_config(config).names() == ["ping"]
     sys.modules.pop(name, None)
+
+
+async def test_external_and_transactional_tools_get_what_keel_fills(settings: Settings, user_tools):
+    """An external tool gets the call's idempotency key (hidden from the model; a key the model makes up is
+    overwritten) or LangChain's injected tool call id; a transactional tool writes in the transaction of its
+    result row, so a failing one leaves nothing behind."""
+    from sqlalchemy import text
+
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(user_tools, "CALLS", [])
+    monkey.setattr(user_tools, "CHARGES", {})
+    try:
+        charge = spec_from_tool(user_tools.charge_card, effect="external")
+        ship = spec_from_tool(user_tools.ship_order, effect="external")
+        note = spec_from_tool(user_tools.note_order, effect="transactional")
+        fail = spec_from_tool(user_tools.note_then_fail, effect="transactional")
+        assert set(charge.args_model.model_fields) == {"order_id", "amount"}
+        assert set(ship.args_model.model_fields) == {"order_id"}
+        assert set(note.args_model.model_fields) == {"order_id", "note"}
+        registry = ToolRegistry([charge, ship, note, fail])
+        async with Keel.open(
+            settings, model=FakeChatModel([]), model_name="fake-model", registry=registry
+        ) as keel:
+            async with keel.records.transaction() as conn:
+                await conn.execute(text("CREATE TABLE user_order_notes (order_id TEXT, note TEXT)"))
+            run = RunContext(user_id=f"u-{uuid.uuid4().hex[:8]}", role="user")
+            thread = str(uuid.uuid4())
+            ex = keel.backends.executor
+            made_up = {"order_id": "A1", "amount": 3, "idempotency_key": "chosen-by-the-model"}
+            out = await ex.execute("k1", "charge_card", made_up, run, thread, deadline=1e12)
+            assert (out.status, user_tools.CALLS) == ("ok", [f"{thread}:k1"])
+            out = await ex.execute("k2", "ship_order", {"order_id": "A1"}, run, thread, deadline=1e12)
+            assert out.message.content == "shipping A1 (request k2)"
+            out = await ex.execute(
+                "k3", "note_order", {"order_id": "A1", "note": "fragile"}, run, thread, deadline=1e12
+            )
+            failed = await ex.execute("k4", "note_then_fail", {"order_id": "B2"}, run, thread, deadline=1e12)
+            assert (out.status, failed.status) == ("ok", "failed")
+            assert "the warehouse said no" in failed.message.content
+            async with keel.records.transaction() as conn:
+                rows = (await conn.execute(text("SELECT order_id, note FROM user_order_notes"))).all()
+            assert [tuple(r) for r in rows] == [("A1", "fragile")]
+            assert (await keel.records.get_tool_result(thread, "k4")).status == "failed"
+    finally:
+        monkey.undo()
+
+
+@pytest.mark.parametrize(
+    ("target", "effect", "reason"),
+    [
+        ("sync_note", "transactional", "it must be async"),
+        ("note_order", "idempotent", "keel gives only to a tool declared 'transactional'"),
+        ("with_state", "read", "argument 'state' is injected by LangGraph's ToolNode"),
+        ("ship_order", "read", None),
+    ],
+)
+def test_what_an_effect_needs_is_checked_at_start(tmp_path: Path, user_tools, target, effect, reason):
+    path, config = config_with(tmp_path, f"  - import: user_tools:{target}\n    effect: {effect}\n")
+    if reason is None:
+        assert registry_from_config(config).names() == [target]
+        return
+    with pytest.raises(ConfigError) as info:
+        registry_from_config(config)
+    assert (info.value.line, reason in info.value.reason) == (2, True), info.value.reason
+
+
+async def test_an_ask_rule_pauses_a_config_tool_until_an_admin_approves(
+    settings: Settings, tmp_path: Path, user_tools
+):
+    """A tool of the application's own code under `ask`: the run pauses at the approval interrupt, the tool
+    has not run; an admin approves and it runs once, with its idempotency key, and is audited."""
+    (tmp_path / "policy.yaml").write_text(
+        POLICY.replace(
+            'tool: refund_order, resource: "*", effect: deny', 'tool: charge_card, resource: "*", effect: ask'
+        ),
+        encoding="utf-8",
+    )
+    path = tmp_path / "keel.yaml"
+    path.write_text(
+        "agent: {plan: false}\ntools:\n  - import: user_tools:charge_card\n    effect: external\n"
+        "    resource: 'order:{order_id}'\npolicy: policy.yaml\n",
+        encoding="utf-8",
+    )
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(user_tools, "CALLS", [])
+    turns = [tool_call("charge_card", call_id="p1", order_id="A1", amount=9), "Charged."]
+    try:
+        async with Keel.open(
+            settings, model=FakeChatModel(turns), model_name="fake-model", config=load_config(path)
+        ) as keel:
+            out = await keel.run("charge A1 9", user_id=f"u-{uuid.uuid4().hex[:8]}")
+            assert out.status == "awaiting_approval" and out.approval["tool"] == "charge_card"
+            assert out.approval["resource"] == "order:A1" and user_tools.CALLS == []
+            done = await keel.decide(
+                out.approval["approval_id"], "approve", approver="ops", approver_role="admin"
+            )
+            assert (done.status, done.path) == ("succeeded", ["approval", "tool", "decide", "finalize"])
+            key = f"{out.thread_id}:p1"
+            assert list(user_tools.CALLS) == [key]
+            rows = await keel.records.audit_for(thread_id=out.thread_id)
+            assert [(r.event, r.decision, r.status) for r in rows] == [
+                ("permission", "ask", None),
+                ("approval_decision", "approve", "allowed"),
+                ("tool_call", None, "ok"),
+            ]
+    finally:
+        monkey.undo()

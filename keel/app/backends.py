@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 
 from langchain_core.language_models import BaseChatModel
@@ -13,13 +13,14 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from keel.budget import BudgetLedger
 from keel.chain import fallback_models
 from keel.config import KeelConfig
-from keel.costs import PriceTable
+from keel.costs import PriceTable, UnknownPrice
 from keel.guards import Guard, Guards, NextCall, NoGuards, build_guards
 from keel.memory.stores import MemoryBackends
-from keel.models import make_chat_model
+from keel.models import ModelSetupError, make_chat_model
 from keel.observability.telemetry import Telemetry
 from keel.policies.matrix import PolicyMatrix
 from keel.policies.watcher import PolicyWatcher
+from keel.prompts import load_instructions
 from keel.records import Records
 from keel.settings import Settings
 from keel.tools.executor import ToolExecutor
@@ -49,6 +50,8 @@ class Backends:
     model_name: str
     guards: Guards | NoGuards
     """Budgets, breakers and rate limits (NoGuards only in the benchmark's unguarded baseline)."""
+    instructions: str | None = None
+    """The project's system instructions (keel.yaml `agent.prompt`, `KEEL_PROMPT_FILE`); None: keel's own."""
     models: list[tuple[str, BaseChatModel]] = field(default_factory=list)
     """The fallback chain: (name, model), the primary first."""
     telemetry: Telemetry = field(default_factory=Telemetry.disabled)
@@ -87,16 +90,26 @@ class Backends:
         )
         policy = PolicyWatcher(PolicyMatrix.load(settings.policy_file))
         prices = PriceTable.load(settings.prices_file)
+        if config is not None:
+            prices = prices.with_models(config.model_prices)
         name = model_name or settings.model
-        prices.check_model(name)
+        instructions = (
+            config.instructions
+            if config is not None and config.instructions is not None
+            else load_instructions(settings.prompt_file)
+            if settings.prompt_file is not None
+            else None
+        )
         if registry is None:
             registry = registry_from_config(config)
             if own := tool_prices(config, registry):
                 prices = replace(prices, tools={**prices.tools, **own})
         workspace = Workspace(settings.workspace_root)
-        model = model or make_chat_model(settings)
-        chain = [(name, model), *fallback_models(settings)]
-        built, close_guards = build_guards(settings, records, prices, [n for n, _ in chain], extra=guards)
+        with _at_config_line(config):
+            model = model or make_chat_model(settings)
+            chain = [(name, model), *fallback_models(settings)]
+            # The one price check of the chain, before any call (build_guards refuses an unpriced model).
+            built, close_guards = build_guards(settings, records, prices, [n for n, _ in chain], extra=guards)
         executor = ToolExecutor(
             registry,
             records,
@@ -116,6 +129,7 @@ class Backends:
             executor=executor,
             model=model,
             model_name=name,
+            instructions=instructions,
             guards=built,
             models=chain,
             _close_guards=close_guards,
@@ -161,6 +175,20 @@ class Backends:
     def ledger(self) -> BudgetLedger | None:
         """The budget ledger (in the records database; None under the benchmark's NoGuards)."""
         return self.guards.ledger
+
+
+@contextmanager
+def _at_config_line(config: KeelConfig | None) -> Iterator[None]:
+    """A model that cannot be built or has no price, written in keel.yaml: a ConfigError at its line."""
+    try:
+        yield
+    except (ModelSetupError, UnknownPrice) as exc:
+        model = exc.model_id if isinstance(exc, ModelSetupError) else exc.model
+        line = config.model_line(model) if config is not None else 0
+        if not line:
+            raise
+        assert config is not None
+        raise config.error(line, str(exc)) from None
 
 
 @asynccontextmanager

@@ -7,6 +7,7 @@ import os
 import typer
 
 from keel.cli import health as _health
+from keel.cli import init as _init
 from keel.cli import metrics as _metrics
 from keel.cli import run as _run
 from keel.cli._common import new_app
@@ -30,6 +31,7 @@ app = new_app(
     cls=KeelGroup,
 )
 _run.register(app)
+_init.register(app)
 _health.register(app)
 _metrics.register(app)
 app.add_typer(approvals_app, name="approvals")

@@ -46,8 +46,8 @@ __all__ = [
 
 T = TypeVar("T")
 # soft_wrap: a long line is never broken at the console's width (80 columns when not a terminal).
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, emoji=False)  # `:house:` in a model id or path is text, not an emoji
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of text.")
 ConfigOpt = typer.Option(
     None, "--config", help="The project config (default: $KEEL_CONFIG, else ./keel.yaml, else none)."

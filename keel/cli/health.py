@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from keel.cli._common import JsonOpt, call, fail, out, print_json
+from keel.render import Grid, plain, show
 
 __all__ = ["register"]
 
@@ -52,8 +52,11 @@ def health(
     if as_json:
         print_json(out, {**report.as_dict(), "long_term_memories": memories})
         return
-    out.print(f"[{_COLOUR[report.status]}]{report.status}[/] over the last {window}")
-    table = Table(show_header=False, box=None)
+    if out.is_terminal:
+        out.print(f"[{_COLOUR[report.status]}]{report.status}[/] over the last {window}")
+    else:
+        plain(out, f"{report.status} over the last {window}")
+    rows: list[tuple[str, str]] = []
     pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
     sec = lambda v: "-" if v is None else f"{v:.2f} s"  # noqa: E731
     for label, value in (
@@ -68,7 +71,7 @@ def health(
         ("cost", f"${report.cost_usd:f}"),
         ("long-term memories", str(memories)),
     ):
-        table.add_row(label, value)
-    out.print(table)
+        rows.append((label, value))
+    show(out, Grid("Health", ("metric", "value"), rows))
     for why in report.reasons:
-        out.print(f"- {why}", highlight=False)
+        plain(out, f"- {why}")

@@ -261,3 +261,30 @@ async def test_the_server_graph_runs_mcp_tools(tmp_path: Path, monkeypatch: pyte
     finally:
         await b.aclose()
     assert server_pids(folder) == []
+
+
+async def test_a_call_run_again_after_a_crash_writes_once(tmp_path: Path):
+    """A call cut by a crash before keel recorded it runs again on resume, with the same key (thread and
+    tool call id): the example's server sees the key again and does not write twice."""
+    from keel.tools.spec import ToolContext
+
+    folder = tmp_path / "proj"
+    config = load_config(notes_project(folder))
+    async with Keel.open(
+        Settings(home=tmp_path / "home"), model=FakeChatModel([]), model_name="fake-model", config=config
+    ) as keel:
+        spec = keel.backends.registry.get("notes_write_note")
+        args = spec.args_model.model_validate({"name": "once", "text": "first"})
+        thread = str(uuid.uuid4())
+        ctx = ToolContext(
+            run=RunContext(user_id=_user(), role="user"),
+            thread_id=thread,
+            tool_call_id="w1",
+            workspace=keel.backends.workspace,
+            records=keel.records,
+        )
+        assert await spec.run(args, ctx) == "wrote note 'once' (5 characters)"
+        again = await spec.run(spec.args_model.model_validate({"name": "once", "text": "second"}), ctx)
+        assert again == "note 'once' already written by this request (not written again)"
+    assert _writes(folder) == [[f"{thread}:w1", "once"]]
+    assert (folder / "notes" / "once.md").read_text() == "first"

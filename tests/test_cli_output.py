@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ import typer
 from typer.testing import CliRunner
 
 from keel.cli import app
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 BOX = re.compile("[\u2500-\u257f]")
 """Box-drawing characters: a table's borders."""
@@ -167,6 +170,7 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("policy", "explain"): ["--role", "user", "--tool", "read_file", "--resource", "shared:x"],
     ("policy", "validate"): [],
     ("tools", "list"): [],
+    ("tools", "pin"): ["--config", "{notes}"],
     ("memory", "list"): ["--user", "alice"],
     ("memory", "search"): ["shared", "--user", "alice"],
     ("memory", "forget"): ["--user", "alice"],
@@ -193,6 +197,12 @@ def test_every_command_takes_json_and_prints_one_json_document(cli, tmp_path: Pa
     assert stopped.exit_code == 4, stopped.output  # max_steps: resumable
     ids["stopped"] = json.loads(stopped.stdout)["thread_id"]
     ids["project"] = str(tmp_path / "new-agent")
+    notes = shutil.copytree(
+        EXAMPLES / "notes_mcp", tmp_path / "notes_mcp", ignore=shutil.ignore_patterns("notes")
+    )
+    ids["notes"] = str(
+        notes / "keel.yaml"
+    )  # an MCP server to pin (a copy: the example's pins stay as committed)
     for path, args in sorted(JSON_ARGS.items(), key=lambda kv: kv[0] == ("memory", "forget")):
         filled = [a.format(**ids) for a in args]
         result = cli(*path, *filled, "--json", stdin="hello\n")

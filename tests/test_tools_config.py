@@ -15,6 +15,7 @@ from keel.app.service import Keel
 from keel.cli import app
 from keel.config import ConfigError, load_config
 from keel.context import RunContext
+from keel.errors import Conflict
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel, tool_call
 from keel.tools.from_config import registry_from_config
@@ -375,6 +376,12 @@ async def test_an_ask_rule_pauses_a_config_tool_until_an_admin_approves(
             out = await keel.run("charge A1 9", user_id=f"u-{uuid.uuid4().hex[:8]}")
             assert out.status == "awaiting_approval" and out.approval["tool"] == "charge_card"
             assert out.approval["resource"] == "order:A1" and user_tools.CALLS == []
+            approval_id = out.approval["approval_id"]
+            async with Keel.open(settings, model=FakeChatModel([]), model_name="fake-model") as elsewhere:
+                # keel without the project's config has no charge_card: the decision is refused, not spent
+                with pytest.raises(Conflict, match="the config in use does not have"):
+                    await elsewhere.decide(approval_id, "approve", approver="ops", approver_role="admin")
+            assert (await keel.records.get_approval(approval_id)).status == "pending"
             done = await keel.decide(
                 out.approval["approval_id"], "approve", approver="ops", approver_role="admin"
             )

@@ -227,6 +227,13 @@ class Keel:
         if waiting != approval_id:
             # Checked before anything is recorded: a decision nobody can carry out must not be stored.
             raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
+        if row.tool not in self.backends.registry:
+            # Decided under another project's config (or none), the approved call would fail as an
+            # unknown tool and the decision would be spent: refuse before anything is recorded.
+            raise Conflict(
+                f"approval {approval_id} is for tool {row.tool!r}, which the config in use does not have; "
+                "decide it under the project's config (keel --config PATH approvals …)"
+            )
         await record_decision(self.records, self.backends.policy.current(), row, choice, approver_role)
         ctx = self._context(execution.user_id, execution.role, execution.tenant, execution.execution_id)
         return await self._drive(Command(resume=choice.as_resume()), row.thread_id, ctx, on_step, on_token)

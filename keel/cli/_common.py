@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -150,15 +151,16 @@ def open_keel(config: Path | None = None):  # noqa: ANN201 - an async context ma
     return Keel.open(config=load_config(found) if found is not None else None)
 
 
-def show_outcome(outcome: Any, as_json: bool) -> None:
-    """A run's outcome: JSON, or a status line and the answer; then exit with the outcome's code."""
-    _print_outcome(outcome, as_json)
+def show_outcome(outcome: Any, as_json: bool, config: Path | None = None) -> None:
+    """A run's outcome: JSON, or a status line and the answer; then exit with the outcome's code.
+    `config`: the project config the run used (named in the command it prints to approve)."""
+    _print_outcome(outcome, as_json, config)
     code = exit_code_of(outcome.status, outcome.terminated_reason)
     if code != EXIT_SUCCEEDED:
         raise typer.Exit(code)
 
 
-def _print_outcome(outcome: Any, as_json: bool) -> None:
+def _print_outcome(outcome: Any, as_json: bool, config: Path | None = None) -> None:
     if as_json:
         print_json(out, outcome.as_dict())
         return
@@ -169,9 +171,12 @@ def _print_outcome(outcome: Any, as_json: bool) -> None:
             + escape(f"{a.get('tool')} on {a.get('resource')} (expires {a.get('expires_at')})"),
             highlight=False,
         )
+        under = f" --config {shlex.quote(str(config.absolute()))}" if config is not None else ""
+        command = f"keel{under} approvals approve {a.get('approval_id')} --args-hash {a.get('args_hash')}"
         out.print(
-            f"approve with: keel approvals approve {a.get('approval_id')} --args-hash {a.get('args_hash')}",
+            f"approve with: {command}",
             highlight=False,
+            markup=False,
         )
     else:
         colour = "green" if outcome.status == "succeeded" else "yellow"
@@ -188,6 +193,7 @@ def drive(
     open_keel), showing its progress unless JSON was asked for, then show its outcome and exit with its
     code."""
     from keel.cli.progress import RunProgress
+    from keel.config import find_config
 
     async def go() -> Any:
         async with open_keel(config) as keel:
@@ -196,4 +202,5 @@ def drive(
             with RunProgress(out) as progress:
                 return await start(keel, {"on_step": progress.on_step, "on_token": progress.on_token})
 
-    show_outcome(call(go), as_json)
+    outcome = call(go)
+    show_outcome(outcome, as_json, find_config(config))

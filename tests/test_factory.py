@@ -3,6 +3,9 @@ directly and as a node of your own graph, on both storage profiles."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import uuid
 import warnings
 from collections.abc import AsyncIterator
@@ -228,3 +231,13 @@ async def test_standalone_without_checkpointer_warns(agent_for):
         out = await agent.ainvoke(ask("hi"), thread(), context=user())
     assert out["answer"] == "Hello."
     assert any(issubclass(w.category, NoCheckpointerWarning) for w in seen)
+
+
+def test_the_library_page_snippet_runs(tmp_path: Path):
+    page = Path(__file__).resolve().parents[1] / "docs" / "library.md"
+    (snippet,) = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    done = subprocess.run(
+        [sys.executable, "-c", snippet], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "succeeded - Order 42 has shipped."

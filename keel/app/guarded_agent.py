@@ -51,6 +51,7 @@ class GuardedAgent(CompiledStateGraph):
         *,
         keel_backends: Backends,
         keel_identity: RunContext | None = ANONYMOUS,
+        keel_warned: set[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -58,6 +59,8 @@ class GuardedAgent(CompiledStateGraph):
         """The backends this agent owns (closed by `aclose`)."""
         self.keel_identity = keel_identity
         """Who a run given no context runs as; None: a context is required."""
+        self.keel_warned = keel_warned if keel_warned is not None else set()
+        """Warnings already given (shared with copies, which LangGraph makes through `__init__`)."""
 
     @classmethod
     def wrap(cls, graph: CompiledStateGraph, backends: Backends, identity: RunContext | None) -> GuardedAgent:
@@ -105,11 +108,14 @@ class GuardedAgent(CompiledStateGraph):
 
     def _warn_without_checkpointer(self, conf: dict[str, Any]) -> None:
         if self.checkpointer is None and conf.get(_PARENT_CHECKPOINTER) is None:
+            if "no_checkpointer" in self.keel_warned:
+                return  # once per agent (and its copies), not once per run
+            self.keel_warned.add("no_checkpointer")
             warnings.warn(
                 "keel agent runs without a checkpointer: an approval cannot pause the run and a crashed "
                 "run cannot resume; pass checkpointer=AsyncSqliteSaver/AsyncPostgresSaver (durable)",
                 NoCheckpointerWarning,
-                stacklevel=4,
+                stacklevel=2,
             )
 
     async def aclose(self) -> None:

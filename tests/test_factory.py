@@ -205,6 +205,22 @@ async def test_as_a_subgraph_sharing_messages(agent_for):
     assert ex.status == "succeeded"
 
 
+async def test_an_approval_inside_the_subgraph_pauses_and_resumes_the_parent(agent_for):
+    agent = agent_for([tool_call("refund_order", order_id="3"), "Refunded."], checkpointer=None)
+    parent = StateGraph(MessagesState, context_schema=RunContext)
+    parent.add_node("keel", agent)
+    parent.add_edge(START, "keel")
+    parent.add_edge("keel", END)
+    app = parent.compile(checkpointer=InMemorySaver())
+    config, who = thread(), user()
+    paused = await app.ainvoke(ask("refund order 3"), config, context=who)
+    assert paused["__interrupt__"][0].value["tool"] == "refund_order" and DONE == []
+    out = await app.ainvoke(Command(resume={"decision": "approve", "approver": "boss"}), config, context=who)
+    assert out["messages"][-1].content == "Refunded." and DONE == ["refund 3"]
+    (ex,) = await agent.keel_backends.records.list_executions(user_id=who.user_id)
+    assert ex.status == "succeeded"
+
+
 async def test_a_plain_tool_is_refused_with_the_fix(settings: Settings):
     with pytest.raises(TypeError, match=r"lookup_order.*keel\.guarded_tool\(lookup_order, effect="):
         keel.create_guarded_agent(FakeChatModel([]), [lookup_order], settings=settings)

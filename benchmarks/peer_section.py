@@ -103,8 +103,8 @@ def _meta(profile: str, res: dict[str, Any]) -> str:
     )
 
 
-def _command(res: dict[str, Any]) -> str:
-    return ".venv/bin/python ../shared/bench/peer_bench.py " + " ".join(res["meta"]["argv"])
+def _command(harness: str, res: dict[str, Any]) -> str:
+    return f"{harness} " + " ".join(res["meta"]["argv"])
 
 
 def main(argv: list[str]) -> None:
@@ -113,6 +113,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("embedded", type=Path, nargs="?", help="the harness JSON of make_embedded")
     parser.add_argument("--record", action="store_true", help="append to history.json, re-render RESULTS.md")
     parser.add_argument("--notes", default=None, help="notes on this run, shown under the table")
+    parser.add_argument(
+        "--harness",
+        default=".venv/bin/python ../shared/bench/peer_bench.py",
+        help="how the harness was started (its arguments come from the JSON)",
+    )
     args = parser.parse_args(argv)
     results = {"postgres": json.loads(args.postgres.read_text(encoding="utf-8"))}
     if args.embedded is not None:
@@ -122,7 +127,7 @@ def main(argv: list[str]) -> None:
     if args.record:
         run: dict[str, Any] = {
             "recorded_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "command": " ; ".join(_command(r) for r in results.values()),
+            "command": " ; ".join(_command(args.harness, r) for r in results.values()),
             "sections": [parse_section("peer", markdown)],
         }
         if args.notes:

@@ -166,6 +166,16 @@ async def test_without_context_the_run_is_anonymous_and_read_only(agent_for):
     assert DONE == [] and out["answer"] == "I may not."  # viewers are not asked about: denied
 
 
+async def test_on_the_server_the_authenticated_user_runs_not_the_default(agent_for):
+    agent = agent_for(["Hello."])
+    config = thread()
+    who = f"u-{uuid.uuid4().hex[:10]}"
+    config["configurable"]["langgraph_auth_user"] = {"identity": who, "role": "user", "tenant": "default"}
+    out = await agent.ainvoke(ask("hi"), config)
+    ex = await agent.keel_backends.records.get_execution(out["execution_id"])
+    assert (ex.user_id, ex.role) == (who, "user")
+
+
 async def test_identity_none_requires_a_context(agent_for):
     agent = agent_for(["never"], identity=None)
     with pytest.raises(InvalidContext, match="no run context"):

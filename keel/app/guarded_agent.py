@@ -4,8 +4,9 @@ who owns its backends.
 A `CompiledStateGraph` like any other (invoke it, stream it, add it as a node of your own graph); before
 each run it settles three things the caller of a plain LangGraph graph would otherwise have to know:
 
-- identity: the run's `RunContext` is the `context=` given, else the parent graph's (as a subgraph), else
-  the agent's default identity (`anonymous`, role `viewer`), else the run is refused. Never admin by default.
+- identity: the run's `RunContext` is the `context=` given; else, on LangGraph Server, the authenticated
+  user (keel.identity); else the parent graph's (as a subgraph); else the agent's default identity
+  (`anonymous`, role `viewer`); else the run is refused. Never admin by default.
 - durability: every run is "sync" (a step's checkpoint is written before the next step runs), as on the
   server: keel's exactly-once resume after a crash depends on it.
 - resume: a `Command(resume=...)` or `None` input carries on the execution the thread was in (its
@@ -23,20 +24,24 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+from langgraph._internal._constants import CONF, CONFIG_KEY_CHECKPOINTER, CONFIG_KEY_RUNTIME
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
 from keel.app.backends import Backends
 from keel.context import InvalidContext, RunContext
+from keel.identity import auth_principal
 
 __all__ = ["GuardedAgent", "ANONYMOUS", "NoCheckpointerWarning"]
 
 ANONYMOUS = RunContext(user_id="anonymous", role="viewer")
 """The default identity of a run given no context: the shipped policy's read-only role."""
 
-_CONF = "configurable"
-_PARENT_RUNTIME = "__pregel_runtime"  # langgraph's CONFIG_KEY_RUNTIME: set by a parent graph
-_PARENT_CHECKPOINTER = "__pregel_checkpointer"  # langgraph's CONFIG_KEY_CHECKPOINTER
+# What a parent graph hands its subgraphs in the config (LangGraph's own keys: a rename fails the import,
+# loudly, rather than this module silently seeing no parent).
+_CONF = CONF
+_PARENT_RUNTIME = CONFIG_KEY_RUNTIME
+_PARENT_CHECKPOINTER = CONFIG_KEY_CHECKPOINTER
 
 
 class NoCheckpointerWarning(UserWarning):
@@ -81,12 +86,16 @@ class GuardedAgent(CompiledStateGraph):
 
     async def _context(self, input: Any, config: Any, given: Any) -> RunContext | None:
         conf = config.get(_CONF) or {}
+        self._warn_without_checkpointer(conf)
+        if given is None and (principal := auth_principal(config)) is not None:
+            # On LangGraph Server: the authenticated user runs (a context the client gives is checked
+            # against it by keel.identity in recall).
+            given = RunContext(user_id=principal.user_id, role=principal.role, tenant=principal.tenant)
         parent = getattr(conf.get(_PARENT_RUNTIME), "context", None)
         if given is None and isinstance(parent, RunContext):
             return None  # a subgraph: the parent's run context flows in (LangGraph merges it)
         if given is None and isinstance(parent, dict):
             given = parent  # a parent without a context schema passes the dict on as it was given
-        self._warn_without_checkpointer(conf)
         ctx = _as_context(given) if given is not None else self._default_identity()
         roles = self.keel_backends.policy.current().roles
         if ctx.role not in roles:

@@ -4,8 +4,8 @@
 every figure to a JSON file; this turns the files into one section (figures copied, never retyped) and,
 with `--record`, appends it to history.json and re-renders RESULTS.md:
 
-    .venv/bin/python -m benchmarks.peer_section --record benchmarks/peer-quick.json \
-        benchmarks/peer-embedded-quick.json
+    .venv/bin/python -m benchmarks.peer_section --record postgres=benchmarks/peer-quick.json \
+        embedded=benchmarks/peer-embedded-quick.json
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ DESCRIPTION = (
     "writes its records. Concurrency: 200 runs in flight, the model sleeps 20 ms a call."
 )
 COLUMNS = [
-    "profile",
+    "run",
     "scenario",
     "keel",
     "create_agent",
@@ -84,7 +84,7 @@ def _conc_rows(profile: str, res: dict[str, Any]) -> list[list[str]]:
 
 
 def section(results: dict[str, dict[str, Any]]) -> str:
-    """The markdown section for the harness results, by profile (`postgres`, `embedded`)."""
+    """The markdown section for the harness results, by run label (keel's profile and the run's kind)."""
     rows = []
     for profile, res in results.items():
         rows += _seq_rows(profile, res) + _conc_rows(profile, res)
@@ -109,8 +109,9 @@ def _command(harness: str, res: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peer_section")
-    parser.add_argument("postgres", type=Path, help="the harness JSON of make_postgres")
-    parser.add_argument("embedded", type=Path, nargs="?", help="the harness JSON of make_embedded")
+    parser.add_argument(
+        "runs", nargs="+", metavar="LABEL=JSON", help="a harness run: its label and JSON file"
+    )
     parser.add_argument("--record", action="store_true", help="append to history.json, re-render RESULTS.md")
     parser.add_argument("--notes", default=None, help="notes on this run, shown under the table")
     parser.add_argument(
@@ -119,9 +120,12 @@ def main(argv: list[str]) -> None:
         help="how the harness was started (its arguments come from the JSON)",
     )
     args = parser.parse_args(argv)
-    results = {"postgres": json.loads(args.postgres.read_text(encoding="utf-8"))}
-    if args.embedded is not None:
-        results["embedded"] = json.loads(args.embedded.read_text(encoding="utf-8"))
+    results = {}
+    for run in args.runs:
+        label, sep, path = run.partition("=")
+        if not sep:
+            parser.error(f"{run!r}: give LABEL=JSON, e.g. postgres=benchmarks/peer-quick.json")
+        results[label] = json.loads(Path(path).read_text(encoding="utf-8"))
     markdown = section(results)
     print(markdown)
     if args.record:

@@ -11,6 +11,7 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 
 from keel.chain import chain_providers
 from keel.context import RunContext
@@ -70,8 +71,10 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
     return {name: instrument_node(b.telemetry, name, node) for name, node in nodes.items()}
 
 
-def build_graph(b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None) -> CompiledStateGraph:
-    """The guarded agent graph over the given backends."""
+def build_graph(
+    b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None, store: BaseStore | None = None
+) -> CompiledStateGraph:
+    """The guarded agent graph over the given backends (`store`: a LangGraph store for the tools)."""
     routes = Routes(b.guards)
     g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
     for name, node in agent_nodes(b).items():
@@ -85,4 +88,4 @@ def build_graph(b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None
     g.add_conditional_edges("tool", routes.after_tool)
     g.add_conditional_edges("fallback", routes.after_fallback)
     g.add_edge("finalize", END)
-    return g.compile(checkpointer=checkpointer, name="keel")
+    return g.compile(checkpointer=checkpointer, store=store, name="keel")

@@ -9,7 +9,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["Keel", "RunOutcome", "RunContext", "Settings", "KeelError", "NotFound", "Conflict", "Forbidden"]
+__all__ = [
+    "Keel",
+    "RunOutcome",
+    "RunContext",
+    "Settings",
+    "KeelError",
+    "NotFound",
+    "Conflict",
+    "Forbidden",
+    "create_guarded_agent",
+    "guarded_tool",
+]
 
 _HOME = {
     "Keel": "keel.app.service",
@@ -20,6 +31,8 @@ _HOME = {
     "NotFound": "keel.errors",
     "Conflict": "keel.errors",
     "Forbidden": "keel.errors",
+    "create_guarded_agent": "keel.app.factory",
+    "guarded_tool": "keel.app.factory",
 }
 
 

@@ -31,7 +31,7 @@ from langchain_core.tools import BaseTool, InjectedToolCallId, StructuredTool
 from langchain_core.tools.base import get_all_basemodel_annotations
 from pydantic import BaseModel, create_model
 
-from keel.tool_effect import IDEMPOTENCY_KEY_ARG, ToolEffect
+from keel.tool_effect import IDEMPOTENCY_KEY_ARG, TOOL_EFFECTS, ToolEffect
 from keel.tools.spec import ToolContext, ToolSpec
 
 __all__ = ["ImportedToolError", "TRANSACTION_ARG", "spec_from_tool", "template_fields"]
@@ -182,6 +182,8 @@ def spec_from_tool(
     timeout_s: float | None = None,
 ) -> ToolSpec:
     """The ToolSpec of a LangChain tool or a typed function; ImportedToolError when it cannot be one."""
+    if effect not in TOOL_EFFECTS:
+        raise ImportedToolError(f"unknown effect {effect!r} (expected: {', '.join(TOOL_EFFECTS)})")
     tool = _as_langchain(obj)
     arguments = _arguments(tool)
     _check_effect(tool, effect, arguments)

@@ -44,8 +44,9 @@ def guarded_tool(
     timeout_s: float | None = None,
 ) -> ToolSpec:
     """A LangChain tool (`@tool`, StructuredTool, BaseTool) or a typed function with a docstring, declared
-    for keel: `effect` (read | idempotent in this version) and the `resource` template the permission
-    matrix is asked about (`"order:{order_id}"`, from the validated args; the tool's name when None).
+    for keel: `effect` (read | idempotent | external | transactional: what each needs is in
+    keel/tools/imported.py) and the `resource` template the permission matrix is asked about
+    (`"order:{order_id}"`, from the validated args; the tool's name when None).
     A bad declaration is refused here (ValueError), not at the first call."""
     return spec_from_tool(tool, effect=effect, resource=resource, timeout_s=timeout_s)
 
@@ -65,7 +66,8 @@ def _registry(tools: Sequence[Any]) -> ToolRegistry:
             name = getattr(tool, "name", None) or getattr(tool, "__name__", None) or repr(tool)
             raise TypeError(
                 f"tool {name!r} declares no effect; keel refuses to guess what it does: pass "
-                f"keel.guarded_tool({name}, effect='read' or 'idempotent', resource='...') instead"
+                f"keel.guarded_tool({name}, effect='read', resource='...') instead "
+                "(effects: read, idempotent, external, transactional)"
             )
         specs.append(tool)
     return ToolRegistry(specs)

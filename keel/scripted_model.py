@@ -24,7 +24,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from keel.prompts import is_continuation
+from keel.prompts import PLAN_INSTRUCTION, is_continuation
 
 __all__ = ["ScriptedChatModel", "SCRIPTED_LABEL"]
 
@@ -55,12 +55,13 @@ def _clauses(task: str) -> list[str]:
     return [c.strip().rstrip(".") for c in _SPLIT.split(task) if c and c.strip().rstrip(".")]
 
 
-def _named_call(clause: str, tools: frozenset[str]) -> tuple[str, dict[str, Any]] | None:
-    """`<tool> key=value …` or `<tool> {json}` for a tool the model was given; None otherwise."""
+def _named_call(clause: str, tools: frozenset[str] | None) -> tuple[str, dict[str, Any]] | None:
+    """`<tool> key=value …` or `<tool> {json}` for a tool the model was given; None otherwise. `tools`
+    None (a call without tools: the plan) takes any name followed by arguments."""
     name, _, rest = clause.partition(" ")
-    if name not in tools:
-        return None
     rest = rest.strip()
+    if name not in (tools or ()) and (tools is not None or not name.isidentifier() or not rest):
+        return None
     if rest.startswith("{"):
         try:
             args = json.loads(rest)
@@ -88,7 +89,7 @@ def _tool_names(tools: Any) -> frozenset[str]:
     return frozenset(n for n in names if n)
 
 
-def _actions(task: str, tools: frozenset[str] = frozenset()) -> list[tuple[str, dict[str, Any]]]:
+def _actions(task: str, tools: frozenset[str] | None = frozenset()) -> list[tuple[str, dict[str, Any]]]:
     """The tool calls the task asks for, in order; `summarize` becomes a read then a write; a clause
     naming one of `tools` calls it with the arguments written after its name."""
     actions: list[tuple[str, dict[str, Any]]] = []
@@ -138,8 +139,11 @@ def _summary(text: str) -> str:
 def _latest_request(messages: list[BaseMessage]) -> tuple[int, str]:
     """The request to act on: a `keel resume` continuation carries on the request before it."""
     for index in range(len(messages) - 1, -1, -1):
-        if isinstance(messages[index], HumanMessage) and not is_continuation(messages[index]):
-            return index, str(messages[index].content)
+        message = messages[index]
+        if isinstance(message, HumanMessage) and not is_continuation(message):
+            if message.content == PLAN_INSTRUCTION:  # the plan node's ask, after the request
+                continue
+            return index, str(message.content)
     return -1, ""
 
 
@@ -187,7 +191,8 @@ class ScriptedChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         start, task = _latest_request(messages)
-        actions = _actions(task, _tool_names(kwargs.get("tools")))
+        tools = kwargs.get("tools")
+        actions = _actions(task, _tool_names(tools) if tools else None)
         bound = kwargs.get("max_tokens", self.max_tokens)
         if not kwargs.get("tools"):
             message = _cut(AIMessage(content=self._plan(actions)), bound)

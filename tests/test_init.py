@@ -46,9 +46,7 @@ def test_init_then_keel_run_works_offline_and_the_generated_test_passes(tmp_path
     assert done.returncode == 0, done.stderr
     package = project.name.replace("-", "_")
     assert f"created\t{project}/{package}/tools.py" in done.stdout.splitlines()
-    assert done.stdout.splitlines()[-1] == (
-        f'next\tcd {project} && keel run --user you "lookup_order order_id=A1"'
-    )
+    assert done.stdout.splitlines()[-1] == (f'next\tcd {project} && keel run "lookup_order order_id=A1"')
 
     run = subprocess.run(
         [KEEL, "run", "--json", "--user", "alice", "lookup_order order_id=A1"],

@@ -396,3 +396,17 @@ async def test_an_ask_rule_pauses_a_config_tool_until_an_admin_approves(
             ]
     finally:
         monkey.undo()
+
+
+def test_the_offline_models_plan_names_the_calls_it_will_make():
+    """The plan node asks after the request (PLAN_INSTRUCTION, no tools bound): the scripted plan lists
+    the calls of the request, a named tool included, not "answer directly"."""
+    from langchain_core.messages import HumanMessage
+
+    from keel.prompts import PLAN_INSTRUCTION
+    from keel.scripted_model import ScriptedChatModel
+
+    asked = [HumanMessage("read notes.md then lookup_order order_id=A1"), HumanMessage(PLAN_INSTRUCTION)]
+    assert (
+        ScriptedChatModel().invoke(asked).content.endswith("Plan: 1. read_file notes.md; 2. lookup_order A1")
+    )

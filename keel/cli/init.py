@@ -49,7 +49,7 @@ class Scaffold:
 
     @property
     def next_command(self) -> str:
-        run = f'keel run --user you "{EXAMPLE_TASK}"'
+        run = f'keel run "{EXAMPLE_TASK}"'
         if self.directory.resolve() == Path.cwd().resolve():
             return run
         return f"cd {shlex.quote(str(self.directory))} && {run}"

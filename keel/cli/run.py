@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 import typer
@@ -21,7 +22,9 @@ def register(app: typer.Typer) -> None:
 
 def run(
     task: str = typer.Argument(..., help="What the agent should do."),
-    user: str = typer.Option(..., "--user", help="The user the run acts for."),
+    user: str = typer.Option(
+        getpass.getuser(), "--user", help="The user the run acts for (default: your login name)."
+    ),
     role: str = typer.Option("user", "--role", help="Role in the permission matrix."),
     tenant: str = typer.Option("default", "--tenant"),
     thread: str | None = typer.Option(None, "--thread", help="Continue this thread."),

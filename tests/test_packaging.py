@@ -57,17 +57,12 @@ def test_every_module_and_data_file_of_the_tree_is_in_the_wheel(wheel: Path) -> 
     assert not missing, f"in the tree but not in the wheel (add the package to pyproject.toml): {missing}"
 
 
-def test_the_wheel_runs_on_its_own(wheel: Path, tmp_path: Path) -> None:
-    """Unpacked away from the repository, the wheel's keel imports its graph and finds its shipped policy."""
+def _run_unpacked(wheel: Path, tmp_path: Path, code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -c code args` over the wheel unpacked in tmp_path/site, away from the repository."""
     with zipfile.ZipFile(wheel) as z:
         z.extractall(tmp_path / "site")
-    code = (
-        "import keel.graphs.agent as a, keel.settings as s, keel.policies.matrix as m;"
-        "print(a.__file__); print(s.Settings().policy_file);"
-        "print(len(m.PolicyMatrix.load(m.DEFAULT_POLICY).rules))"
-    )
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *args],
         cwd=tmp_path,
         env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -75,6 +70,17 @@ def test_the_wheel_runs_on_its_own(wheel: Path, tmp_path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_the_wheel_runs_on_its_own(wheel: Path, tmp_path: Path) -> None:
+    """Unpacked away from the repository, the wheel's keel imports its graph and finds its shipped policy."""
+    code = (
+        "import keel.graphs.agent as a, keel.settings as s, keel.policies.matrix as m;"
+        "print(a.__file__); print(s.Settings().policy_file);"
+        "print(len(m.PolicyMatrix.load(m.DEFAULT_POLICY).rules))"
+    )
+    done = _run_unpacked(wheel, tmp_path, code)
     out = done.stdout.splitlines()
     site = str(tmp_path / "site")
     assert out[0].startswith(site) and out[1].startswith(site), out
@@ -83,22 +89,12 @@ def test_the_wheel_runs_on_its_own(wheel: Path, tmp_path: Path) -> None:
 
 def test_keel_init_finds_its_templates_in_the_wheel(wheel: Path, tmp_path: Path) -> None:
     """The project template is package data: `keel init` from the installed wheel writes every file."""
-    with zipfile.ZipFile(wheel) as z:
-        z.extractall(tmp_path / "site")
     code = (
         "import sys, keel.cli.init as i; from pathlib import Path;"
         "done = i.scaffold(Path(sys.argv[1]), name='wheel-check');"
         "print(i.__file__); print(len(done.created))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "proj")],
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _run_unpacked(wheel, tmp_path, code, str(tmp_path / "proj"))
     where, count = done.stdout.splitlines()
     assert where.startswith(str(tmp_path / "site")) and int(count) == 11
     assert (tmp_path / "proj" / "wheel_check" / "tools.py").is_file()

@@ -113,6 +113,36 @@ async def test_concurrent_reservations_never_overdraw(ledger: BudgetLedger) -> N
     assert (await ledger.status(ed)).reserved == D("0.010")
 
 
+async def test_a_reservation_and_its_settlement_are_one_transaction_each(ledger: BudgetLedger) -> None:
+    fay = _user()
+    await ledger.set_limit(fay, D("0.01"))
+    before = (ledger.transactions, ledger.statements)
+    held = await _reserve(ledger, fay, "0.004")
+    assert await ledger.settle(held, D("0.001"))
+    one_statement = ledger.records.engine.dialect.name == "postgresql"  # SQLite: two, no data-modifying CTE
+    per_op = 1 if one_statement else 2
+    assert (ledger.transactions, ledger.statements) == (before[0] + 2, before[1] + 2 * per_op)
+    assert not await ledger.settle(held, D("0.001")), "a second settle is a no-op"
+    s = await ledger.status(fay)
+    assert (s.spent, s.reserved) == (D("0.001"), D("0"))
+
+
+async def test_a_late_settle_charges_a_released_reservation_once(ledger: BudgetLedger) -> None:
+    """A call that answered after a crash recovery released its reservation is still charged, and
+    the released entry gives nothing back twice."""
+    gus = _user()
+    await ledger.set_limit(gus, D("0.01"))
+    held = await _reserve(ledger, gus, "0.004")
+    assert await ledger.release(held, "crash recovery") == 1
+    assert not await ledger.settle(held, D("0.002")), "a released entry is closed to a plain settle"
+    assert await ledger.settle(held, D("0.002"), late=True)
+    assert not await ledger.settle(held, D("0.002"), late=True), "and charged once"
+    s = await ledger.status(gus)
+    assert (s.spent, s.reserved) == (D("0.002"), D("0"))
+    [entry] = await ledger.history(gus)
+    assert (entry.status, entry.actual) == ("settled", D("0.002"))
+
+
 async def test_a_user_whose_budget_runs_out_ends_in_fallback_and_resumes_when_raised(make_keel) -> None:
     turns = [
         tool_call("read_file", "c1", path="shared/handbook.md"),

@@ -143,6 +143,45 @@ async def test_a_late_settle_charges_a_released_reservation_once(ledger: BudgetL
     assert (entry.status, entry.actual) == ("settled", D("0.002"))
 
 
+async def test_a_model_call_costs_the_ledger_its_reservation_and_settlement_only(make_keel) -> None:
+    """The guard edge before each model call reads no ledger: the month each reservation and
+    settlement returned says there is room, and the next reservation is the check that holds."""
+    turns = [tool_call("read_file", "c1", path="shared/handbook.md"), "Deploy on Tuesdays."]
+    async with make_keel(turns) as keel:
+        ledger, user = keel.backends.ledger, _user()
+        reads, transactions = ledger.reads, ledger.transactions
+        out = await keel.run("what does the handbook say?", user_id=user)
+        assert out.path == ["recall", "plan", "decide", "permission_check", "tool", "decide", "finalize"]
+        assert ledger.reads - reads == 0, "two guard edges, no ledger read"
+        assert ledger.transactions - transactions == 3 * 2, "plan + two decide turns: reserve, settle"
+
+
+async def test_the_guard_edge_stops_only_on_a_fresh_read_and_the_reservation_holds_the_line(
+    ledger: BudgetLedger,
+) -> None:
+    """Two ledgers over one database, as two replicas: what one saw of the month goes stale when the
+    other moves money. A stale "full" is read again before it stops a run; a stale "room" passes the
+    edge, and the reservation itself refuses what does not fit."""
+    from keel.context import RunContext
+    from keel.guards import Budget, NextCall
+
+    other = BudgetLedger(ledger.records, default_usd=D("1.00"))
+    hal = _user()
+    await ledger.set_limit(hal, D("0.002"))
+    view = NextCall(state={}, run=RunContext(user_id=hal), model="m", now=0.0, bound=lambda: D("0.002"))
+    held = await _reserve(other, hal, "0.002")
+    assert await Budget(ledger).check(view) is not None, "full: this ledger read the month"
+    await other.release(held, "done")
+    reads = ledger.reads
+    assert await Budget(ledger).check(view) is None, "stale full, read again: room"
+    assert ledger.reads == reads + 1
+    await _reserve(other, hal, "0.001")
+    assert await Budget(ledger).check(view) is None, "stale room: the edge passes without a read"
+    assert ledger.reads == reads + 1
+    with pytest.raises(BudgetExceeded, match=r"\$0\.001000 of \$0\.002000 left"):
+        await _reserve(ledger, hal, "0.002")
+
+
 async def test_a_user_whose_budget_runs_out_ends_in_fallback_and_resumes_when_raised(make_keel) -> None:
     turns = [
         tool_call("read_file", "c1", path="shared/handbook.md"),

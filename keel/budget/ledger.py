@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keel.budget.known import KnownMonths
 from keel.budget.statements import close_entry, close_pg, entry_insert, month_upsert, move_money, reserve_pg
 from keel.budget.tables import budget_entries, budget_limits, budget_months
 from keel.budget.types import (
@@ -47,6 +48,9 @@ class BudgetLedger:
         """Database transactions this ledger has opened (for the benchmark)."""
         self.statements = 0
         """Statements its reservations and settlements sent (one each on PostgreSQL)."""
+        self.reads = 0
+        """Status reads (the guard edge's when it does not know the month, and each refusal's)."""
+        self._known = KnownMonths()
 
     # -- writes: one transaction each ------------------------------------------------------
 
@@ -75,14 +79,15 @@ class BudgetLedger:
         async with self._tx() as conn:
             if self._dialect == "postgresql":
                 stmt = reserve_pg(res, thread_id, execution_id, default=self.default, now=now)
-                fits = (await self._run(conn, stmt)).first() is not None
+                month_row = (await self._run(conn, stmt)).first()
             else:
                 upsert = month_upsert(self._dialect, res, default=self.default, now=now)
-                fits = (await self._run(conn, upsert)).first() is not None
-                if fits:
+                month_row = (await self._run(conn, upsert)).first()
+                if month_row is not None:
                     await self._run(conn, entry_insert(res, thread_id, execution_id, now))
-        if not fits:  # refused: read once (no lock) to say what is left and when it resets
+        if month_row is None:  # refused: read once (no lock) to say what is left and when it resets
             raise BudgetExceeded(await self.status(user_id, now=now), res.estimate)
+        self._saw(user_id, month, month_row)
         return res
 
     async def settle(
@@ -157,6 +162,7 @@ class BudgetLedger:
         )
         async with self._tx() as conn:
             await conn.execute(stmt)
+        self._known.forget(user_id)
         return amount
 
     # -- reads ------------------------------------------------------------------------------
@@ -168,11 +174,12 @@ class BudgetLedger:
         row_q = sa.select(budget_months.c.spent, budget_months.c.reserved).where(
             budget_months.c.user_id == user_id, budget_months.c.month == month
         )
+        self.reads += 1
         async with self.records.transaction() as conn:
             row = (await conn.execute(row_q)).first()
             limit = await self._limit(conn, user_id)
         spent, reserved = (row.spent, row.reserved) if row else (_ZERO, _ZERO)
-        return BudgetStatus(
+        status = BudgetStatus(
             user_id=user_id,
             month=month,
             limit=limit,
@@ -180,6 +187,13 @@ class BudgetLedger:
             reserved=reserved,
             resets_at=next_month_start(month),
         )
+        self._known.put(status)
+        return status
+
+    def known(self, user_id: str, *, now: datetime | None = None) -> BudgetStatus | None:
+        """The user's month as this process last saw it (keel/budget/known.py: a hint, not the truth),
+        or None when it has not seen it this month. No I/O."""
+        return self._known.get(user_id, month_of(now or utcnow()))
 
     async def history(self, user_id: str, *, month: str | None = None, limit: int = 50) -> list[BudgetEntry]:
         """The user's ledger entries, newest first (optionally of one `YYYY-MM` month)."""
@@ -233,11 +247,27 @@ class BudgetLedger:
         for before in was:  # a row goes from `before` to closed once: a second close matches nothing
             held = res.estimate if before == "reserved" else _ZERO  # a released entry holds nothing
             if self._dialect == "postgresql":
-                stmt = close_pg(res, before, status, actual, reason, now)
-                if (await self._run(conn, stmt)).first() is not None:
-                    return True
+                stmt = close_pg(res, before, status, actual, reason, now, default=self.default)
+                month_row = (await self._run(conn, stmt)).first()
             elif (await self._run(conn, close_entry(res, before, status, actual, reason, now))).rowcount:
                 # SQLite: BEGIN IMMEDIATE holds the write lock, so no one moves it in between
-                await self._run(conn, move_money(res, spent=actual or _ZERO, held=held, now=now))
+                move = move_money(res, spent=actual or _ZERO, held=held, default=self.default, now=now)
+                month_row = (await self._run(conn, move)).first()
+            else:
+                continue
+            if month_row is not None:
+                self._saw(res.user_id, res.month, month_row)
                 return True
         return False
+
+    def _saw(self, user_id: str, month: str, row: Any) -> None:
+        self._known.put(
+            BudgetStatus(
+                user_id=user_id,
+                month=month,
+                limit=row.limit,
+                spent=row.spent,
+                reserved=row.reserved,
+                resets_at=next_month_start(month),
+            )
+        )

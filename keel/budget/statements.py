@@ -62,7 +62,7 @@ def month_upsert(dialect: str, res: Reservation, *, default: Decimal, now: datet
         index_elements=[m.user_id, m.month],
         set_={"reserved": m.reserved + stmt.excluded.reserved, "updated_at": stmt.excluded.updated_at},
         where=None if res.estimate == 0 else fits,
-    ).returning(m.user_id)
+    ).returning(m.spent, m.reserved, limit.label("limit"))
 
 
 def _entry_values(res: Reservation, thread_id: str, execution_id: str, now: datetime) -> dict[str, Any]:
@@ -88,14 +88,16 @@ def entry_insert(res: Reservation, thread_id: str, execution_id: str, now: datet
 def reserve_pg(
     res: Reservation, thread_id: str, execution_id: str, *, default: Decimal, now: datetime
 ) -> Any:
-    """PostgreSQL: the month upsert and the entry insert as one statement; a row back means reserved."""
+    """PostgreSQL: the month upsert and the entry insert as one statement. A row back (the month as
+    the reservation left it: spent, reserved, limit) means reserved; none means it did not fit."""
     held = month_upsert("postgresql", res, default=default, now=now).cte("held")
     values = _entry_values(res, thread_id, execution_id, now)
     e = budget_entries.c
     source = sa.select(*[sa.literal(v, e[k].type).label(k) for k, v in values.items()]).select_from(held)
-    return (
-        sa.insert(budget_entries).from_select(list(values), source).returning(budget_entries.c.reservation_id)
-    )
+    # PostgreSQL runs a data-modifying CTE to completion whether or not the main query reads it
+    entry = sa.insert(budget_entries).from_select(list(values), source).returning(e.reservation_id)
+    entry_cte = entry.cte("entry")
+    return sa.select(held.c.spent, held.c.reserved, held.c.limit).add_cte(entry_cte)
 
 
 def _closed_values(
@@ -117,18 +119,26 @@ def close_entry(
     )
 
 
-def move_money(res: Reservation, *, spent: Decimal, held: Decimal, now: datetime) -> Any:
-    """Charge `spent` to the month and give back `held` of its reserved amount (SQLite)."""
+def move_money(res: Reservation, *, spent: Decimal, held: Decimal, default: Decimal, now: datetime) -> Any:
+    """Charge `spent` to the month and give back `held` of its reserved amount; RETURNING the month."""
     m = budget_months.c
     return (
         sa.update(budget_months)
         .where(m.user_id == res.user_id, m.month == res.month)
         .values(spent=m.spent + _money(spent), reserved=m.reserved - _money(held), updated_at=now)
+        .returning(m.spent, m.reserved, _limit(res.user_id, default).label("limit"))
     )
 
 
 def close_pg(
-    res: Reservation, before: str, status: str, actual: Decimal | None, reason: str | None, now: datetime
+    res: Reservation,
+    before: str,
+    status: str,
+    actual: Decimal | None,
+    reason: str | None,
+    now: datetime,
+    *,
+    default: Decimal,
 ) -> Any:
     """PostgreSQL: close the entry if it is still `before` and move its money, as one statement.
 
@@ -141,6 +151,6 @@ def close_pg(
         .cte("closed")
     )
     held = res.estimate if before == "reserved" else Decimal(0)
-    move = move_money(res, spent=actual or Decimal(0), held=held, now=now)
+    move = move_money(res, spent=actual or Decimal(0), held=held, default=default, now=now)
     m = budget_months.c
-    return move.where(m.user_id == closed.c.user_id, m.month == closed.c.month).returning(m.user_id)
+    return move.where(m.user_id == closed.c.user_id, m.month == closed.c.month)

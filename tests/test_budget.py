@@ -113,6 +113,75 @@ async def test_concurrent_reservations_never_overdraw(ledger: BudgetLedger) -> N
     assert (await ledger.status(ed)).reserved == D("0.010")
 
 
+async def test_a_reservation_and_its_settlement_are_one_transaction_each(ledger: BudgetLedger) -> None:
+    fay = _user()
+    await ledger.set_limit(fay, D("0.01"))
+    before = (ledger.transactions, ledger.statements)
+    held = await _reserve(ledger, fay, "0.004")
+    assert await ledger.settle(held, D("0.001"))
+    one_statement = ledger.records.engine.dialect.name == "postgresql"  # SQLite: two, no data-modifying CTE
+    per_op = 1 if one_statement else 2
+    assert (ledger.transactions, ledger.statements) == (before[0] + 2, before[1] + 2 * per_op)
+    assert not await ledger.settle(held, D("0.001")), "a second settle is a no-op"
+    s = await ledger.status(fay)
+    assert (s.spent, s.reserved) == (D("0.001"), D("0"))
+
+
+async def test_a_late_settle_charges_a_released_reservation_once(ledger: BudgetLedger) -> None:
+    """A call that answered after a crash recovery released its reservation is still charged, and
+    the released entry gives nothing back twice."""
+    gus = _user()
+    await ledger.set_limit(gus, D("0.01"))
+    held = await _reserve(ledger, gus, "0.004")
+    assert await ledger.release(held, "crash recovery") == 1
+    assert not await ledger.settle(held, D("0.002")), "a released entry is closed to a plain settle"
+    assert await ledger.settle(held, D("0.002"), late=True)
+    assert not await ledger.settle(held, D("0.002"), late=True), "and charged once"
+    s = await ledger.status(gus)
+    assert (s.spent, s.reserved) == (D("0.002"), D("0"))
+    [entry] = await ledger.history(gus)
+    assert (entry.status, entry.actual) == ("settled", D("0.002"))
+
+
+async def test_a_model_call_costs_the_ledger_its_reservation_and_settlement_only(make_keel) -> None:
+    """The guard edge before each model call reads no ledger: the month each reservation and
+    settlement returned says there is room, and the next reservation is the check that holds."""
+    turns = [tool_call("read_file", "c1", path="shared/handbook.md"), "Deploy on Tuesdays."]
+    async with make_keel(turns) as keel:
+        ledger, user = keel.backends.ledger, _user()
+        reads, transactions = ledger.reads, ledger.transactions
+        out = await keel.run("what does the handbook say?", user_id=user)
+        assert out.path == ["recall", "plan", "decide", "permission_check", "tool", "decide", "finalize"]
+        assert ledger.reads - reads == 0, "two guard edges, no ledger read"
+        assert ledger.transactions - transactions == 3 * 2, "plan + two decide turns: reserve, settle"
+
+
+async def test_the_guard_edge_stops_only_on_a_fresh_read_and_the_reservation_holds_the_line(
+    ledger: BudgetLedger,
+) -> None:
+    """Two ledgers over one database, as two replicas: what one saw of the month goes stale when the
+    other moves money. A stale "full" is read again before it stops a run; a stale "room" passes the
+    edge, and the reservation itself refuses what does not fit."""
+    from keel.context import RunContext
+    from keel.guards import Budget, NextCall
+
+    other = BudgetLedger(ledger.records, default_usd=D("1.00"))
+    hal = _user()
+    await ledger.set_limit(hal, D("0.002"))
+    view = NextCall(state={}, run=RunContext(user_id=hal), model="m", now=0.0, bound=lambda: D("0.002"))
+    held = await _reserve(other, hal, "0.002")
+    assert await Budget(ledger).check(view) is not None, "full: this ledger read the month"
+    await other.release(held, "done")
+    reads = ledger.reads
+    assert await Budget(ledger).check(view) is None, "stale full, read again: room"
+    assert ledger.reads == reads + 1
+    await _reserve(other, hal, "0.001")
+    assert await Budget(ledger).check(view) is None, "stale room: the edge passes without a read"
+    assert ledger.reads == reads + 1
+    with pytest.raises(BudgetExceeded, match=r"\$0\.001000 of \$0\.002000 left"):
+        await _reserve(ledger, hal, "0.002")
+
+
 async def test_a_user_whose_budget_runs_out_ends_in_fallback_and_resumes_when_raised(make_keel) -> None:
     turns = [
         tool_call("read_file", "c1", path="shared/handbook.md"),

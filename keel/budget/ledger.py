@@ -1,9 +1,10 @@
-"""The budget ledger: per-user monthly limits, reservations under a row lock, settle and release.
+"""The budget ledger: per-user monthly limits; reserve, settle and release as conditional writes.
 
-One transaction per operation. The user's month row is locked first (`SELECT ... FOR UPDATE` on
-PostgreSQL; on SQLite keel's `BEGIN IMMEDIATE` already serialises writers), so concurrent
-reservations from any number of processes see each other and `spent + reserved` never passes the
-limit. Months are UTC calendar months; a new month starts with nothing spent.
+One transaction per operation, and on PostgreSQL one statement (keel/budget/statements.py): the
+reservation adds its estimate to the user's month row only where `spent + reserved + estimate` stays
+within the limit, so concurrent reservations from any number of processes never pass it, and no lock
+is held while the client waits on the network. Months are UTC calendar months; a new month starts
+with nothing spent.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keel.budget.known import KnownMonths
+from keel.budget.statements import close_entry, close_pg, entry_insert, month_upsert, move_money, reserve_pg
 from keel.budget.tables import budget_entries, budget_limits, budget_months
 from keel.budget.types import (
     BudgetEntry,
@@ -43,6 +46,11 @@ class BudgetLedger:
         self.default = usd(default_usd)
         self.transactions = 0
         """Database transactions this ledger has opened (for the benchmark)."""
+        self.statements = 0
+        """Statements its reservations and settlements sent (one each on PostgreSQL)."""
+        self.reads = 0
+        """Status reads (the guard edge's when it does not know the month, and each refusal's)."""
+        self._known = KnownMonths()
 
     # -- writes: one transaction each ------------------------------------------------------
 
@@ -60,34 +68,26 @@ class BudgetLedger:
         """Hold `estimate` for one call, or raise BudgetExceeded saying what is left and when it resets."""
         now = now or utcnow()
         month = month_of(now)
-        estimate = usd(estimate)
+        res = Reservation(
+            reservation_id=uuid.uuid4().hex,
+            user_id=user_id,
+            month=month,
+            kind=kind,
+            name=name,
+            estimate=usd(estimate),
+        )
         async with self._tx() as conn:
-            status = await self._locked_status(conn, user_id, month, now)
-            if estimate > status.remaining:
-                raise BudgetExceeded(status, estimate)
-            res = Reservation(
-                reservation_id=uuid.uuid4().hex,
-                user_id=user_id,
-                month=month,
-                kind=kind,
-                name=name,
-                estimate=estimate,
-            )
-            await conn.execute(
-                sa.insert(budget_entries).values(
-                    reservation_id=res.reservation_id,
-                    user_id=user_id,
-                    month=month,
-                    thread_id=thread_id,
-                    execution_id=execution_id,
-                    kind=kind,
-                    name=name,
-                    estimate=estimate,
-                    status="reserved",
-                    created_at=now,
-                )
-            )
-            await self._add(conn, user_id, month, reserved=estimate, now=now)
+            if self._dialect == "postgresql":
+                stmt = reserve_pg(res, thread_id, execution_id, default=self.default, now=now)
+                month_row = (await self._run(conn, stmt)).first()
+            else:
+                upsert = month_upsert(self._dialect, res, default=self.default, now=now)
+                month_row = (await self._run(conn, upsert)).first()
+                if month_row is not None:
+                    await self._run(conn, entry_insert(res, thread_id, execution_id, now))
+        if month_row is None:  # refused: read once (no lock) to say what is left and when it resets
+            raise BudgetExceeded(await self.status(user_id, now=now), res.estimate)
+        self._saw(user_id, month, month_row)
         return res
 
     async def settle(
@@ -162,6 +162,7 @@ class BudgetLedger:
         )
         async with self._tx() as conn:
             await conn.execute(stmt)
+        self._known.forget(user_id)
         return amount
 
     # -- reads ------------------------------------------------------------------------------
@@ -173,11 +174,12 @@ class BudgetLedger:
         row_q = sa.select(budget_months.c.spent, budget_months.c.reserved).where(
             budget_months.c.user_id == user_id, budget_months.c.month == month
         )
+        self.reads += 1
         async with self.records.transaction() as conn:
             row = (await conn.execute(row_q)).first()
             limit = await self._limit(conn, user_id)
         spent, reserved = (row.spent, row.reserved) if row else (_ZERO, _ZERO)
-        return BudgetStatus(
+        status = BudgetStatus(
             user_id=user_id,
             month=month,
             limit=limit,
@@ -185,6 +187,13 @@ class BudgetLedger:
             reserved=reserved,
             resets_at=next_month_start(month),
         )
+        self._known.put(status)
+        return status
+
+    def known(self, user_id: str, *, now: datetime | None = None) -> BudgetStatus | None:
+        """The user's month as this process last saw it (keel/budget/known.py: a hint, not the truth),
+        or None when it has not seen it this month. No I/O."""
+        return self._known.get(user_id, month_of(now or utcnow()))
 
     async def history(self, user_id: str, *, month: str | None = None, limit: int = 50) -> list[BudgetEntry]:
         """The user's ledger entries, newest first (optionally of one `YYYY-MM` month)."""
@@ -201,6 +210,14 @@ class BudgetLedger:
         self.transactions += 1
         return self.records.transaction()
 
+    async def _run(self, conn: AsyncConnection, stmt: Any) -> Any:
+        self.statements += 1
+        return await conn.execute(stmt)
+
+    @property
+    def _dialect(self) -> str:
+        return self.records.engine.dialect.name
+
     def _insert(self, table: sa.Table) -> Any:
         dialect = self.records.engine.dialect.name
         return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
@@ -209,40 +226,6 @@ class BudgetLedger:
         query = sa.select(budget_limits.c.monthly_usd).where(budget_limits.c.user_id == user_id)
         value = (await conn.execute(query)).scalar()
         return self.default if value is None else value
-
-    async def _locked_status(
-        self, conn: AsyncConnection, user_id: str, month: str, now: datetime
-    ) -> BudgetStatus:
-        """Create the month row if missing, then lock it; the limit is read under the same lock."""
-        await conn.execute(
-            self._insert(budget_months)
-            .values(user_id=user_id, month=month, spent=_ZERO, reserved=_ZERO, updated_at=now)
-            .on_conflict_do_nothing()
-        )
-        query = (
-            sa.select(budget_months.c.spent, budget_months.c.reserved)
-            .where(budget_months.c.user_id == user_id, budget_months.c.month == month)
-            .with_for_update()
-        )
-        row = (await conn.execute(query)).one()
-        return BudgetStatus(
-            user_id=user_id,
-            month=month,
-            limit=await self._limit(conn, user_id),
-            spent=row.spent,
-            reserved=row.reserved,
-            resets_at=next_month_start(month),
-        )
-
-    async def _add(
-        self, conn: AsyncConnection, user_id: str, month: str, *, now: datetime, spent=_ZERO, reserved=_ZERO
-    ) -> None:
-        c = budget_months.c
-        await conn.execute(
-            sa.update(budget_months)
-            .where(c.user_id == user_id, c.month == month)
-            .values(spent=c.spent + spent, reserved=c.reserved + reserved, updated_at=now)
-        )
 
     async def _close(
         self,
@@ -260,22 +243,31 @@ class BudgetLedger:
                 return await self._close(
                     res, status, actual, reason, now, conn=tx, from_released=from_released
                 )
-        await self._locked_status(conn, res.user_id, res.month, now)
-        e = budget_entries.c
         was = ("reserved", "released") if from_released else ("reserved",)
-        before = (
-            await conn.execute(
-                sa.select(e.status).where(e.reservation_id == res.reservation_id, e.status.in_(was))
+        for before in was:  # a row goes from `before` to closed once: a second close matches nothing
+            held = res.estimate if before == "reserved" else _ZERO  # a released entry holds nothing
+            if self._dialect == "postgresql":
+                stmt = close_pg(res, before, status, actual, reason, now, default=self.default)
+                month_row = (await self._run(conn, stmt)).first()
+            elif (await self._run(conn, close_entry(res, before, status, actual, reason, now))).rowcount:
+                # SQLite: BEGIN IMMEDIATE holds the write lock, so no one moves it in between
+                move = move_money(res, spent=actual or _ZERO, held=held, default=self.default, now=now)
+                month_row = (await self._run(conn, move)).first()
+            else:
+                continue
+            if month_row is not None:
+                self._saw(res.user_id, res.month, month_row)
+                return True
+        return False
+
+    def _saw(self, user_id: str, month: str, row: Any) -> None:
+        self._known.put(
+            BudgetStatus(
+                user_id=user_id,
+                month=month,
+                limit=row.limit,
+                spent=row.spent,
+                reserved=row.reserved,
+                resets_at=next_month_start(month),
             )
-        ).scalar()
-        if before is None:
-            return False
-        overrun = actual is not None and actual > res.estimate
-        await conn.execute(
-            sa.update(budget_entries)
-            .where(e.reservation_id == res.reservation_id, e.status == before)
-            .values(status=status, actual=actual, reason=reason, overrun=overrun, closed_at=now)
         )
-        held = res.estimate if before == "reserved" else _ZERO  # a released entry holds nothing now
-        await self._add(conn, res.user_id, res.month, now=now, spent=actual or _ZERO, reserved=-held)
-        return True

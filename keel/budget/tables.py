@@ -28,7 +28,7 @@ budget_months = sa.Table(
     sa.Column("reserved", _USD, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
-"""One row per user and UTC month; reservations lock it (`SELECT ... FOR UPDATE`)."""
+"""One row per user and UTC month; a reservation adds to it only where it fits (keel/budget/statements.py)."""
 
 budget_entries = sa.Table(
     "budget_entries",

@@ -14,14 +14,23 @@ __all__ = ["Budget"]
 
 @dataclass(frozen=True, slots=True)
 class Budget:
-    """Stops the run when the user's month has less left than the next call may cost."""
+    """Stops the run when the user's month has less left than the next call may cost.
+
+    The reservation the call then makes is the check that holds (one conditional statement that
+    refuses what does not fit). So this edge reads no ledger when the month as this process last saw
+    it (what the last reservation or settlement returned) has room: a model call costs the ledger one
+    transaction to reserve, not a read and then a reservation. When that says no room, or this process
+    has not seen the month yet, the ledger is read, and a stop is only ever decided on a fresh read."""
 
     ledger: BudgetLedger
     reason: str = "budget_exceeded"
 
     async def check(self, view: NextCall) -> str | None:
-        status = await self.ledger.status(view.run.user_id)
-        record_budget_remaining(f"user:{user_hash(view.run.user_id)}", float(status.remaining))
+        user = view.run.user_id
+        status = self.ledger.known(user)
+        if status is None or view.bound > status.remaining:
+            status = await self.ledger.status(user)
+        record_budget_remaining(f"user:{user_hash(user)}", float(status.remaining))
         if view.bound > status.remaining:
             return str(BudgetExceeded(status, view.bound))
         return None

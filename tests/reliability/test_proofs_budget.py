@@ -1,4 +1,4 @@
-"""Proof that the ledger's row lock is what stops four processes overdrawing a user's budget.
+"""Proof that the ledger's conditional reservation is what stops four processes overdrawing a user's budget.
 
 Each reservation here is exactly what is then charged (unlike a model call, whose bound is far above its
 cost), and each user's budget fits exactly one call: four processes race for every user in turn, so any
@@ -96,3 +96,73 @@ async def test_four_processes_charging_their_full_reservation_never_overdraw(pg_
     await records.close()
     assert spent == [PRICE] * USERS  # every user charged exactly once, none overdrawn
     assert sum(charged) == USERS
+
+
+_ONE_USER = r"""
+import asyncio, json, sys, time
+from decimal import Decimal
+from keel.budget import BudgetExceeded, BudgetLedger
+from keel.records import Records
+
+db, user, tasks, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+
+async def one(ledger):
+    try:
+        await ledger.reserve(user_id=user, thread_id="t", execution_id="e", kind="model",
+                             name="race", estimate=Decimal("0.001"))
+        return 1
+    except BudgetExceeded:
+        return 0
+
+async def main():
+    records = Records.from_url(db)
+    ledger = BudgetLedger(records, default_usd=0)
+    await ledger.status(user)  # connect before the start line
+    time.sleep(max(0.0, start_at - time.time()))
+    won = sum(await asyncio.gather(*[one(ledger) for _ in range(tasks)]))
+    await records.close()
+    print(json.dumps({"won": won, "transactions": ledger.transactions, "statements": ledger.statements}))
+
+asyncio.run(main())
+"""
+
+
+async def test_processes_racing_for_one_users_budget_hold_exactly_what_fits(pg_url: str) -> None:
+    """Four processes of eight concurrent reservations each, all against one user whose month fits
+    ten: exactly ten are held (a refusal means the month was full), and each reservation was one
+    transaction of one statement (the conditional upsert, no lock taken before it; a refusal then reads
+    the month once, without a lock, to say what is left)."""
+    user, tasks = f"u{uuid.uuid4().hex[:8]}", 8
+    records = Records.from_url(pg_url)
+    await records.setup()
+    ledger = BudgetLedger(records, default_usd=0)
+    await ledger.set_limit(user, Decimal("0.0105"))
+    start_at = time.time() + 3
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _ONE_USER,
+            pg_url,
+            user,
+            str(tasks),
+            str(start_at),
+            cwd=ROOT,
+            env=env,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
+        for _ in range(WORKERS)
+    ]
+    reports = []
+    for p in procs:
+        out, err = await asyncio.wait_for(p.communicate(), timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+        reports.append(json.loads(out))
+    status = await ledger.status(user)
+    held = await ledger.history(user, limit=1000)
+    await records.close()
+    assert sum(r["won"] for r in reports) == 10 == len(held)
+    assert (status.reserved, status.spent) == (Decimal("0.010"), 0), "never past the limit of 0.0105"
+    assert [(r["transactions"], r["statements"]) for r in reports] == [(tasks, tasks)] * WORKERS

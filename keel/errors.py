@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exc as sa_exc
+if TYPE_CHECKING:
+    POOL_TIMEOUTS: tuple[type[BaseException], ...]
+    CHECKPOINT_STORE_ERRORS: tuple[type[BaseException], ...]
 
 __all__ = [
     "CHECKPOINT_STORE_ERRORS",
@@ -21,6 +24,8 @@ __all__ = [
 
 
 def _pool_timeouts() -> tuple[type[BaseException], ...]:
+    from sqlalchemy import exc as sa_exc
+
     errors: list[type[BaseException]] = [sa_exc.TimeoutError]
     try:
         from psycopg_pool import PoolTimeout
@@ -32,7 +37,7 @@ def _pool_timeouts() -> tuple[type[BaseException], ...]:
 
 
 def _checkpoint_store_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [sqlite3.OperationalError, *POOL_TIMEOUTS]
+    errors: list[type[BaseException]] = [sqlite3.OperationalError, *_lazy("POOL_TIMEOUTS")]
     try:
         import psycopg
     except ImportError:
@@ -42,12 +47,26 @@ def _checkpoint_store_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-POOL_TIMEOUTS = _pool_timeouts()
-"""A connection pool's "no connection free in time" (SQLAlchemy's, psycopg_pool's): the store is
-saturated, not the model down."""
-CHECKPOINT_STORE_ERRORS = _checkpoint_store_errors()
-"""Driver errors of the checkpointers (AsyncSqliteSaver, AsyncPostgresSaver) and their pools: a store
-failure, reported in one line (StoreUnavailable), never a crash with a raw traceback."""
+# POOL_TIMEOUTS: a connection pool's "no connection free in time" (SQLAlchemy's, psycopg_pool's): the store
+# is saturated, not the model down. CHECKPOINT_STORE_ERRORS: driver errors of the checkpointers
+# (AsyncSqliteSaver, AsyncPostgresSaver) and their pools: a store failure, reported in one line
+# (StoreUnavailable), never a crash with a raw traceback. Both are built on first use (see __getattr__).
+_BUILDERS = {"POOL_TIMEOUTS": _pool_timeouts, "CHECKPOINT_STORE_ERRORS": _checkpoint_store_errors}
+_BUILT: dict[str, tuple[type[BaseException], ...]] = {}
+
+
+def _lazy(name: str) -> tuple[type[BaseException], ...]:
+    if name not in _BUILT:
+        _BUILT[name] = _BUILDERS[name]()
+    return _BUILT[name]
+
+
+def __getattr__(name: str) -> Any:
+    """POOL_TIMEOUTS and CHECKPOINT_STORE_ERRORS, built on first use (PEP 562): they import
+    SQLAlchemy and psycopg, which `keel --help` and every module that only raises a KeelError must not."""
+    if name in _BUILDERS:
+        return _lazy(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class KeelError(Exception):

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,8 +19,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from keel.approvals import approval_view
-from keel.records import Approval, AuditRow, Execution
+if TYPE_CHECKING:  # types only: the record dataclasses cost `keel --help` tens of milliseconds to build
+    from keel.records import Approval, AuditRow, Execution
 
 __all__ = [
     "Grid",
@@ -169,6 +169,8 @@ def audit_table(rows: Sequence[AuditRow], title: str = "Audit trail") -> Grid:
 def approvals_table(rows: Sequence[Approval]) -> Grid:
     """Pending approval requests, with the whole call and its args_hash: the approver approves what is
     shown (`keel approvals approve ID --args-hash H`)."""
+    from keel.approvals import approval_view  # here, not at import: keel --help needs no redaction rules
+
     out = []
     for a in rows:
         hidden = approval_view(a)["hidden"]

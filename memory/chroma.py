@@ -12,10 +12,10 @@ __all__ = ["chroma_client_factory"]
 
 
 def chroma_client_factory(settings: Settings) -> Callable[[], Any]:
-    """A function opening the Chroma client the settings name (HTTP server, else a local directory)."""
-    from chromadb.config import Settings as ChromaSettings
+    """A function opening the Chroma client the settings name (HTTP server, else a local directory).
 
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    chromadb (half a second to import) is imported by that function, at the memory's first use, not here:
+    building the backends of a command that never touches long-term memory does not pay for it."""
     if settings.chroma_url:
         parts = urlsplit(settings.chroma_url)
         ssl = parts.scheme == "https"
@@ -24,7 +24,7 @@ def chroma_client_factory(settings: Settings) -> Callable[[], Any]:
         def http() -> Any:
             import chromadb
 
-            return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=chroma_settings)
+            return chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=_chroma_settings())
 
         return http
     path = (settings.home / "chroma").resolve()
@@ -33,6 +33,12 @@ def chroma_client_factory(settings: Settings) -> Callable[[], Any]:
         import chromadb
 
         path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+        return chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
 
     return persistent
+
+
+def _chroma_settings() -> Any:
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False)

@@ -12,13 +12,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from keel.tools.imported import ImportedToolError, spec_from_tool
-from keel.tools.mcp import McpToolError, spec_from_mcp_tool
-from keel.tools.mcp_servers import McpServers
 from keel.tools.registry import ToolRegistry, default_registry
 from keel.tools.spec import ToolSpec
 
 if TYPE_CHECKING:
     from keel.config import KeelConfig, ToolEntry
+    from keel.tools.mcp_servers import McpServers
+
+# The MCP modules import the `mcp` SDK and langchain-mcp-adapters (a third of a second): only a config
+# with an `mcp` tool entry imports them (inside the functions below), so a run without one never pays.
 
 __all__ = ["registry_from_config", "tool_prices"]
 
@@ -32,6 +34,8 @@ def registry_from_config(
     if config is None or config.tools is None:
         return default_registry()
     if mcp is None and any(entry.source == "mcp" for entry in config.tools):
+        from keel.tools.mcp_servers import McpServers
+
         mcp = McpServers.of(config)
     if mcp is not None and check_pins:
         mcp.check_pins()
@@ -62,6 +66,8 @@ def _specs(
 ) -> list[ToolSpec]:
     if entry.source != "mcp":
         return [_spec(config, entry, builtins)]
+    from keel.tools.mcp import McpToolError, spec_from_mcp_tool
+
     assert mcp is not None and entry.mcp is not None and entry.effect is not None
     client = mcp.clients[entry.mcp.name]
     specs = []

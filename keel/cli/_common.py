@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 import sys
 from collections.abc import Awaitable, Callable
@@ -10,7 +9,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -112,6 +110,8 @@ def reason(exc: BaseException) -> str:
     """One line for the user: the exception's own words, without KeyError's quotes."""
     if type(exc) is KeyError and exc.args:
         return str(exc.args[0])
+    from pydantic import ValidationError
+
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
@@ -123,6 +123,8 @@ def reason(exc: BaseException) -> str:
 def call(fn: Callable[[], Awaitable[T]]) -> T:
     """Run an async command; any refusal becomes one line on stderr and exit code 1 (5 when a store keel
     needs is unavailable: nothing is lost, try again once it is back)."""
+    import asyncio
+
     from keel.errors import KeelError, StoreUnavailable
     from keel.guards.errors import GuardUnavailable
     from keel.hotstate import HotStateUnavailable

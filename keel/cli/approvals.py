@@ -8,7 +8,6 @@ from typing import Any
 
 import typer
 
-from keel.approvals import approval_view
 from keel.cli._common import (
     EXIT_CODES_HELP,
     JsonOpt,
@@ -43,6 +42,8 @@ def approvals_list(
 
     rows = call(go)
     if as_json:
+        from keel.approvals import approval_view
+
         print_json(out, [approval_view(r) for r in rows])
     else:
         show(out, approvals_table(rows))

@@ -26,9 +26,6 @@ from keel.hotstate import (
     MemoryBreakers,
     MemoryRateWindows,
     RateWindows,
-    RedisBreakers,
-    RedisRateWindows,
-    redis_client,
 )
 from keel.records import Records
 from keel.settings import Settings
@@ -68,6 +65,8 @@ def build_guards(
     rates: RateWindows
     close: Callable[[], Awaitable[None]] = _nothing
     if settings.profile == "postgres":
+        from keel.hotstate.redis import RedisBreakers, RedisRateWindows, redis_client  # redis: postgres only
+
         client = redis_client(settings.redis_url)
         breakers = RedisBreakers(client, settings.redis_url, prefix=settings.redis_prefix)
         rates = RedisRateWindows(settings.redis_url, prefix=settings.redis_prefix)

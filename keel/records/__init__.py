@@ -1,6 +1,11 @@
-"""The records database: executions, audit, approvals, tool results and outbox (SQLite or PostgreSQL)."""
+"""The records database: executions, audit, approvals, tool results and outbox (SQLite or PostgreSQL).
 
-from keel.records.store import Records, RecordsUnavailable
+The value types load eagerly (stdlib only); `Records` and `RecordsUnavailable` load SQLAlchemy, so they
+are imported on first use (PEP 562): `keel --help` and code that only names a record type stay fast.
+"""
+
+from typing import TYPE_CHECKING, Any
+
 from keel.records.types import (
     Approval,
     ApprovalStatus,
@@ -13,6 +18,9 @@ from keel.records.types import (
     ToolResultStatus,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from keel.records.store import Records, RecordsUnavailable
 
 __all__ = [
     "Approval",
@@ -28,3 +36,13 @@ __all__ = [
     "ToolResultStatus",
     "utcnow",
 ]
+
+_LAZY = frozenset({"Records", "RecordsUnavailable"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from keel.records import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,6 +12,7 @@ profiles store the same (visibly replaced) text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import fields
@@ -123,10 +124,15 @@ class Records:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def setup(self) -> None:
-        """Run the migrations to head. Safe to repeat, and concurrently (serialised by the database)."""
+        """Run the migrations to head (a database already at head costs one SELECT and no Alembic import).
+        Safe to repeat, and concurrently (serialised by the database)."""
         database = self._engine.url.database
         if self._dialect == "sqlite" and database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(DBAPIError):  # no alembic_version table yet: a new database
+            async with self._connect(read=True) as conn:
+                if await migrate.is_at_head(conn):  # one SELECT: Alembic is not even imported
+                    return
         async with migrate.process_lock(), self._connect() as conn:
             await migrate.upgrade(conn)
 

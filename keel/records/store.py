@@ -69,7 +69,9 @@ def _normalise(url: str) -> URL:
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None  # keel emits BEGIN itself (see _sqlite_begin)
     cursor = dbapi_conn.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", f"busy_timeout={_BUSY_MS}"):
+    # busy_timeout first: switching a new file to WAL needs its lock, which another connection (another
+    # engine's migration) may hold for a moment; without the timeout that fails at once, "database is locked".
+    for pragma in (f"busy_timeout={_BUSY_MS}", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
@@ -129,12 +131,13 @@ class Records:
         database = self._engine.url.database
         if self._dialect == "sqlite" and database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(DBAPIError):  # no alembic_version table yet: a new database
-            async with self._connect(read=True) as conn:
-                if await migrate.is_at_head(conn):  # one SELECT: Alembic is not even imported
-                    return
-        async with migrate.process_lock(), self._connect() as conn:
-            await migrate.upgrade(conn)
+        async with migrate.process_lock():  # engines of one process take turns, as upgrades must
+            with contextlib.suppress(DBAPIError):  # no alembic_version table yet: a new database
+                async with self._connect(read=True) as conn:
+                    if await migrate.is_at_head(conn):  # one SELECT: Alembic is not even imported
+                        return
+            async with self._connect() as conn:
+                await migrate.upgrade(conn)
 
     async def ping(self) -> None:
         """Check the database answers; raise `RecordsUnavailable` naming it if not."""

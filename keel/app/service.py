@@ -186,14 +186,14 @@ class Keel:
         raise Conflict(f"thread {thread_id} finished ({prior.status}); start a new run on it instead")
 
     def _check_tools_of(self, thread_id: str, pending: list[Any]) -> None:
-        """Refuse to go on with calls this keel's config has no tool for (resumed or decided under another
-        project's keel.yaml, or none): they would fail as unknown tools, and the run would end on a mistake
-        of where it was carried on, not of what it asked."""
+        """Refuse to go on with calls this keel's config has no tool for (resumed under another project's
+        keel.yaml, or none): they would fail as unknown tools, and the run would end on a mistake of where it
+        was resumed, not of what it asked."""
         missing = sorted({c["name"] for c in pending if c["name"] not in self.backends.registry})
         if missing:
             raise Conflict(
                 f"thread {thread_id} has calls to {', '.join(map(repr, missing))}, which the config in use "
-                "does not have; carry it on under the project's config (keel --config PATH …)"
+                "does not have; resume it under the project's config (keel --config PATH resume …)"
             )
 
     async def pending_approvals(self, *, requester: str | None = None) -> list[Approval]:
@@ -232,17 +232,20 @@ class Keel:
         execution = await self.records.get_execution(row.execution_id)
         if execution is None:
             raise NotFound(f"no execution {row.execution_id} for approval {approval_id}")
-        snapshot = await self.graph.aget_state(self._config(row.thread_id))
-        waiting = _waiting_on(snapshot)
+        waiting = _waiting_on(await self.graph.aget_state(self._config(row.thread_id)))
         if row.status != "pending":
             hint = f"; if it did not go on: `keel resume {row.thread_id}`" if waiting == approval_id else ""
             raise Conflict(f"approval {approval_id} was already {row.status} by {row.decided_by}{hint}")
         if waiting != approval_id:
             # Checked before anything is recorded: a decision nobody can carry out must not be stored.
             raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
-        # Decided under another project's config (or none), the approved call would fail as an unknown
-        # tool and the decision would be spent: refuse before anything is recorded.
-        self._check_tools_of(row.thread_id, snapshot.values.get("pending") or [])
+        if row.tool not in self.backends.registry:
+            # Decided under another project's config (or none), the approved call would fail as an
+            # unknown tool and the decision would be spent: refuse before anything is recorded.
+            raise Conflict(
+                f"approval {approval_id} is for tool {row.tool!r}, which the config in use does not have; "
+                "decide it under the project's config (keel --config PATH approvals …)"
+            )
         await record_decision(self.records, self.backends.policy.current(), row, choice, approver_role)
         ctx = self._context(execution.user_id, execution.role, execution.tenant, execution.execution_id)
         return await self._drive(Command(resume=choice.as_resume()), row.thread_id, ctx, on_step, on_token)

@@ -381,10 +381,6 @@ async def test_an_ask_rule_pauses_a_config_tool_until_an_admin_approves(
                 # keel without the project's config has no charge_card: the decision is refused, not spent
                 with pytest.raises(Conflict, match="the config in use does not have"):
                     await elsewhere.decide(approval_id, "approve", approver="ops", approver_role="admin")
-                with pytest.raises(
-                    Conflict, match="calls to 'charge_card', which the config in use does not"
-                ):
-                    await elsewhere.resume(out.thread_id)
             assert (await keel.records.get_approval(approval_id)).status == "pending"
             done = await keel.decide(
                 out.approval["approval_id"], "approve", approver="ops", approver_role="admin"

@@ -161,7 +161,6 @@ class Keel:
         async with _checkpoint_store(thread_id):
             snapshot = await self.graph.aget_state(self._config(thread_id))
         ctx = self._context(prior.user_id, prior.role, prior.tenant, prior.execution_id)
-        self._check_tools_of(thread_id, snapshot.values.get("pending") or [])
         if (approval_id := _waiting_on(snapshot)) is not None:
             row = await self.records.get_approval(approval_id)
             if row is None or row.status == "pending":
@@ -184,17 +183,6 @@ class Keel:
                 {"messages": [continue_message(task)]}, thread_id, ctx, on_step, on_token
             )
         raise Conflict(f"thread {thread_id} finished ({prior.status}); start a new run on it instead")
-
-    def _check_tools_of(self, thread_id: str, pending: list[Any]) -> None:
-        """Refuse to go on with calls this keel's config has no tool for (resumed under another project's
-        keel.yaml, or none): they would fail as unknown tools, and the run would end on a mistake of where it
-        was resumed, not of what it asked."""
-        missing = sorted({c["name"] for c in pending if c["name"] not in self.backends.registry})
-        if missing:
-            raise Conflict(
-                f"thread {thread_id} has calls to {', '.join(map(repr, missing))}, which the config in use "
-                "does not have; resume it under the project's config (keel --config PATH resume …)"
-            )
 
     async def pending_approvals(self, *, requester: str | None = None) -> list[Approval]:
         """Approval requests still waiting, oldest first."""

@@ -1,8 +1,9 @@
 """`python -m benchmarks [--record] [overhead] [guards] [memory]`: run benchmarks and print their tables.
 
 With no names it runs `overhead` and `guards`; `memory` (recall latency at 10k/100k memories) takes minutes,
-so it runs only when named. Without `--record` nothing is written (`make bench`); with it the run is
-appended to `benchmarks/history.json` and `benchmarks/RESULTS.md` is rendered again (`make bench-record`).
+so it runs only when named. Without `--record` nothing is written (`make bench-keel`); with it the run is
+appended to `benchmarks/history.json` and `benchmarks/RESULTS.md` is rendered again
+(`make bench-keel-record`).
 `--render` only re-renders RESULTS.md from the history (after editing a run's notes by hand).
 """
 

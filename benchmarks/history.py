@@ -5,8 +5,9 @@ sections (one per benchmark: title, description, table columns and rows) and opt
 whoever read the run. `RESULTS.md` shows, per benchmark, the table of its latest run and the command; the
 rows that run did not measure (the postgres profile needs `KEEL_BENCH_PG_URL`) follow with their own date.
 
-Only `record()` writes, and only `python -m benchmarks --record` (`make bench-record`) calls it:
-`make bench` prints and leaves every tracked file as it was.
+Only `record()` writes, called by `python -m benchmarks --record` (`make bench-keel-record`) and
+`python -m benchmarks.suite --record` (`make bench`, `make bench-render`): `make bench-keel` and
+`make bench-quick` print and leave every tracked file as it was.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["HISTORY", "RESULTS", "load", "parse_section", "record", "render", "r
 HERE = Path(__file__).resolve().parent
 HISTORY = HERE / "history.json"
 RESULTS = HERE / "RESULTS.md"
-ORDER = ("overhead", "guards", "memory")
+ORDER = ("targets", "peer", "overhead", "guards", "memory")
 
 Run = dict[str, Any]
 
@@ -83,14 +84,18 @@ def render(history: list[Run]) -> str:
     out = [
         "# Benchmark results",
         "",
-        "<!-- Rendered from benchmarks/history.json by `make bench-record`; do not edit by hand. -->",
+        "<!-- Rendered from benchmarks/history.json by `make bench` and `make bench-keel-record`; "
+        "do not edit by hand. -->",
         "",
         "Each table is the latest recorded run of its benchmark, with the command that made it. "
-        "`make bench` runs the benchmarks and prints them, writing nothing; "
-        "`make bench-record` (`.venv/bin/python -m benchmarks --record [overhead] [guards] [memory]`) "
-        "also appends the run to `history.json` and re-renders this page. Every run, with its date, command "
-        "and notes, is in [history.json](history.json). Ratios, never timed assertions: the figures move "
-        "with the machine and its load.",
+        "`make bench` measures the targets of issue 14 (the shared peer harness with keel's plug-in, "
+        "`profile_run`, cold start, replicas; files in `results/`) and records their table and the harness "
+        "section; `make bench-quick` runs the same on reduced sizes and writes nothing. keel's own "
+        "benchmarks: `make bench-keel` prints them, writing nothing; `make bench-keel-record` "
+        "(`.venv/bin/python -m benchmarks --record [overhead] [guards] [memory]`) also appends the run to "
+        "`history.json` and re-renders this page. Every run, with its date, command and notes, is in "
+        "[history.json](history.json). Ratios, never timed assertions: the figures move with the machine "
+        "and its load.",
     ]
     latest: dict[str, tuple[Run, dict[str, Any]]] = {}
     for run in history:

@@ -11,13 +11,21 @@ harness counts model calls and the peer has no equivalent: the plan call and lon
 
 `guards` is accepted and ignored: keel always runs its guards (limits, approval on `delete_records`, PII
 redaction of the answer); it has no second model to fall back to here.
+
+Every run's outcome (status and terminated reason, by phase: `concurrency` when the harness's model sleeps,
+else `sequential`) is counted in `OUTCOMES`; with `$KEEL_BENCH_OUTCOMES` set to a file path the counts are
+written there as JSON when the process exits, which is how `make bench` tells a run that ended on a store
+error (`guard_unavailable`, `llm_unavailable`) from a succeeded one.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import tempfile
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,9 @@ rules:
 """
 PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/bench")
 
+OUTCOMES: Counter[str] = Counter()
+"""Runs by "phase status[:terminated_reason]", e.g. "concurrency succeeded"."""
+
 _AGENTS: dict[tuple[str, int], GuardedAgent] = {}
 """One agent (one set of backends: records pool, Redis clients) per profile and harness model; each
 configuration gets a copy over its own checkpointer, so the process holds two records pools, not seven."""
@@ -48,12 +59,25 @@ class _Target:
     """The harness's `ainvoke(input, config)`: one new execution per call, as one user (the peer has no
     users; one user per run measured about the same in the concurrency scenario)."""
 
-    def __init__(self, agent: GuardedAgent) -> None:
-        self.agent, self.user = agent, f"bench-{uuid.uuid4().hex[:8]}"
+    def __init__(self, agent: GuardedAgent, phase: str) -> None:
+        self.agent, self.user, self.phase = agent, f"bench-{uuid.uuid4().hex[:8]}", phase
 
     async def ainvoke(self, input: dict[str, Any], config: dict[str, Any]) -> Any:
         config = {k: v for k, v in config.items() if k != "durability"}  # keel: always "sync"
-        return await self.agent.ainvoke(input, config, context=RunContext(user_id=self.user, role="user"))
+        out = await self.agent.ainvoke(input, config, context=RunContext(user_id=self.user, role="user"))
+        reason = out.get("terminated_reason")
+        OUTCOMES[f"{self.phase} {out.get('status')}" + (f":{reason}" if reason else "")] += 1
+        return out
+
+
+def _write_outcomes() -> None:
+    path = os.environ.get("KEEL_BENCH_OUTCOMES")
+    if path and OUTCOMES:
+        with open(path, "w", encoding="utf-8") as file:
+            json.dump(dict(OUTCOMES), file, indent=2)
+
+
+atexit.register(_write_outcomes)
 
 
 def _target(profile: str, settings: Settings, checkpointer: Any, model: Any, tools: list) -> _Target:
@@ -72,7 +96,8 @@ def _target(profile: str, settings: Settings, checkpointer: Any, model: Any, too
             settings=settings,
             identity=None,  # every run names its user
         )
-    return _Target(_AGENTS[key].copy({"checkpointer": checkpointer}))
+    phase = "concurrency" if getattr(model, "sleep_s", 0) else "sequential"
+    return _Target(_AGENTS[key].copy({"checkpointer": checkpointer}), phase)
 
 
 def _home() -> Path:

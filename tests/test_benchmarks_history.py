@@ -1,4 +1,4 @@
-"""Benchmark results: `make bench` writes no file; `--record` appends to the history and re-renders
+"""Benchmark results: `make bench-keel` writes no file; `--record` appends to the history and re-renders
 RESULTS.md; the committed RESULTS.md is what the committed history renders to."""
 
 from __future__ import annotations

@@ -114,3 +114,14 @@ def test_the_suite_renders_from_recorded_files_and_writes_nothing(tmp_path: Path
     assert "## Targets of issue 14" in out and "## keel vs create_agent (shared peer harness)" in out
     assert sorted(p.name for p in folder.iterdir()) == before
     assert set(FILES) == set(RUN)
+
+
+def test_quick_runs_every_step_reduced_and_only_keels_own_without_the_harness(tmp_path: Path) -> None:
+    harness = tmp_path / "peer_bench.py"
+    quick = {name: argv for name, argv, _env in suite.steps(tmp_path, harness, quick=True)}
+    assert set(quick) == set(FILES) - {"outcomes-postgres"}, "every file of the table has its step"
+    assert "--quick" in quick["peer-postgres"] and "concurrency" in " ".join(quick["peer-postgres"])
+    assert quick["peer-postgres"][quick["peer-postgres"].index("--conc-runs") + 1] == "10"
+    alone = [name for name, _argv, _env in suite.steps(tmp_path, None, quick=True)]
+    assert alone == ["profile-postgres", "profile-embedded", "coldstart", "replicas"]
+    assert all(str(tmp_path) in " ".join(argv) for argv in quick.values()), "outputs in the given folder"

@@ -46,6 +46,9 @@ rules:
   - {role: user, tool: delete_records, resource: "*", effect: ask}
 """
 PG_DSN = os.environ.get("BENCH_PG_DSN", "postgresql://postgres@127.0.0.1:5432/bench")
+RECORDS_DSN = os.environ.get("KEEL_BENCH_RECORDS_DSN") or PG_DSN
+"""keel's records database: `make bench` gives every run a fresh one (the shared `bench` database may hold
+the schema of another checkout's newer migrations); the harness's checkpoints stay in PG_DSN."""
 
 OUTCOMES: Counter[str] = Counter()
 """Runs by "phase status[:terminated_reason]", e.g. "concurrency succeeded"."""
@@ -114,7 +117,7 @@ def make_postgres(checkpointer: Any, model: Any, tools: list, *, guards: bool = 
     """keel's postgres profile: records in PostgreSQL, breakers and rate windows in Redis (127.0.0.1)."""
     settings = Settings(
         profile="postgres",
-        database_url=PG_DSN,
+        database_url=RECORDS_DSN,
         home=_home(),
         plan_enabled=False,
         memory_enabled=False,

@@ -159,7 +159,10 @@ class _Sampler(threading.Thread):
 
 
 def _phase(replicas: int, args: argparse.Namespace, dsn: str) -> dict[str, Any]:
+    from benchmarks.peer_target import RECORDS_DSN
+
     env = {**os.environ, "BENCH_PG_DSN": _dsn(dsn), "KEEL_LOG_LEVEL": "warning"}
+    env["KEEL_BENCH_RECORDS_DSN"] = _dsn(RECORDS_DSN)
     share = [args.runs // replicas + (i < args.runs % replicas) for i in range(replicas)]
     argv = [sys.executable, "-m", "benchmarks.replicas", "--worker", "--inflight", str(args.inflight)]
     argv += ["--sleep-ms", str(args.sleep_ms)]

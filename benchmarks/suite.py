@@ -19,13 +19,17 @@ because of a figure: the table only reports.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from benchmarks import peer_section, targets_section
 from benchmarks.harness import ROOT, find
@@ -38,17 +42,36 @@ __all__ = ["main", "steps"]
 PY = sys.executable
 
 
-def _ensure_database(dsn: str) -> None:
-    """Create the bench database when it is missing (a fresh machine has none)."""
+def _admin(dsn: str, statement: str, name: str, *, unless_exists: bool = False) -> None:
+    """CREATE or DROP the database `name` on `dsn`'s server (CREATE skipped when it exists, if asked)."""
     import psycopg
     from psycopg import sql
 
-    name = psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "bench"
-    admin = psycopg.conninfo.make_conninfo(dsn, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            print(f"created database {name}", file=sys.stderr)
+    with psycopg.connect(psycopg.conninfo.make_conninfo(dsn, dbname="postgres"), autocommit=True) as conn:
+        if unless_exists and conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(sql.SQL(statement).format(sql.Identifier(name)))
+
+
+@contextlib.contextmanager
+def _databases(dsn: str) -> Iterator[str]:
+    """Create the bench database when it is missing (a fresh machine has none), and a fresh database for
+    keel's records, dropped afterwards: the shared `bench` database may hold the schema of another
+    checkout's newer migrations, which keel's migrate refuses. Yields the records database's DSN."""
+    import psycopg
+
+    _admin(
+        dsn,
+        "CREATE DATABASE {}",
+        psycopg.conninfo.conninfo_to_dict(dsn).get("dbname") or "bench",
+        unless_exists=True,
+    )
+    records = f"bench_keel_{uuid.uuid4().hex[:8]}"
+    _admin(dsn, "CREATE DATABASE {}", records)
+    try:
+        yield urlunsplit(urlsplit(dsn)._replace(path=f"/{records}"))
+    finally:
+        _admin(dsn, "DROP DATABASE IF EXISTS {} WITH (FORCE)", records)
 
 
 def steps(out: Path, harness: Path | None, quick: bool) -> list[tuple[str, list[str], dict[str, str]]]:
@@ -134,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for name in FILES:  # a failed step must not leave an older run's figures in the table
         (out / f"{name}.json").unlink(missing_ok=True)
-    harness = find()
+    started, harness = time.perf_counter(), find()
     if harness is None:
         if not args.quick:
             raise SystemExit(
@@ -143,14 +166,24 @@ def main(argv: list[str] | None = None) -> int:
         print("bench-quick: no shared peer harness (PEER_BENCH, ../shared/bench); keel's own steps only")
     from benchmarks.peer_target import PG_DSN
 
-    _ensure_database(PG_DSN)
+    with _databases(PG_DSN) as records:
+        failed, commands = _run(out, harness, args.quick, records)
+    print(
+        f"{'bench-quick' if args.quick else 'bench'}: {time.perf_counter() - started:.0f} s, files in {out}"
+    )
+    return _report(out, quick=args.quick, record=args.record, commands=commands, failed=failed)
+
+
+def _run(out: Path, harness: Path | None, quick: bool, records: str) -> tuple[list[str], list[str]]:
+    """Every step in order, with keel's records in `records`: (the failed steps, the commands)."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env["KEEL_LOG_LEVEL"] = "warning"
-    failed, commands, started = [], [], time.perf_counter()
-    for name, step, extra in steps(out, harness, args.quick):
+    env["KEEL_BENCH_RECORDS_DSN"] = records
+    failed, commands = [], []
+    for name, step, extra in steps(out, harness, quick):
         print(f"== {name}: {_shown(step)}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         done = subprocess.run(step, cwd=ROOT, env={**env, **extra}, stdout=subprocess.DEVNULL, check=False)
@@ -159,10 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         commands.append(_shown(step))
         if done.returncode != 0:
             failed.append(name)
-    print(
-        f"{'bench-quick' if args.quick else 'bench'}: {time.perf_counter() - started:.0f} s, files in {out}"
-    )
-    return _report(out, quick=args.quick, record=args.record, commands=commands, failed=failed)
+    return failed, commands
 
 
 def _report(out: Path, *, quick: bool, record: bool, commands: list[str] | None, failed: list[str]) -> int:

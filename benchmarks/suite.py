@@ -5,9 +5,12 @@
 In order, each a subprocess writing one JSON file into DIR (benchmarks/targets.py names them): the shared
 peer harness with keel's plug-in (postgres target: bare, postgres, mw-postgres, concurrency; embedded
 target: bare, sqlite), `benchmarks.profile_run` for both profiles (counts and the pyinstrument top frames),
-`benchmarks.coldstart` and `benchmarks.replicas`. Then it prints the harness section and the targets
-table. `--record` (`make bench`) appends both sections to benchmarks/history.json and re-renders
-benchmarks/RESULTS.md, with the commands and the files' paths; without it nothing tracked is written.
+`benchmarks.coldstart` and `benchmarks.replicas`. keel's records go to a fresh database created for the
+run and dropped after it (the harness's checkpoints stay in `bench`, created when missing). Then it prints
+the harness section and the targets table. `--record` (`make bench`) appends both sections to
+benchmarks/history.json and re-renders benchmarks/RESULTS.md, with the commands and the files' paths;
+without it nothing tracked is written. `--from DIR` measures nothing and reports DIR's files
+(`make bench-render`, after a reason is written in benchmarks/targets_notes.md).
 
 `--quick` (`make bench-quick`, in CI) runs every path on a reduced size (the harness's `--quick` with one
 round, 10 concurrent runs, 3 profiled runs, one cold start, 20 replica runs) into a temp folder and never

@@ -21,7 +21,7 @@ __all__ = ["HISTORY", "RESULTS", "load", "parse_section", "record", "render", "r
 HERE = Path(__file__).resolve().parent
 HISTORY = HERE / "history.json"
 RESULTS = HERE / "RESULTS.md"
-ORDER = ("targets", "peer", "overhead", "guards", "memory")
+ORDER = ("targets", "replicas", "peer", "overhead", "guards", "memory")
 
 Run = dict[str, Any]
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-__all__ = ["measure"]
+__all__ = ["measure", "section"]
 
 STEPS = 5
 APP = "keel-replica"
@@ -177,7 +177,7 @@ def _phase(replicas: int, args: argparse.Namespace, dsn: str) -> dict[str, Any]:
             line = w.stdout.readline() if w.stdout else ""
             if line.strip() != "ready":
                 raise SystemExit(f"replicas: a worker failed to start (exit {w.wait()})")
-        sampler = _Sampler(dsn)
+        sampler = _Sampler(RECORDS_DSN)  # pg_locks' relations resolve to names in the records database
         sampler.start()
         busy0 = _cpu_busy()
         started = time.perf_counter()
@@ -235,6 +235,42 @@ def measure(args: argparse.Namespace, dsn: str) -> dict[str, Any]:
         "phases": phases,
         "throughput_ratio_2_vs_1": round(phases[1]["runs_per_s"] / phases[0]["runs_per_s"], 3),
     }
+
+
+def section(result: dict[str, Any]) -> str:
+    """The RESULTS.md section: one row per replica count, figures copied from `measure`'s result."""
+    params = result["params"]
+    lines = [
+        "## Replicas: 1 and 2 worker processes over one PostgreSQL and Redis",
+        "",
+        f"`benchmarks/replicas.py`: keel's postgres profile (benchmarks.peer_target.make_postgres) in "
+        f"each worker process, {params['inflight_per_worker']} runs in flight per worker, {params['runs']} "
+        f"runs in all split between the workers, 5 model calls a run, the model sleeping "
+        f"{params['sleep_ms']:g} ms a call, on {result['nproc']} cores. CPU: each worker's own seconds "
+        "while measured, and the whole machine's busy share (PostgreSQL, Redis and the other load "
+        "included). Lock waits: samples every 100 ms of `pg_stat_activity` (wait_event_type `Lock`) "
+        "joined with the ungranted `pg_locks` of the workers' connections; the waiters are counted by "
+        "lock and statement.",
+        "",
+        "| replicas | runs/s | p50 run s | p95 run s | worker CPU s | machine CPU busy | samples with a lock "
+        "wait | waiters on |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for phase in result["phases"]:
+        on = "; ".join(f"{what}: {n}" for what, n in phase["lock_waits_on"].items()) or "none"
+        cells = [
+            str(phase["replicas"]),
+            f"{phase['runs_per_s']:.1f}",
+            f"{phase['p50_ms'] / 1000:.2f}",
+            f"{phase['p95_ms'] / 1000:.2f}",
+            " + ".join(f"{c:.1f}" for c in phase["cpu_s_per_worker"]),
+            f"{phase['machine_cpu_busy']:.0%}",
+            f"{phase['lock_wait_samples']} of {phase['lock_samples']}",
+            on.replace("|", "/"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"Throughput, 2 replicas / 1: {result['throughput_ratio_2_vs_1']:.2f}×."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from benchmarks import peer_section, targets_section
+from benchmarks import peer_section, replicas, targets_section
 from benchmarks.harness import ROOT, find
 from benchmarks.history import parse_section, render_section
 from benchmarks.history import record as record_run
@@ -214,6 +214,8 @@ def _report(out: Path, *, quick: bool, record: bool, commands: list[str] | None,
     sections.append(
         parse_section("targets", targets_section.section(results, targets_section.notes(), sources))
     )
+    if "replicas" in results:
+        sections.append(parse_section("replicas", replicas.section(results["replicas"])))
     for section in sections:
         print(render_section(section))
     if record:

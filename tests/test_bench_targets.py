@@ -112,6 +112,9 @@ def test_the_suite_renders_from_recorded_files_and_writes_nothing(tmp_path: Path
     assert suite.main(["--from", str(folder)]) == 0
     out = capsys.readouterr().out
     assert "## Targets of issue 14" in out and "## keel vs create_agent (shared peer harness)" in out
+    assert "| 2 | 12.5 | " in out and "| 0 of 80 | none |" in out, (
+        "the replicas table, a row per replica count"
+    )
     assert sorted(p.name for p in folder.iterdir()) == before
     assert set(FILES) == set(RUN)
 

@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     """`max_tokens` sent with every model call (also the output side of the cost estimate)."""
 
     plan_enabled: bool = True
-    """Whether the plan node asks the model for a short plan before acting."""
+    """Whether runs go through the plan node (the model writes a short plan before acting); off, recall
+    leads through the guards straight to decide."""
 
     max_steps: int = Field(default=12, gt=0)
     """Model turns allowed in one run."""

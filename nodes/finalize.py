@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.context import RunContext
 from keel.graphs.state import AgentState
@@ -31,7 +32,6 @@ def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: Memory
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
         run = runtime.context
-        owed = await settle_owed(guards, state)  # a resumed run charges the calls the ledger missed
         last = next((m for m in reversed(state["messages"]) if isinstance(m, AIMessage)), None)
         raw = last.text if last is not None else ""
         answer = safe_text(redact_text(raw))  # stored in records and in the checkpoint's jsonb
@@ -41,26 +41,11 @@ def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: Memory
             # The model answered, but nothing it tried to do was done: not a plain success.
             status, reason = "failed", "tools_refused"
         ended = time.time()
-        # The ledger knows calls a crash hid from the state: it is the truth.
-        cost = await guards.spent_by(run.execution_id, state.get("run_cost", 0.0))
-        await records.update_execution(
-            run.execution_id,
-            status=status,
-            terminated_reason=reason,
-            ended_at=datetime.fromtimestamp(ended, UTC),
-            duration_ms=int((ended - state.get("started_at", ended)) * 1000),
-            steps=state.get("steps", 0),
-            input_tokens=state.get("input_tokens", 0),
-            output_tokens=state.get("output_tokens", 0),
-            total_tokens=state.get("input_tokens", 0) + state.get("output_tokens", 0),
-            cost=cost,
-            tools_used=state.get("tools_used", []),
-            tools_failed=state.get("tools_failed", []),
-            tools_refused=state.get("tools_refused", []),
-            succeeded=reason is None,
-            answer=answer,
-            error=state.get("error"),
-        )
+        async with records.transaction() as tx:  # the step's one transaction
+            owed = await settle_owed(guards, state, conn=tx)  # what the run's last calls still owe
+            # The ledger knows calls a crash hid from the state: it is the truth.
+            cost = await guards.spent_by(run.execution_id, state.get("run_cost", 0.0), conn=tx)
+            await _record(records, tx, run, state, status, reason, answer, cost, ended)
         if memory is not None:
             await remember_run(
                 memory.long_term,
@@ -85,3 +70,36 @@ def _every_tool_call_refused(state: AgentState) -> bool:
     """At least one tool call was attempted and none ran successfully (all denied, rejected or failed)."""
     attempted = bool(state.get("tools_failed") or state.get("tools_refused"))
     return attempted and not state.get("tools_used")
+
+
+async def _record(
+    records: Records,
+    conn: AsyncConnection,
+    run: RunContext,
+    state: AgentState,
+    status: str,
+    reason: str | None,
+    answer: str,
+    cost: float,
+    ended: float,
+) -> None:
+    """The execution record's outcome and metrics, inside the step's transaction."""
+    await records.update_execution(
+        run.execution_id,
+        conn=conn,
+        status=status,
+        terminated_reason=reason,
+        ended_at=datetime.fromtimestamp(ended, UTC),
+        duration_ms=int((ended - state.get("started_at", ended)) * 1000),
+        steps=state.get("steps", 0),
+        input_tokens=state.get("input_tokens", 0),
+        output_tokens=state.get("output_tokens", 0),
+        total_tokens=state.get("input_tokens", 0) + state.get("output_tokens", 0),
+        cost=cost,
+        tools_used=state.get("tools_used", []),
+        tools_failed=state.get("tools_failed", []),
+        tools_refused=state.get("tools_refused", []),
+        succeeded=reason is None,
+        answer=answer,
+        error=state.get("error"),
+    )

@@ -80,21 +80,23 @@ def make_recall(
         task = safe_text(_task_of(state))  # state's str channels go into jsonb: no NUL
         _check_fits(settings, memory, model_name, run, task, instructions)
         now = time.time()
-        recent = await records.list_executions(user_id=run.user_id, limit=3)
-        await records.start_execution(
-            Execution(
-                execution_id=run.execution_id,
-                thread_id=thread_id_of(config),
-                user_id=run.user_id,
-                role=run.role,
-                tenant=run.tenant,
-                version=run.version,
-                task=redact_text(task),  # the execution record keeps no secret the user typed
-                status="running",
-                started_at=datetime.fromtimestamp(now, UTC),
-                heartbeat_at=datetime.fromtimestamp(now, UTC),  # the lease starts with the run
+        async with records.transaction() as tx:  # the step's one transaction
+            recent = await records.list_executions(user_id=run.user_id, limit=3, conn=tx)
+            await records.start_execution(
+                Execution(
+                    execution_id=run.execution_id,
+                    thread_id=thread_id_of(config),
+                    user_id=run.user_id,
+                    role=run.role,
+                    tenant=run.tenant,
+                    version=run.version,
+                    task=redact_text(task),  # the execution record keeps no secret the user typed
+                    status="running",
+                    started_at=datetime.fromtimestamp(now, UTC),
+                    heartbeat_at=datetime.fromtimestamp(now, UTC),  # the lease starts with the run
+                ),
+                conn=tx,
             )
-        )
         recalled = [
             f"earlier task {e.task[:120]!r} ended {e.status}"
             + (f" ({e.terminated_reason})" if e.terminated_reason else "")

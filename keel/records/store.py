@@ -89,8 +89,11 @@ class Records:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._reader = engine.execution_options(**{_READ: True})
         self._dialect = engine.dialect.name
+        # A read of one statement needs no transaction: on PostgreSQL it runs in autocommit (no BEGIN and
+        # COMMIT round trips around it); SQLite reads take a plain (deferred) BEGIN, never the write lock.
+        autocommit = {"isolation_level": "AUTOCOMMIT"} if self._dialect == "postgresql" else {}
+        self._reader = engine.execution_options(**{_READ: True}, **autocommit)
         url = engine.url
         if self._dialect == "sqlite":
             self.where = f"SQLite file {url.database}"
@@ -199,14 +202,17 @@ class Records:
 
     # -- executions --------------------------------------------------------------------------
 
-    async def start_execution(self, ex: Execution) -> None:
+    async def start_execution(self, ex: Execution, *, conn: AsyncConnection | None = None) -> None:
         """Record a new execution; does nothing if its execution_id is already recorded."""
         stmt = self._insert(executions).values(_redact_error(_values(ex))).on_conflict_do_nothing()
-        async with self._connect() as conn:
-            await conn.execute(stmt)
+        async with self._join(conn) as c:
+            await c.execute(stmt)
 
-    async def update_execution(self, execution_id: str, /, **fields: Any) -> None:
-        """Set some columns of an execution; an unknown field name raises ValueError."""
+    async def update_execution(
+        self, execution_id: str, /, *, conn: AsyncConnection | None = None, **fields: Any
+    ) -> None:
+        """Set some columns of an execution (inside `conn` when given); an unknown field name raises
+        ValueError."""
         unknown = set(fields) - _EXECUTION_FIELDS
         if unknown:
             raise ValueError(f"unknown execution field(s): {', '.join(sorted(unknown))}")
@@ -221,8 +227,8 @@ class Records:
             .where(executions.c.execution_id == execution_id)
             .values(**safe_value(fields))
         )
-        async with self._connect() as conn:
-            await conn.execute(stmt)
+        async with self._join(conn) as c:
+            await c.execute(stmt)
 
     async def heartbeat(self, execution_id: str, now: datetime | None = None) -> None:
         """Renew a running execution's lease (one small UPDATE; nothing for a finished one)."""
@@ -261,15 +267,23 @@ class Records:
         return _row(Execution, await self._one(query))
 
     async def list_executions(
-        self, *, user_id: str | None = None, status: str | None = None, limit: int = 20
+        self,
+        *,
+        user_id: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        conn: AsyncConnection | None = None,
     ) -> list[Execution]:
-        """Executions, newest first, optionally of one user and/or in one status."""
+        """Executions, newest first, optionally of one user and/or in one status (inside `conn` when
+        given)."""
         query = sa.select(executions).order_by(*_NEWEST)
         if user_id is not None:
             query = query.where(executions.c.user_id == user_id)
         if status is not None:
             query = query.where(executions.c.status == status)
-        return [Execution(**r._mapping) for r in await self._all(query.limit(limit))]
+        query = query.limit(limit)
+        rows = list((await conn.execute(query)).all()) if conn is not None else await self._all(query)
+        return [Execution(**r._mapping) for r in rows]
 
     # -- audit (append-only) -----------------------------------------------------------------
 
@@ -395,12 +409,15 @@ class Records:
 
     # -- tool results ------------------------------------------------------------------------
 
-    async def get_tool_result(self, thread_id: str, tool_call_id: str) -> ToolResult | None:
-        """The recorded result of a tool call, if it already ran."""
+    async def get_tool_result(
+        self, thread_id: str, tool_call_id: str, *, conn: AsyncConnection | None = None
+    ) -> ToolResult | None:
+        """The recorded result of a tool call, if it already ran (inside `conn` when given)."""
         query = sa.select(tool_results).where(
             tool_results.c.thread_id == thread_id, tool_results.c.tool_call_id == tool_call_id
         )
-        return _row(ToolResult, await self._one(query))
+        row = (await conn.execute(query)).first() if conn is not None else await self._one(query)
+        return _row(ToolResult, row)
 
     async def save_tool_result(self, r: ToolResult, *, conn: AsyncConnection | None = None) -> bool:
         """Record a tool call's result; False (and no change) if it was already recorded."""

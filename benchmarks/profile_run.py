@@ -3,10 +3,11 @@
 
     .venv/bin/python -m benchmarks.profile_run [--profile postgres|embedded] [--runs 30] [--pyinstrument]
 
-Counts per run: records transactions (BEGINs), records statements, pooled connection checkouts, Redis round
-trips (a pipeline or script is one), SQLite worker-thread hops (aiosqlite calls, records and checkpoints),
-checkpoints written, and the mean ms per model step. With `--pyinstrument` it prints the profile of the
-measured runs (pyinstrument, a dev dependency). Numbers only; no assertion is made on them.
+Counts per run: records transactions (BEGINs), records statements, pooled connection checkouts, pings of
+pooled connections, Redis round trips (a pipeline or script is one), SQLite worker-thread hops (aiosqlite
+calls, records and checkpoints), checkpoints written, and the mean ms per model step. With `--pyinstrument`
+it prints the profile of the measured runs (pyinstrument, a dev dependency). Numbers only; no assertion is
+made on them.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ def _count_engine(engine: Any, counts: Counts) -> None:
     sa.event.listen(sync, "begin", lambda conn: counts.hit("records transactions"))
     sa.event.listen(sync, "before_cursor_execute", lambda *a: counts.hit("records statements"))
     sa.event.listen(sync.pool, "checkout", lambda *a: counts.hit("records pool checkouts"))
+    dialect, ping = sync.dialect, sync.dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        counts.hit("records pings")
+        return ping(dbapi_connection)
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def _count_redis(counts: Counts) -> None:

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from keel import audit_chain
 from keel.records import migrate
+from keel.records.idle_ping import ping_when_idle
 from keel.records.tables import APPROVAL_STATUSES, approvals, audit, executions, outbox, tool_results
 from keel.records.types import (
     Approval,
@@ -116,9 +117,8 @@ class Records:
             sa.event.listen(engine.sync_engine, "connect", _sqlite_connect)
             sa.event.listen(engine.sync_engine, "begin", _sqlite_begin)
         else:
-            engine = create_async_engine(
-                parsed, pool_pre_ping=True, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S}, **pool
-            )
+            engine = create_async_engine(parsed, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S}, **pool)
+            ping_when_idle(engine)  # not pool_pre_ping: no ping on a connection used a moment ago
         return cls(engine)
 
     @property

@@ -20,7 +20,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.budget.known import KnownMonths
-from keel.budget.statements import close_entry, close_pg, entry_insert, month_upsert, move_money, reserve_pg
+from keel.budget.statements import (
+    Statement,
+    close_entry,
+    close_pg,
+    entry_insert,
+    month_upsert,
+    move_money,
+    reserve_pg,
+)
 from keel.budget.tables import budget_entries, budget_limits, budget_months
 from keel.budget.types import (
     BudgetEntry,
@@ -236,9 +244,10 @@ class BudgetLedger:
         self.transactions += 1
         return self.records.transaction()
 
-    async def _run(self, conn: AsyncConnection, stmt: Any) -> Any:
+    async def _run(self, conn: AsyncConnection, statement: Statement) -> Any:
         self.statements += 1
-        return await conn.execute(stmt)
+        stmt, params = statement
+        return await conn.execute(stmt, params)
 
     @property
     def _dialect(self) -> str:

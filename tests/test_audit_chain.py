@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from keel.audit_chain import GENESIS, row_hash, verify_pages
+from keel.audit_chain import GENESIS, chain_of, row_hash, seal
 from keel.cli import app
-from keel.records import AuditEvent, Records, migrate
+from keel.records import AuditEvent, AuditHead, Records, migrate
 
 PG_ADMIN = os.environ.get("KEEL_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -57,7 +57,7 @@ def event(i: int = 0, **kw) -> AuditEvent:
 
 
 async def verify(records: Records):
-    return await verify_pages(records.audit_pages(page_size=3))
+    return await records.verify_audit(page_size=3)
 
 
 async def superuser(records: Records, *statements: str) -> None:
@@ -85,8 +85,9 @@ async def test_rows_are_chained_and_verify(records: Records) -> None:
     assert all(b.prev_hash == a.row_hash for a, b in zip(rows, rows[1:], strict=False))
     assert rows[0].args == {"path": "é/ü", "n": [1, 2.5, None], "t": [1, 2]} and rows[0].ts == ts
     report = await verify(records)
-    assert report.ok and report.rows == 7 and report.head == rows[-1].row_hash
-    assert report.last_id == rows[-1].id
+    head = AuditHead(chain=chain_of("th-1"), row_count=7, last_id=rows[-1].id, head_hash=rows[-1].row_hash)
+    assert report.ok and report.rows == 7 and report.chains == 1 and report.head == seal([head])
+    assert report.last_id == rows[-1].id and {r.chain for r in rows} == {chain_of("th-1")}
 
 
 async def test_update_delete_and_truncate_are_refused_by_the_database(records: Records) -> None:
@@ -181,7 +182,7 @@ async def test_keel_audit_verify_cli(tmp_path: Path) -> None:
     await rec.close()
     bad = await asyncio.to_thread(runner.invoke, app, ["audit", "verify"], env=env)
     assert bad.exit_code == 1
-    assert f"audit chain broken at row {ids[1]}: prev_hash does not match the start of the log" in " ".join(
+    assert f"audit chain broken at row {ids[1]}: prev_hash does not match the start of its chain" in " ".join(
         bad.stderr.split()
     )
     as_json = await asyncio.to_thread(runner.invoke, app, ["audit", "verify", "--json"], env=env)

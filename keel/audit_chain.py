@@ -251,7 +251,8 @@ class _Verifier:
             return ChainBreak(
                 row_id=head.last_id if head.last_id is not None else -1,
                 reason=f"chain {head.chain} ends at row {self.prev_id} after {self.count} rows, but its "
-                f"sealed head has {head.row_count} rows up to row {head.last_id}: rows at its end were deleted",
+                f"sealed head has {head.row_count} rows up to row {head.last_id}: "
+                "rows at its end were deleted",
             )
         if self.prev != head.head_hash or self.prev_id != head.last_id:
             return ChainBreak(
@@ -299,9 +300,7 @@ async def verify_chains(rows: AsyncIterator[list[Any]], heads: AsyncIterator[lis
     async for page in rows:
         for row in page:
             key = LEGACY_CHAIN if row.chain is None else row.chain
-            if key != v.key or v.head is None:
-                if (broken := v.close()) is not None or (broken := await v.open(key, row)) is not None:
-                    return v.report(broken)
-            if (broken := v.check(row)) is not None:
+            broken = (v.close() or await v.open(key, row)) if key != v.key else None
+            if (broken := broken or v.check(row)) is not None:
                 return v.report(broken)
     return v.report(await v.finish())

@@ -310,7 +310,9 @@ class Records:
             for chain in sorted(by_chain):
                 batch = by_chain[chain]
                 append = self._append_pg if self._dialect == "postgresql" else self._append_sqlite
-                for (index, _), row_id in zip(batch, await append(c, chain, [v for _, v in batch]), strict=True):
+                for (index, _), row_id in zip(
+                    batch, await append(c, chain, [v for _, v in batch]), strict=True
+                ):
                     ids[index] = row_id
         return ids
 

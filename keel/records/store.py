@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
@@ -317,13 +318,13 @@ class Records:
         return ids
 
     async def _append_pg(self, c: AsyncConnection, chain: int, rows: list[dict[str, Any]]) -> list[int]:
-        statement = _pg_append(chain, rows)
-        if ids := list((await c.execute(statement)).scalars()):
+        statement, params = _pg_append(len(rows)), _pg_append_params(chain, rows)
+        if ids := list((await c.execute(statement, params)).scalars()):
             return ids
         # The chain's first append: create its (empty) head, then append behind it.
         head = {"chain": chain, "row_count": 0, "last_id": None, "head_hash": audit_chain.GENESIS}
         await c.execute(postgresql.insert(audit_heads).values(head).on_conflict_do_nothing())
-        if ids := list((await c.execute(statement)).scalars()):
+        if ids := list((await c.execute(statement, params)).scalars()):
             return ids
         raise RuntimeError(f"audit chain {chain}: its head is missing after it was created")
 
@@ -532,9 +533,19 @@ async def _head_pages(conn: AsyncConnection, page_size: int) -> AsyncIterator[li
         after = heads[-1].chain
 
 
-def _pg_append(chain: int, rows: list[dict[str, Any]]) -> sa.Select[Any]:
-    """One PostgreSQL statement appending `rows` to `chain` behind its head; selects the new ids (none
-    when the chain has no head yet).
+def _pg_append_params(chain: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of `_pg_append(len(rows))`: the chain, and each row's fields and canonical bytes."""
+    params: dict[str, Any] = {"chain_key": chain}
+    for n, values in enumerate(rows, 1):
+        params[f"canon_{n}"] = audit_chain.canonical(values)
+        params.update((f"{name}_{n}", values[name]) for name in _AUDIT_FIELDS)
+    return params
+
+
+@functools.lru_cache(maxsize=32)
+def _pg_append(count: int) -> sa.Select[Any]:
+    """One PostgreSQL statement appending `count` rows to a chain behind its head; selects the new ids
+    (none when the chain has no head yet). Built once per row count, so SQLAlchemy compiles it once.
 
     `head` locks the chain's head row (`FOR UPDATE` sees the latest committed head); `hashes` chains the
     rows from it with `sha256(prev_hash || canonical)` (the canonical bytes come from Python, so the hash
@@ -542,17 +553,17 @@ def _pg_append(chain: int, rows: list[dict[str, Any]]) -> sa.Select[Any]:
     updates the head.
     """
     names = list(_AUDIT_FIELDS)
-    data = [(n, audit_chain.canonical(v), *(v[name] for name in names)) for n, v in enumerate(rows, 1)]
-    given = (
-        sa.values(
-            sa.column("n", sa.Integer),
-            sa.column("canon", sa.LargeBinary),
-            *(sa.column(name, audit.c[name].type) for name in names),
-            name="given",
+    chain = sa.bindparam("chain_key", type_=sa.BigInteger)
+    # A UNION ALL of one SELECT of bound parameters per row (a VALUES construct is never cached).
+    selects = [
+        sa.select(
+            sa.literal_column(str(n), sa.Integer).label("n"),
+            sa.bindparam(f"canon_{n}", type_=sa.LargeBinary).label("canon"),
+            *(sa.bindparam(f"{name}_{n}", type_=audit.c[name].type).label(name) for name in names),
         )
-        .data(data)
-        .cte("given")
-    )
+        for n in range(1, count + 1)
+    ]
+    given = (selects[0] if count == 1 else sa.union_all(*selects)).cte("given")
     head = (
         sa.select(audit_heads.c.chain, audit_heads.c.head_hash)
         .where(audit_heads.c.chain == chain)
@@ -574,7 +585,7 @@ def _pg_append(chain: int, rows: list[dict[str, Any]]) -> sa.Select[Any]:
     source = (
         sa.select(
             *(sa.cast(given.c[name], audit.c[name].type) for name in names),
-            sa.literal(chain, sa.BigInteger),
+            chain,
             hashes.c.prev,
             hashes.c.hash,
         )
@@ -591,7 +602,7 @@ def _pg_append(chain: int, rows: list[dict[str, Any]]) -> sa.Select[Any]:
         sa.update(audit_heads)
         .where(audit_heads.c.chain == head.c.chain)
         .values(
-            row_count=audit_heads.c.row_count + len(rows),
+            row_count=audit_heads.c.row_count + count,
             last_id=sa.select(sa.func.max(added.c.id)).scalar_subquery(),
             head_hash=sa.select(hashes.c.hash).order_by(hashes.c.n.desc()).limit(1).scalar_subquery(),
         )

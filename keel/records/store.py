@@ -61,6 +61,7 @@ _READ = "keel_read_only"
 _EXECUTION_FIELDS = frozenset(f.name for f in fields(Execution)) - {"execution_id"}
 _AUDIT_FIELDS = tuple(f.name for f in fields(AuditEvent))
 _NEWEST = (executions.c.started_at.desc(), executions.c.execution_id.desc())
+_KNOWN_HEADS_MAX = 100_000
 
 
 class RecordsUnavailable(RuntimeError):
@@ -106,6 +107,8 @@ class Records:
             self.where = f"SQLite file {url.database}"
         else:
             self.where = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+        self._known_heads: set[int] = set()
+        """Audit chains this process saw a head of (heads are never deleted): a hint, see `_append_pg`."""
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 5, pool_timeout_s: float = 30.0) -> Records:
@@ -302,6 +305,8 @@ class Records:
         wait for each other's transactions. On SQLite `BEGIN IMMEDIATE` already serialises writers.
         Threads are appended in chain order, so two calls spanning the same threads cannot deadlock.
         """
+        if not events:
+            return []
         by_chain: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         for index, ev in enumerate(events):
             values = safe_value(audit_chain.normalise({name: getattr(ev, name) for name in _AUDIT_FIELDS}))
@@ -318,15 +323,20 @@ class Records:
         return ids
 
     async def _append_pg(self, c: AsyncConnection, chain: int, rows: list[dict[str, Any]]) -> list[int]:
+        """One statement for a chain whose head this process has seen; otherwise its head is created first
+        if missing (a thread's first append: two statements). The hint may be stale (the transaction that
+        created the head rolled back): then the statement appends nothing and the head is created."""
         statement, params = _pg_append(len(rows)), _pg_append_params(chain, rows)
-        if ids := list((await c.execute(statement, params)).scalars()):
+        if chain in self._known_heads and (ids := list((await c.execute(statement, params)).scalars())):
             return ids
-        # The chain's first append: create its (empty) head, then append behind it.
         head = {"chain": chain, "row_count": 0, "last_id": None, "head_hash": audit_chain.GENESIS}
         await c.execute(postgresql.insert(audit_heads).values(head).on_conflict_do_nothing())
-        if ids := list((await c.execute(statement, params)).scalars()):
-            return ids
-        raise RuntimeError(f"audit chain {chain}: its head is missing after it was created")
+        if not (ids := list((await c.execute(statement, params)).scalars())):
+            raise RuntimeError(f"audit chain {chain}: its head is missing after it was created")
+        if len(self._known_heads) >= _KNOWN_HEADS_MAX:
+            self._known_heads.clear()
+        self._known_heads.add(chain)
+        return ids
 
     async def _append_sqlite(self, c: AsyncConnection, chain: int, rows: list[dict[str, Any]]) -> list[int]:
         query = sa.select(audit_heads.c.head_hash).where(audit_heads.c.chain == chain)

@@ -353,3 +353,25 @@ async def test_rows_from_before_0009_verify_as_the_sealed_legacy_chain(fresh_db,
         assert f"chain {LEGACY_CHAIN} ends at row {rows[1].id}" in report.broken.reason
     finally:
         await rec.close()
+
+
+async def test_downgrade_below_0009_keeps_the_audit_triggers_and_refuses_over_chained_rows(
+    records: Records,
+) -> None:
+    from alembic import command
+
+    async def downgrade(conn: sa.ext.asyncio.AsyncConnection) -> None:
+        await conn.run_sync(lambda c: command.downgrade(migrate.alembic_config(c), "0008"))
+
+    async with records.transaction() as conn:
+        await downgrade(conn)
+        assert "audit_heads" not in await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+    await records.setup()
+    await records.append_audit(event(0))
+    with pytest.raises(RuntimeError, match="1 audit rows are in per-thread chains"):
+        async with records.transaction() as conn:
+            await downgrade(conn)
+    with pytest.raises(sa.exc.DBAPIError, match="audit is append-only"):
+        async with records.transaction() as conn:
+            await conn.execute(sa.text("DELETE FROM audit"))
+    assert (await verify(records)).ok

@@ -20,6 +20,7 @@ __all__ = [
     "metadata",
     "executions",
     "audit",
+    "audit_heads",
     "approvals",
     "tool_results",
     "outbox",
@@ -134,8 +135,25 @@ audit = sa.Table(
     sa.Column("approver", sa.String(128)),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("row_hash", sa.String(64), nullable=False),
+    sa.Column("chain", sa.BigInteger),
+    sa.Index(None, "chain", "id"),
 )
-"""Append-only and hash-chained (`keel.audit_chain`; database triggers refuse UPDATE and DELETE)."""
+"""Append-only and hash-chained (`keel.audit_chain`; database triggers refuse UPDATE and DELETE).
+
+`chain` is the row's chain (`keel.audit_chain.chain_of(thread_id)`), NULL for rows appended before
+migration 0009 (the legacy single chain); (chain, id) is the order verification reads."""
+
+audit_heads = sa.Table(
+    "audit_heads",
+    metadata,
+    sa.Column("chain", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("last_id", sa.Integer),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+)
+"""The sealed head of every audit chain: its row count, last row id and last `row_hash`, updated by every
+append in the append's transaction. Triggers refuse DELETE (and TRUNCATE), and an UPDATE that lowers
+`row_count` or moves `chain`. Chain `keel.audit_chain.LEGACY_CHAIN` seals the rows from before 0009."""
 
 approvals = sa.Table(
     "approvals",

@@ -20,6 +20,7 @@ __all__ = [
     "Execution",
     "AuditEvent",
     "AuditRow",
+    "AuditHead",
     "Approval",
     "ToolResult",
     "OutboxMessage",
@@ -136,6 +137,21 @@ class AuditRow(AuditEvent):
     """`row_hash` of the row appended before this one (`keel.audit_chain.GENESIS` for the first)."""
     row_hash: str = ""
     """sha256 over `prev_hash` and this row's fields (see `keel.audit_chain`)."""
+    chain: int | None = None
+    """The chain the row is linked in (`keel.audit_chain.chain_of(thread_id)`); None for a row appended
+    before migration 0009 (the legacy single chain, in `id` order)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditHead(_Row):
+    """The sealed head of one audit chain, as stored in `audit_heads`."""
+
+    chain: int
+    row_count: int
+    last_id: int | None
+    """Id of the chain's last row (None while the chain is empty)."""
+    head_hash: str
+    """`row_hash` of the chain's last row (`keel.audit_chain.GENESIS` while it is empty)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

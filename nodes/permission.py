@@ -146,8 +146,7 @@ def make_permission_check(
         }
         if turn.events:
             async with records.transaction() as tx:
-                for event in turn.events:
-                    await records.append_audit(event, conn=tx)
+                await records.append_audit_many(turn.events, conn=tx)  # one multi-row insert
                 update |= await settle_owed(guards, state, conn=tx)
         return update
 

@@ -220,9 +220,8 @@ class ToolExecutor:
             done = await self.records.get_tool_result(call.thread_id, call.call_id, conn=tx)
             if done is not None:  # the carried decision row committed with its first attempt
                 await self.records.append_audit(call.audit(status="replayed", detail=_REPLAYED), conn=tx)
-            else:
-                for earlier in carried.audit:
-                    await self.records.append_audit(earlier, conn=tx)
+            elif carried.audit:
+                await self.records.append_audit_many(list(carried.audit), conn=tx)
             await self.guard.settle_owed(carried.owed, conn=tx)
         return done
 

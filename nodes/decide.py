@@ -22,7 +22,7 @@ from keel.nodes._shared import (
     thread_id_of,
     usage_update,
 )
-from keel.nodes.permission import check_turn
+from keel.nodes._turn import check_turn
 from keel.policies.watcher import PolicySource
 from keel.prompts import system_prompt
 from keel.tools.executor import ToolExecutor

@@ -13,7 +13,7 @@ from keel.context import RunContext
 from keel.errors import describe
 from keel.graphs.state import AgentState
 from keel.nodes._shared import thread_id_of
-from keel.nodes.permission import allowed_event
+from keel.nodes._turn import allowed_event
 from keel.observability.instrument import traced_tool_call
 from keel.observability.telemetry import Telemetry
 from keel.records import RecordsUnavailable

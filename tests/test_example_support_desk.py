@@ -135,7 +135,7 @@ async def test_over_chat_openai_lookup_refund_approved_close(
     async with Keel.open(_openai_settings(tmp_path, server), config=config) as keel:
         paused = await keel.run("Ticket 7: refund $20 on order 1001 and close it.", user_id=user)
         assert paused.status == "awaiting_approval", paused.answer
-        assert paused.path == ["recall", "plan", "decide", "tool", "decide", "permission_check"]
+        assert paused.path == ["recall", "decide", "tool", "decide", "permission_check"]
         assert _rows(desk_db, "SELECT count(*) FROM refunds") == [(0,)]
 
         server.enqueue(

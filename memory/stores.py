@@ -11,6 +11,8 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from keel.memory.context import ContextFitter
 from keel.memory.long_term import LongTermMemory
 from keel.memory.working import InProcessWorkingMemory, RedisWorkingMemory, WorkingMemory
+from keel.memory.writer import MemoryWriter
+from keel.records.types import QueuedMemory
 from keel.settings import Settings
 
 __all__ = ["MemoryBackends", "fit_context"]
@@ -24,6 +26,8 @@ class MemoryBackends:
     """None when `memory_enabled` is off."""
     working: WorkingMemory
     context: ContextFitter
+    writer: MemoryWriter | None = None
+    """Writes the queued run memories to `long_term` (set, started and closed by keel/app/backends.py)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemoryBackends:
@@ -42,6 +46,16 @@ class MemoryBackends:
             working=working,
             context=ContextFitter(settings, working),
         )
+
+    def wake_writer(self) -> None:
+        """A run memory was queued: the writer looks for it now."""
+        if self.writer is not None:
+            self.writer.wake()
+
+    async def write_queued(self, rows: Sequence[QueuedMemory]) -> None:
+        """Write a user's queued run memories before recall searches (read-your-writes; never raises)."""
+        if self.writer is not None and rows:
+            await self.writer.write_pending(rows)
 
     async def aclose(self) -> None:
         await self.working.aclose()

@@ -1,4 +1,4 @@
-"""finalize: filter the answer, write the execution record, end the run."""
+"""finalize: filter the answer, write the execution record, queue the run's memory, end the run."""
 
 from __future__ import annotations
 
@@ -13,11 +13,9 @@ from langgraph.runtime import Runtime
 from keel.context import RunContext
 from keel.graphs.state import AgentState
 from keel.guards import Guards, NoGuards
-from keel.memory.run_memory import remember_run
 from keel.memory.stores import MemoryBackends
-from keel.memory.types import MemoryScope
 from keel.nodes._shared import settle_owed
-from keel.records import Records
+from keel.records import Records, RunMemory
 from keel.redaction import redact_text
 from keel.textsafe import safe_text
 
@@ -61,18 +59,22 @@ def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: Memory
             answer=answer,
             error=state.get("error"),
         )
-        if memory is not None:
-            await remember_run(
-                memory.long_term,
-                MemoryScope(user_id=run.user_id, tenant=run.tenant),
-                task=state.get("task", ""),
-                tools_used=state.get("tools_used", []),
-                tools_failed=state.get("tools_failed", []),
-                status=status,
-                reason=reason,
-                answer=answer,
-                execution_id=run.execution_id,
+        if memory is not None and memory.long_term is not None and state.get("task", "").strip():
+            # Off the request path: the memory writer embeds and stores it (keel/memory/writer.py).
+            await records.enqueue_memory(
+                RunMemory(
+                    user_id=run.user_id,
+                    tenant=run.tenant,
+                    execution_id=run.execution_id,
+                    task=state.get("task", ""),
+                    tools_used=state.get("tools_used", []),
+                    tools_failed=state.get("tools_failed", []),
+                    status=status,
+                    reason=reason,
+                    answer=answer,
+                )
             )
+            memory.wake_writer()
         out: dict[str, Any] = {"status": status, "answer": answer, "terminated_reason": reason, **owed}
         if last is not None and answer != raw:
             out["messages"] = [AIMessage(content=answer, id=last.id, name=last.name)]

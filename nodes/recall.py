@@ -80,7 +80,10 @@ def make_recall(
         task = safe_text(_task_of(state))  # state's str channels go into jsonb: no NUL
         _check_fits(settings, memory, model_name, run, task, instructions)
         now = time.time()
-        recent = await records.list_executions(user_id=run.user_id, limit=3)
+        # One read: the user's recent executions and the run memories still queued for the memory writer.
+        recent, queued = await records.recall_reads(
+            run.user_id, run.tenant, limit=3, pending=100 if memory is not None and memory.writer else 0
+        )
         await records.start_execution(
             Execution(
                 execution_id=run.execution_id,
@@ -103,6 +106,7 @@ def make_recall(
         ]
         if memory is not None:
             scope = MemoryScope(user_id=run.user_id, tenant=run.tenant)
+            await memory.write_queued(queued)  # read-your-writes: the previous run's memory, even if queued
             recalled += await recall_memories(memory.long_term, scope, task, settings.recall_k)
         return {
             "execution_id": run.execution_id,

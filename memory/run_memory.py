@@ -14,7 +14,7 @@ from keel.memory.types import Memory, MemoryScope
 from keel.records.types import RunMemory
 from keel.redaction import redact_text
 
-__all__ = ["recall_memories", "run_memory_text", "write_run_memory"]
+__all__ = ["queued_memory_lines", "recall_memories", "run_memory_text", "write_run_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +52,23 @@ def run_memory_text(
     return redact_text(text)[:MAX_TEXT_CHARS]
 
 
-async def write_run_memory(memory: LongTermMemory, item: RunMemory) -> Memory | None:
-    """Store a run's memory (its id a digest of the text: a repeat stores nothing new); None for an empty
-    task. Raises what the embedder or Chroma raise: the memory writer counts it and retries."""
-    if not item.task.strip():
-        return None
+def queued_memory_lines(rows: Sequence[RunMemory], k: int) -> list[str]:
+    """Recall lines for queued run memories (`rows` newest first; `k` at most), as the writer stores them: the
+    user's latest runs are recalled before the writer has caught up, with no embedding on the way."""
+    lines: list[str] = []
+    for row in rows:
+        if len(lines) >= k:
+            break
+        if not row.task.strip():
+            continue
+        line = "memory: " + _text_of(row)
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _text_of(item: RunMemory) -> str:
+    """The memory's text exactly as long-term memory stores it (whitespace collapsed)."""
     text = run_memory_text(
         task=item.task,
         tools_used=item.tools_used,
@@ -65,5 +77,14 @@ async def write_run_memory(memory: LongTermMemory, item: RunMemory) -> Memory | 
         reason=item.reason,
         answer=item.answer,
     )
+    return " ".join(text.split())
+
+
+async def write_run_memory(memory: LongTermMemory, item: RunMemory) -> Memory | None:
+    """Store a run's memory (its id a digest of the text: a repeat stores nothing new); None for an empty
+    task. Raises what the embedder or Chroma raise: the memory writer counts it and retries."""
+    if not item.task.strip():
+        return None
+    text = _text_of(item)
     scope = MemoryScope(user_id=item.user_id, tenant=item.tenant)
     return await memory.remember(scope, text, kind="run", metadata={"execution_id": item.execution_id})

@@ -12,7 +12,6 @@ from keel.memory.context import ContextFitter
 from keel.memory.long_term import LongTermMemory
 from keel.memory.working import InProcessWorkingMemory, RedisWorkingMemory, WorkingMemory
 from keel.memory.writer import MemoryWriter
-from keel.records.types import QueuedMemory
 from keel.settings import Settings
 
 __all__ = ["MemoryBackends", "fit_context"]
@@ -51,11 +50,6 @@ class MemoryBackends:
         """A run memory was queued: the writer looks for it now."""
         if self.writer is not None:
             self.writer.wake()
-
-    async def write_queued(self, rows: Sequence[QueuedMemory]) -> None:
-        """Write a user's queued run memories before recall searches (read-your-writes; never raises)."""
-        if self.writer is not None and rows:
-            await self.writer.write_pending(rows)
 
     async def aclose(self) -> None:
         await self.working.aclose()

@@ -9,8 +9,8 @@ long-term memory, off the request path. One asyncio task per process, owned by t
   the task on the same row) adds nothing: the memory is stored once.
 - A failed write counts an attempt, keeps the error on the row and holds it back (backoff doubling to
   `_MAX_BACKOFF_S`); it is retried, never dropped.
-- Read-your-writes: `write_pending` writes rows at once (recall hands it the user's queued rows before it
-  searches, so a run recalls the previous run even when the task has not caught up).
+- Read-your-writes is recall's part: it reads the user's queued rows with its other read and recalls them
+  as they are (`keel.memory.run_memory.queued_memory_lines`), so nothing waits on this task.
 - `aclose` flushes: the task writes what is claimable, bounded by `flush_timeout_s`, then logs what it left.
 """
 
@@ -93,17 +93,6 @@ class MemoryWriter:
         rows = await self.records.claim_memory(limit=self.batch, lease_s=self.lease_s)
         await self._write(rows)
         return len(rows)
-
-    async def write_pending(self, rows: Sequence[QueuedMemory]) -> int:
-        """Write these queued rows now, claimed or not (read-your-writes), except rows held back after a
-        failed write; how many were written. Never raises: memory is an aid, the run goes on without it."""
-        now = utcnow()
-        due = [r for r in rows if r.attempts == 0 or r.claimed_until is None or r.claimed_until <= now]
-        try:
-            return await self._write(due)
-        except Exception as exc:  # noqa: BLE001 - the records database failed: the rows stay queued
-            log.warning("queued run memories not written before recall: %s", _one_line(exc))
-            return 0
 
     async def aclose(self) -> None:
         """Flush and stop: the task writes every claimable row, within `flush_timeout_s`; then one log line

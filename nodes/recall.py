@@ -15,7 +15,7 @@ from keel.context import InvalidContext, RunContext, TaskTooLarge, check_task_si
 from keel.graphs.state import AgentState
 from keel.identity import run_context
 from keel.memory.context import count_tokens
-from keel.memory.run_memory import recall_memories
+from keel.memory.run_memory import queued_memory_lines, recall_memories
 from keel.memory.stores import MemoryBackends
 from keel.memory.types import MemoryScope
 from keel.nodes._shared import thread_id_of
@@ -81,9 +81,8 @@ def make_recall(
         _check_fits(settings, memory, model_name, run, task, instructions)
         now = time.time()
         # One read: the user's recent executions and the run memories still queued for the memory writer.
-        recent, queued = await records.recall_reads(
-            run.user_id, run.tenant, limit=3, pending=100 if memory is not None and memory.writer else 0
-        )
+        queued_k = settings.recall_k if memory is not None and memory.writer is not None else 0
+        recent, queued = await records.recall_reads(run.user_id, run.tenant, limit=3, pending=queued_k)
         await records.start_execution(
             Execution(
                 execution_id=run.execution_id,
@@ -106,8 +105,10 @@ def make_recall(
         ]
         if memory is not None:
             scope = MemoryScope(user_id=run.user_id, tenant=run.tenant)
-            await memory.write_queued(queued)  # read-your-writes: the previous run's memory, even if queued
-            recalled += await recall_memories(memory.long_term, scope, task, settings.recall_k)
+            # Read-your-writes: memories of the user's runs the writer has not stored yet come from the queue.
+            pending = queued_memory_lines(queued, settings.recall_k)
+            found = await recall_memories(memory.long_term, scope, task, settings.recall_k)
+            recalled += pending + [line for line in found if line not in pending]
         return {
             "execution_id": run.execution_id,
             "task": task,

@@ -156,7 +156,6 @@ async def test_a_failed_write_keeps_the_row_counts_it_and_backs_off(records: Rec
     assert row.attempts == 1 and row.last_error and row.claimed_until is not None
     assert row.claimed_until > utcnow()  # backing off: not claimable yet
     assert await records.claim_memory(limit=10, lease_s=60) == []
-    assert await writer.write_pending([row]) == 0  # recall skips it too while it backs off
 
 
 # -- in runs ------------------------------------------------------------------------------------------
@@ -193,7 +192,8 @@ async def test_the_next_run_recalls_a_memory_the_writer_has_not_written(
         prompt = keel.fake_model.calls[-1]["messages"][0].content
         assert "memory: Asked: when do we deploy according to the handbook?" in prompt
         queued = [r.execution_id for r in await keel.records.queued_memory(user_id="alice")]
-        assert queued == [second.execution_id]  # recall wrote (and dequeued) the first run's memory
+        assert queued == [first.execution_id, second.execution_id]  # recalled from the queue, not Chroma
+        assert await keel.backends.memory.long_term.count(MemoryScope(user_id="alice")) == 0
 
 
 async def test_shutdown_flushes_the_queue(make_keel, caplog: pytest.LogCaptureFixture) -> None:

@@ -137,10 +137,12 @@ class MemoryQueueStore:
         self, user_id: str, tenant: str, *, limit: int, pending: int = 100
     ) -> tuple[list[Execution], list[QueuedMemory]]:
         """Recall's one read: the user's `limit` newest executions (any tenant, newest first) and up to
-        `pending` of the user's run memories still queued in `tenant` (oldest first; `pending=0`: not read),
+        `pending` of the user's run memories still queued in `tenant` (newest first; `pending=0`: not read),
         in one transaction."""
         recent = recent_executions_query(user_id, limit=limit)
-        queued = _of(sa.select(memory_queue), user_id, tenant).order_by(memory_queue.c.id).limit(pending)
+        queued = (
+            _of(sa.select(memory_queue), user_id, tenant).order_by(memory_queue.c.id.desc()).limit(pending)
+        )
         async with self._connect(read=True) as conn:
             found = [Execution(**r._mapping) for r in (await conn.execute(recent)).all()]
             waiting = [_queued(r) for r in (await conn.execute(queued)).all()] if pending > 0 else []

@@ -14,7 +14,13 @@ from keel.memory.types import Memory, MemoryScope
 from keel.records.types import RunMemory
 from keel.redaction import redact_text
 
-__all__ = ["queued_memory_lines", "recall_memories", "run_memory_text", "write_run_memory"]
+__all__ = [
+    "queued_memory_lines",
+    "recall_memories",
+    "run_memory_text",
+    "write_run_memories",
+    "write_run_memory",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +84,18 @@ def _text_of(item: RunMemory) -> str:
         answer=item.answer,
     )
     return " ".join(text.split())
+
+
+async def write_run_memories(memory: LongTermMemory, items: Sequence[RunMemory]) -> None:
+    """Store several runs' memories, the new texts embedded in one call (the embedder takes one call at a
+    time: one call for a batch leaves recall's query embedding less to wait behind). Raises as one."""
+    entries = [
+        (MemoryScope(user_id=i.user_id, tenant=i.tenant), _text_of(i), {"execution_id": i.execution_id})
+        for i in items
+        if i.task.strip()
+    ]
+    if entries:
+        await memory.remember_each(entries, kind="run")
 
 
 async def write_run_memory(memory: LongTermMemory, item: RunMemory) -> Memory | None:

@@ -5,8 +5,8 @@ long-term memory, off the request path. One asyncio task per process, owned by t
   Chroma. A process killed anywhere leaves the row; the next writer (of this or another process) claims it
   once its lease (`lease_s`) has passed.
 - At least once, exactly once in effect: a memory's text is a function of the row alone and its id a digest of
-  (tenant, user, text), so writing a row again (a crash between the Chroma write and the delete, recall and
-  the task on the same row) adds nothing: the memory is stored once.
+  (tenant, user, text), so writing a row again (a crash between the Chroma write and the delete, a lease that
+  passed while its writer was still on it) adds nothing: the memory is stored once.
 - A failed write counts an attempt, keeps the error on the row and holds it back (backoff doubling to
   `_MAX_BACKOFF_S`); it is retried, never dropped.
 - Read-your-writes is recall's part: it reads the user's queued rows with its other read and recalls them
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from keel.memory.run_memory import write_run_memory
+from keel.memory.run_memory import write_run_memories, write_run_memory
 from keel.records.types import QueuedMemory, utcnow
 
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ __all__ = ["MemoryWriter"]
 log = logging.getLogger(__name__)
 
 _BATCH = 32
+_LINGER_S = 0.5
+"""Woken by a new row, the task waits this long first, so that runs finishing together are embedded in one
+call (recall finds queued rows in the queue meanwhile)."""
 _IDLE_S = 5.0
 """Without a wake-up, the task looks for claimable rows this often (backoffs over, dead processes' leases)."""
 _FIRST_BACKOFF_S = 1.0
@@ -56,6 +59,7 @@ class MemoryWriter:
         flush_timeout_s: float = 10.0,
         batch: int = _BATCH,
         idle_s: float = _IDLE_S,
+        linger_s: float = _LINGER_S,
     ) -> None:
         self.records = records
         self.memory = memory
@@ -63,6 +67,7 @@ class MemoryWriter:
         self.flush_timeout_s = flush_timeout_s
         self.batch = batch
         self.idle_s = idle_s
+        self.linger_s = linger_s
         self.written = 0
         """Rows this process wrote and deleted."""
         self._task: asyncio.Task[None] | None = None
@@ -146,10 +151,23 @@ class MemoryWriter:
                 async with asyncio.timeout(self.idle_s):
                     await self._wake.wait()
             except TimeoutError:
-                pass
+                continue
             self._wake.clear()
+            if not self._closing:
+                await asyncio.sleep(self.linger_s)
 
     async def _write(self, rows: Sequence[QueuedMemory]) -> int:
+        if not rows:
+            return 0
+        try:
+            await write_run_memories(self.memory, rows)  # the batch, embedded in one call
+        except Exception:  # noqa: BLE001 - row by row, so that only the rows that fail are held back
+            return await self._write_each(rows)
+        await self.records.memory_written([row.id for row in rows])
+        self.written += len(rows)
+        return len(rows)
+
+    async def _write_each(self, rows: Sequence[QueuedMemory]) -> int:
         written: list[int] = []
         for row in rows:
             try:

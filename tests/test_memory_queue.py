@@ -266,3 +266,16 @@ async def test_recalls_recent_executions_read_uses_the_index(fresh_pg: str) -> N
         assert [e.execution_id for e in recent] == ["ex-7-0", "ex-7-1", "ex-7-2"]
     finally:
         await records.close()
+
+
+async def test_one_bad_row_does_not_hold_back_its_batch(records: Records, ltm: LongTermMemory) -> None:
+    alice = user()
+    good = [item(alice, task=f"question {n}") for n in range(2)]
+    await records.enqueue_memory(good[0])
+    await records.enqueue_memory(item("not a valid id!"))  # its scope is refused: the batch fails as one
+    await records.enqueue_memory(good[1])
+    assert await MemoryWriter(records, ltm).write_batch() == 3
+    [bad] = await records.queued_memory()
+    assert bad.user_id == "not a valid id!" and bad.attempts == 1 and "InvalidMemoryScope" in bad.last_error
+    stored = {m.metadata["execution_id"] for m in await ltm.list(MemoryScope(user_id=alice))}
+    assert stored == {g.execution_id for g in good}

@@ -29,7 +29,7 @@ async def main(plan: dict) -> None:
     if plan["kill"] == "before_writer":
         writer.MemoryWriter.start = lambda self: None  # type: ignore[method-assign]
     else:
-        writer.write_run_memory = _die  # type: ignore[assignment]  # the claim is committed by then
+        writer.write_run_memories = _die  # type: ignore[assignment]  # the claim is committed by then
     settings = Settings(**plan["settings"])
     async with Keel.open(
         settings, model=FakeChatModel(["Deploys happen on Tuesdays."]), model_name="fake-model"

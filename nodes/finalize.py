@@ -1,4 +1,4 @@
-"""finalize: filter the answer, write the execution record, end the run."""
+"""finalize: filter the answer, write the execution record, queue the run's memory, end the run."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keel.context import RunContext
 from keel.graphs.state import AgentState
 from keel.guards import Guards, NoGuards
-from keel.memory.run_memory import remember_run
 from keel.memory.stores import MemoryBackends
-from keel.memory.types import MemoryScope
 from keel.nodes._shared import settle_owed
-from keel.records import Records
+from keel.records import Records, RunMemory
 from keel.redaction import redact_text
 from keel.textsafe import safe_text
 
@@ -41,23 +39,31 @@ def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: Memory
             # The model answered, but nothing it tried to do was done: not a plain success.
             status, reason = "failed", "tools_refused"
         ended = time.time()
+        remember = memory is not None and memory.long_term is not None and state.get("task", "").strip()
         async with records.transaction() as tx:  # the step's one transaction
             owed = await settle_owed(guards, state, conn=tx)  # what the run's last calls still owe
             # The ledger knows calls a crash hid from the state: it is the truth.
             cost = await guards.spent_by(run.execution_id, state.get("run_cost", 0.0), conn=tx)
             await _record(records, tx, run, state, status, reason, answer, cost, ended)
-        if memory is not None:
-            await remember_run(
-                memory.long_term,
-                MemoryScope(user_id=run.user_id, tenant=run.tenant),
-                task=state.get("task", ""),
-                tools_used=state.get("tools_used", []),
-                tools_failed=state.get("tools_failed", []),
-                status=status,
-                reason=reason,
-                answer=answer,
-                execution_id=run.execution_id,
-            )
+            if remember:
+                # Off the request path: the memory writer embeds and stores it (keel/memory/writer.py);
+                # queued in this transaction, so it is never lost once the execution is recorded.
+                await records.enqueue_memory(
+                    RunMemory(
+                        user_id=run.user_id,
+                        tenant=run.tenant,
+                        execution_id=run.execution_id,
+                        task=state.get("task", ""),
+                        tools_used=state.get("tools_used", []),
+                        tools_failed=state.get("tools_failed", []),
+                        status=status,
+                        reason=reason,
+                        answer=answer,
+                    ),
+                    conn=tx,
+                )
+        if remember and memory is not None:
+            memory.wake_writer()  # after the commit: the writer finds the row
         out: dict[str, Any] = {"status": status, "answer": answer, "terminated_reason": reason, **owed}
         if last is not None and answer != raw:
             out["messages"] = [AIMessage(content=answer, id=last.id, name=last.name)]

@@ -1,8 +1,10 @@
-"""Memory in real runs: finalize stores a memory of the run, recall brings it back to the same user only;
-working memory in Redis is a cache: Redis going down loses nothing and it rebuilds."""
+"""Memory in real runs: finalize queues a memory of the run, the memory writer stores it, recall brings it
+back to the same user only; working memory in Redis is a cache: Redis going down loses nothing, it rebuilds.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import time
@@ -34,6 +36,7 @@ async def test_a_run_is_remembered_and_recalled_for_its_user_only(make_keel) -> 
     async with make_keel(turns) as keel:
         first = await keel.run("when do we deploy according to the handbook?", user_id="alice")
         assert first.status == "succeeded"
+        await written(keel)  # the memory writer's task stores it off the request path
         ltm = keel.backends.memory.long_term
         [mem] = await ltm.list(MemoryScope(user_id="alice"))
         assert mem.kind == "run" and "Asked: when do we deploy" in mem.text
@@ -51,7 +54,16 @@ async def test_a_run_is_remembered_and_recalled_for_its_user_only(make_keel) -> 
         assert "earlier task" in alice_prompt  # recent executions are still recalled too
         state = await keel.graph.aget_state({"configurable": {"thread_id": second.thread_id}})
         assert any(r.startswith("memory: Asked: when do we deploy") for r in state.values["recalled"])
+        await written(keel)
         assert await ltm.count(MemoryScope(user_id="alice")) == 2
+
+
+async def written(keel: Keel) -> None:
+    """Wait (10 s at most) until the memory writer has emptied the queue."""
+    deadline = time.monotonic() + 10
+    while await keel.records.queued_memory_count():
+        assert time.monotonic() < deadline, "the memory writer did not write the queued run memories"
+        await asyncio.sleep(0.02)
 
 
 def _free_port() -> int:

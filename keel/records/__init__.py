@@ -1,4 +1,5 @@
-"""The records database: executions, audit, approvals, tool results and outbox (SQLite or PostgreSQL).
+"""The records database: executions, audit, approvals, tool results, outbox and the run-memory queue
+(SQLite or PostgreSQL).
 
 The value types load eagerly (stdlib only); `Records` and `RecordsUnavailable` load SQLAlchemy, so they
 are imported on first use (PEP 562): `keel --help` and code that only names a record type stay fast.
@@ -15,6 +16,8 @@ from keel.records.types import (
     Execution,
     ExecutionStatus,
     OutboxMessage,
+    QueuedMemory,
+    RunMemory,
     ToolResult,
     ToolResultStatus,
     utcnow,
@@ -32,8 +35,10 @@ __all__ = [
     "Execution",
     "ExecutionStatus",
     "OutboxMessage",
+    "QueuedMemory",
     "Records",
     "RecordsUnavailable",
+    "RunMemory",
     "ToolResult",
     "ToolResultStatus",
     "utcnow",

@@ -24,6 +24,7 @@ __all__ = [
     "approvals",
     "tool_results",
     "outbox",
+    "memory_queue",
 ]
 
 EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted")
@@ -84,7 +85,7 @@ executions = sa.Table(
     metadata,
     sa.Column("execution_id", sa.String(64), primary_key=True),
     sa.Column("thread_id", sa.String(128), nullable=False, index=True),
-    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("user_id", sa.String(128), nullable=False),
     sa.Column("role", sa.String(64), nullable=False),
     sa.Column("tenant", sa.String(128), nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
@@ -109,7 +110,10 @@ executions = sa.Table(
     sa.CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
     sa.Index(None, "started_at"),
     sa.Index(None, "status"),
+    sa.Index(None, "user_id", "started_at", "execution_id"),
 )
+"""`ix_executions_user_id_started_at_execution_id` serves recall's newest-first read of one user (read
+backwards: no sort, `limit` rows touched) and every other lookup by user (migration 0009)."""
 
 audit = sa.Table(
     "audit",
@@ -208,3 +212,22 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("thread_id", "tool_call_id"),
 )
+
+memory_queue = sa.Table(
+    "memory_queue",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("execution_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("payload", _json(), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("last_error", sa.Text),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Index(None, "user_id", "tenant"),
+)
+"""Run memories committed with their execution and not yet in long-term memory (`keel.memory.writer`).
+
+A row is deleted only once its memory is written; `claimed_until` is a writer's lease or a failed row's
+backoff. `payload`: the `RunMemory` fields past the identity columns."""

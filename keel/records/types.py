@@ -24,6 +24,8 @@ __all__ = [
     "Approval",
     "ToolResult",
     "OutboxMessage",
+    "RunMemory",
+    "QueuedMemory",
     "utcnow",
 ]
 
@@ -207,3 +209,36 @@ class OutboxMessage(_Row):
     body: str
     created_at: datetime = field(default_factory=utcnow)
     id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunMemory(_Row):
+    """A run's long-term memory to write: what `keel.memory.run_memory.run_memory_text` is built from.
+
+    Queued in `memory_queue` by finalize (one per execution) and written to Chroma by the memory writer."""
+
+    user_id: str
+    tenant: str
+    execution_id: str
+    task: str
+    tools_used: tuple[str, ...] = ()
+    tools_failed: tuple[str, ...] = ()
+    status: str = "succeeded"
+    reason: str | None = None
+    answer: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools_used", tuple(self.tools_used))
+        object.__setattr__(self, "tools_failed", tuple(self.tools_failed))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueuedMemory(RunMemory):
+    """A `RunMemory` as queued: its row `id`, failed attempts so far, the claim of the writer holding it."""
+
+    id: int
+    created_at: datetime = field(default_factory=utcnow)
+    attempts: int = 0
+    last_error: str | None = None
+    claimed_until: datetime | None = None
+    """A writer's lease (or a failed row's backoff): nobody else claims the row before it passes."""

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from keel.budget import BudgetExceeded, BudgetLedger
+from keel.memory.writer import MemoryWriter
 from keel.records import Records
 from keel.settings import Settings
 from keel.testing.fake_model import Slow, tool_call
@@ -144,10 +145,14 @@ async def test_a_late_settle_charges_a_released_reservation_once(ledger: BudgetL
     assert (entry.status, entry.actual) == ("settled", D("0.002"))
 
 
-async def test_a_model_call_costs_the_records_one_transaction_and_every_charge_is_settled(make_keel) -> None:
+async def test_a_model_call_costs_the_records_one_transaction_and_every_charge_is_settled(
+    make_keel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Each model call's reservation is one transaction that also settles the call before it; the last
     call's charge commits with the execution record. The guard edges read no ledger (the month each
     reservation returned says there is room), and at the end nothing is left reserved."""
+    # the background memory writer's own transactions (rows other tests left queued) are not the run's
+    monkeypatch.setattr(MemoryWriter, "start", lambda self: None)
     turns = [tool_call("read_file", "c1", path="shared/handbook.md"), "Deploy on Tuesdays."]
     async with make_keel(turns) as keel:
         ledger, user = keel.backends.ledger, _user()

@@ -29,7 +29,16 @@ async def main(plan: dict) -> None:
     if plan["kill"] == "before_writer":
         writer.MemoryWriter.start = lambda self: None  # type: ignore[method-assign]
     else:
-        writer.write_run_memories = _die  # type: ignore[assignment]  # the claim is committed by then
+        write = writer.write_run_memories
+
+        async def write_or_die(memory: object, rows: list) -> object:
+            # Rows other runs left queued in a shared database are written as usual: the process dies
+            # only in the write of a batch holding this run's memory (the claim is committed by then).
+            if any(row.user_id == plan["user"] for row in rows):
+                _die()
+            return await write(memory, rows)
+
+        writer.write_run_memories = write_or_die  # type: ignore[assignment]
     settings = Settings(**plan["settings"])
     async with Keel.open(
         settings, model=FakeChatModel(["Deploys happen on Tuesdays."]), model_name="fake-model"

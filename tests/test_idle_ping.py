@@ -75,3 +75,18 @@ async def test_a_connection_used_a_moment_ago_is_not_pinged(
     with pytest.raises(RecordsUnavailable):
         await _backend(records)
     assert await _backend(records) != first  # ...the failure invalidated the pool: the next one is fresh
+
+
+async def test_after_a_store_failed_a_connection_used_a_moment_ago_is_pinged_and_replaced(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, closing: list[Records]
+) -> None:
+    """A database restarted seconds after a connection's last use: once the process has seen a store fail
+    (the checkpoint database, say), the pooled connection is pinged and replaced instead of failing."""
+    records, pings = await _open(pg_url, 3600.0, monkeypatch)
+    closing.append(records)
+    first = await _backend(records)
+    _terminate(pg_url, first)
+    idle_ping.suspect()  # what keel does when the checkpoint database fails
+    second = await _backend(records)  # no RecordsUnavailable: pinged, replaced
+    assert second != first and pings == [1]
+    assert await _backend(records) == second and pings == [1], "pinged once, not on every checkout"

@@ -92,8 +92,9 @@ def run() -> str:
         f"{ROUNDS} requests each (after {WARMUP} warm-up): plan call, decide call asking for `read_file`, "
         "the tool, decide call answering: 3 model calls and 1 tool call per request. Per request: ledger "
         "transactions (reserve + settle per model call; `read_file` is free, so no tool reservation), "
-        "hot-state round trips (breaker acquire per model call, the guard edges' breaker reads, and one "
-        "admission per tool call: the tool's breaker and all its rate windows in one Lua script).",
+        "hot-state round trips (breaker acquire per model call, the guard edge's breaker read only when this "
+        "process has not just seen it closed, and one admission per tool call: the tool's breaker and all "
+        "its rate windows in one Lua script).",
         "",
         "| profile | guarded mean ms | unguarded mean ms | ratio | DB transactions / request | "
         "Redis round trips / request | of which the tool-call check |",

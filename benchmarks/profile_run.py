@@ -4,15 +4,16 @@
     .venv/bin/python -m benchmarks.profile_run [--profile postgres|embedded] [--runs 30] [--pyinstrument]
         [--out FILE.json]
 
-Counts per run: records transactions (BEGINs), records statements, pooled connection checkouts, Redis round
-trips (a pipeline or script is one), SQLite worker-thread hops (aiosqlite calls, records and checkpoints),
-checkpoints written, and the mean ms per model step. Each count is also split by the graph node it happened
-in (LangGraph's `langgraph_node`; a guard edge counts in the node it leaves): the model-call nodes (plan,
-decide, fallback), the tool-call nodes (permission_check, approval, tool) and the rest of the run (recall,
-finalize, outside the graph), per model call and per tool call. With `--pyinstrument` it profiles the
-measured runs (pyinstrument, a dev dependency) and keeps the top frames (by own time, and keel's by total
-time). `--out` writes all of it as JSON. Numbers only; no assertion is made on them. Without the shared
-harness (benchmarks/harness.py) it runs keel's scripted model instead, answering the same way.
+Counts per run: records transactions (BEGINs), records statements, pooled connection checkouts, pings of
+pooled connections, Redis round trips (a pipeline or script is one), SQLite worker-thread hops (aiosqlite
+calls, records and checkpoints), checkpoints written, and the mean ms per model step. Each count is also
+split by the graph node it happened in (LangGraph's `langgraph_node`; a guard edge counts in the node it
+leaves): the model-call nodes (plan, decide, fallback), the tool-call nodes (permission_check, approval,
+tool) and the rest of the run (recall, finalize, outside the graph), per model call and per tool call.
+With `--pyinstrument` it profiles the measured runs (pyinstrument, a dev dependency) and keeps the top
+frames (by own time; keel's by the time in them and the libraries they call, and by total time). `--out`
+writes all of it as JSON. Numbers only; no assertion is made on them. Without the shared harness
+(benchmarks/harness.py) it runs keel's scripted model instead, answering the same way.
 """
 
 from __future__ import annotations
@@ -112,6 +113,13 @@ def _count_engine(engine: Any, counts: Counts) -> None:
     sa.event.listen(sync, "begin", lambda conn: counts.hit("records transactions"))
     sa.event.listen(sync, "before_cursor_execute", lambda *a: counts.hit("records statements"))
     sa.event.listen(sync.pool, "checkout", lambda *a: counts.hit("records pool checkouts"))
+    dialect, ping = sync.dialect, sync.dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        counts.hit("records pings")
+        return ping(dbapi_connection)
+
+    dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 def _count_redis(counts: Counts) -> None:

@@ -55,11 +55,19 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
             instructions=b.instructions,
         ),
         "plan": make_plan(calls=calls, model=b.model, memory=memory, enabled=settings.plan_enabled),
-        "decide": make_decide(calls=calls, models=b.models, registry=b.registry, memory=memory),
+        "decide": make_decide(
+            calls=calls,
+            models=b.models,
+            registry=b.registry,
+            memory=memory,
+            policy=policy,
+            executor=b.executor,
+        ),
         "permission_check": make_permission_check(
             records=records,
             policy=policy,
             executor=b.executor,
+            guards=guards,
         ),
         "approval": make_approval(
             records=records, policy=policy, executor=b.executor, ttl_s=settings.approval_ttl_s
@@ -75,12 +83,12 @@ def build_graph(
     b: GraphDeps, *, checkpointer: BaseCheckpointSaver | None = None, store: BaseStore | None = None
 ) -> CompiledStateGraph:
     """The guarded agent graph over the given backends (`store`: a LangGraph store for the tools)."""
-    routes = Routes(b.guards)
+    routes = Routes(b.guards, plan=b.settings.plan_enabled)
     g = StateGraph(AgentState, context_schema=RunContext, input_schema=InputState)
     for name, node in agent_nodes(b).items():
         g.add_node(name, node)
     g.add_edge(START, "recall")
-    g.add_edge("recall", "plan")
+    g.add_conditional_edges("recall", routes.after_recall)
     g.add_conditional_edges("plan", routes.after_plan)
     g.add_conditional_edges("decide", routes.after_decide)
     g.add_conditional_edges("permission_check", routes.after_permission)

@@ -21,6 +21,9 @@ class Routes:
 
     guards: Guards | NoGuards
     """Read before every model call (keel.guards.Guards.before_model, in order)."""
+    plan: bool = True
+    """Whether runs go through plan (settings.plan_enabled); off, recall leads through the guards to
+    decide, and the run has one step (one checkpoint) fewer."""
 
     async def _guarded(
         self, state: AgentState, runtime: Runtime[RunContext]
@@ -39,15 +42,23 @@ class Routes:
             {**state, "terminated_reason": found.reason, "error": found.message or state.get("error")},
         )
 
+    async def after_recall(
+        self, state: AgentState, runtime: Runtime[RunContext]
+    ) -> Literal["plan", "decide", "fallback"]:
+        return "plan" if self.plan else await self._guarded(state, runtime)
+
     async def after_plan(
         self, state: AgentState, runtime: Runtime[RunContext]
     ) -> Literal["decide", "fallback"]:
         return await self._guarded(state, runtime)
 
-    def after_decide(self, state: AgentState) -> Literal["permission_check", "finalize", "fallback"]:
+    def after_decide(self, state: AgentState) -> Literal["permission_check", "tool", "finalize", "fallback"]:
+        """A turn whose every call decide found allowed goes to tool; any other to permission_check."""
         if state.get("terminated_reason"):
             return "fallback"
-        if state.get("pending"):
+        if pending := state.get("pending"):
+            if all(c.get("status") == "allowed" for c in pending):
+                return "tool"
             return "permission_check"
         return "finalize"
 

@@ -40,6 +40,9 @@ class PendingCall(TypedDict, total=False):
     """The matched rule, explained."""
     approved_by: str
     """The approver, for a call that went through approval."""
+    audit_with_result: bool
+    """The permission decision (allow) is not recorded yet: its audit row is written with the call's
+    result, in the tool step's one transaction."""
 
 
 @with_config(_DOCS)

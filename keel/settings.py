@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     """`max_tokens` sent with every model call (also the output side of the cost estimate)."""
 
     plan_enabled: bool = True
-    """Whether the plan node asks the model for a short plan before acting."""
+    """Whether runs go through the plan node (the model writes a short plan before acting); off, recall
+    leads through the guards straight to decide."""
 
     max_steps: int = Field(default=12, gt=0)
     """Model turns allowed in one run."""
@@ -215,6 +216,13 @@ class Settings(BaseSettings):
 
     recall_k: int = Field(default=3, ge=0, le=50)
     """Long-term memories recalled into a run."""
+
+    memory_queue_lease_s: float = Field(default=60.0, gt=0)
+    """How long a memory writer holds the run memories it claimed (a dead process's claims pass then)."""
+
+    memory_flush_timeout_s: float = Field(default=10.0, ge=0)
+    """At shutdown, how long the memory writer may take to write what is queued (the rest waits for the next
+    start)."""
 
     working_memory_ttl_s: float = Field(default=3600.0, gt=0)
     """How long a thread's working memory lives in Redis after its last use."""

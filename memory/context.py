@@ -128,31 +128,74 @@ def fit_messages(
     tools: Sequence[Any] | None = None,
 ) -> list[BaseMessage]:
     """`[system, *kept history, *tail]` within `budget.max_input_tokens` (digest[i] stands for history[i])."""
-    limit = budget.max_input_tokens
-    msgs = [_shrink(m, budget.max_tool_chars) for m in history]
-    tail = list(tail)
-    fixed = count_tokens([system, *tail], tools)
-    units = _units(msgs)
-    costs = [count_tokens([msgs[i] for i in u]) for u in units]
-    if fixed + sum(costs) <= limit:
-        return [system, *msgs, *tail]
-    last_human = max((k for k, u in enumerate(units) if isinstance(msgs[u[0]], HumanMessage)), default=-1)
-    pinned = {last_human, len(units) - 1} - {-1}
-    room = limit - fixed - sum(costs[k] for k in pinned)
-    keep = set(pinned)
-    for k in range(len(units) - 1, -1, -1):  # newest first
-        if k in keep:
-            continue
-        if costs[k] > room:
-            break
-        keep.add(k)
-        room -= costs[k]
-    trimmed = [i for k, u in enumerate(units) if k not in keep for i in u]
-    system = _with_digest(system, trimmed, digest, max(0, min(room, int(limit * budget.digest_share))))
-    kept = [i for k, u in enumerate(units) if k in keep for i in u]
-    out = [system, *(msgs[i] for i in kept), *tail]
-    request = {1 + kept.index(i) for i in units[last_human]} if last_human >= 0 else set()
-    return _squeeze(out, limit, tools, request)
+    sized = _Sized.of(system, history, budget, tail, tools)
+    return sized.whole() if sized.fits else sized.trimmed(digest)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Sized:
+    """One call's messages measured against its budget: sent whole when they fit, else trimmed."""
+
+    system: SystemMessage
+    msgs: list[BaseMessage]
+    tail: list[BaseMessage]
+    budget: ContextBudget
+    tools: Sequence[Any] | None
+    fixed: int
+    units: list[list[int]]
+    costs: list[int]
+
+    @classmethod
+    def of(
+        cls,
+        system: SystemMessage,
+        history: Sequence[BaseMessage],
+        budget: ContextBudget,
+        tail: Sequence[BaseMessage],
+        tools: Sequence[Any] | None,
+    ) -> _Sized:
+        msgs = [_shrink(m, budget.max_tool_chars) for m in history]
+        units = _units(msgs)
+        return cls(
+            system=system,
+            msgs=msgs,
+            tail=list(tail),
+            budget=budget,
+            tools=tools,
+            fixed=count_tokens([system, *tail], tools),
+            units=units,
+            costs=[count_tokens([msgs[i] for i in u]) for u in units],
+        )
+
+    @property
+    def fits(self) -> bool:
+        """Every message fits as it is: nothing is trimmed, so no digest is needed."""
+        return self.fixed + sum(self.costs) <= self.budget.max_input_tokens
+
+    def whole(self) -> list[BaseMessage]:
+        return [self.system, *self.msgs, *self.tail]
+
+    def trimmed(self, digest: Sequence[str]) -> list[BaseMessage]:
+        """The newest turns that fit, the latest request pinned, the trimmed ones as digest lines."""
+        msgs, units, costs, limit = self.msgs, self.units, self.costs, self.budget.max_input_tokens
+        last_human = max((k for k, u in enumerate(units) if isinstance(msgs[u[0]], HumanMessage)), default=-1)
+        pinned = {last_human, len(units) - 1} - {-1}
+        room = limit - self.fixed - sum(costs[k] for k in pinned)
+        keep = set(pinned)
+        for k in range(len(units) - 1, -1, -1):  # newest first
+            if k in keep:
+                continue
+            if costs[k] > room:
+                break
+            keep.add(k)
+            room -= costs[k]
+        trimmed = [i for k, u in enumerate(units) if k not in keep for i in u]
+        share = max(0, min(room, int(limit * self.budget.digest_share)))
+        system = _with_digest(self.system, trimmed, digest, share)
+        kept = [i for k, u in enumerate(units) if k in keep for i in u]
+        out = [system, *(msgs[i] for i in kept), *self.tail]
+        request = {1 + kept.index(i) for i in units[last_human]} if last_human >= 0 else set()
+        return _squeeze(out, limit, self.tools, request)
 
 
 def _with_digest(
@@ -204,7 +247,11 @@ def _squeeze(
 
 
 class ContextFitter:
-    """Fits each model call to its model's budget; keeps the thread's digest in working memory."""
+    """Fits each model call to its model's budget; keeps the thread's digest in working memory.
+
+    Working memory is touched only when a call's messages overflow the budget (the digest stands for the
+    turns trimmed then): a thread that fits costs no working-memory read or write.
+    """
 
     def __init__(self, settings: Settings, working: WorkingMemory) -> None:
         self.settings = settings
@@ -247,8 +294,8 @@ class ContextFitter:
         tail: Sequence[BaseMessage] = (),
         tools: Sequence[Any] | None = None,
     ) -> list[BaseMessage]:
-        """The messages for one model call, within the model's context budget."""
-        lines = await self.digest(thread_id, history)
-        return fit_messages(
-            system, history, self.budget_for(model_name), tail=tail, digest=lines, tools=tools
-        )
+        """The messages for one model call, within the model's budget (the digest read only on overflow)."""
+        sized = _Sized.of(system, history, self.budget_for(model_name), tail, tools)
+        if sized.fits:
+            return sized.whole()
+        return sized.trimmed(await self.digest(thread_id, history))

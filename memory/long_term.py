@@ -82,6 +82,12 @@ class LongTermMemory:
         """Store a memory of the scope's user (once: the same text again returns the stored one)."""
         return await asyncio.to_thread(self.remember_sync, scope, text, kind=kind, metadata=metadata)
 
+    async def remember_each(
+        self, entries: Sequence[tuple[MemoryScope, str, Mapping[str, Any]]], *, kind: str = "note"
+    ) -> list[Memory]:
+        """Store memories of several users, (scope, text, metadata) each: new texts embedded in one call."""
+        return await asyncio.to_thread(self.remember_each_sync, entries, kind=kind)
+
     async def search(self, scope: MemoryScope, query: str, k: int = 3) -> list[Memory]:
         """The user's `k` memories most similar to `query`, closest first."""
         return await asyncio.to_thread(self.search_sync, scope, query, k)
@@ -107,6 +113,29 @@ class LongTermMemory:
         self, scope: MemoryScope, text: str, *, kind: str = "note", metadata: Mapping[str, Any] | None = None
     ) -> Memory:
         return self.remember_many_sync(scope, [text], kind=kind, metadata=metadata)[0]
+
+    def remember_each_sync(
+        self, entries: Sequence[tuple[MemoryScope, str, Mapping[str, Any]]], *, kind: str = "note"
+    ) -> list[Memory]:
+        new: dict[int, str] = {}
+        for i, (scope, text, _) in enumerate(entries):
+            scope, cleaned = self._check(scope), " ".join(str(text).split())
+            col = self._col(scope)
+            mid = _memory_id(scope, cleaned)
+            if col is None or not col.get(ids=[mid], where=scope.where(), include=[])["ids"]:
+                new[i] = cleaned
+        vectors = self.embedder.embed_documents(list(new.values())) if new else None
+        at = {i: n for n, i in enumerate(new)}
+        return [
+            self.remember_many_sync(
+                scope,
+                [text],
+                kind=kind,
+                metadata=metadata,
+                embeddings=None if vectors is None or i not in at else vectors[at[i] : at[i] + 1],
+            )[0]
+            for i, (scope, text, metadata) in enumerate(entries)
+        ]
 
     def remember_many_sync(
         self,

@@ -1,6 +1,7 @@
-"""What the recall and finalize nodes ask of long-term memory: similar memories in, a memory of the run out.
+"""What runs ask of long-term memory: similar memories in (recall), a memory of the run out (the writer).
 
-Memory is an aid, not a dependency: a failure here is logged and the run goes on without it.
+Memory is an aid, not a dependency: a failed recall is logged and the run goes on without it; a failed
+write stays queued and is retried (keel/memory/writer.py).
 """
 
 from __future__ import annotations
@@ -10,9 +11,16 @@ from collections.abc import Sequence
 
 from keel.memory.long_term import MAX_TEXT_CHARS, LongTermMemory
 from keel.memory.types import Memory, MemoryScope
+from keel.records.types import RunMemory
 from keel.redaction import redact_text
 
-__all__ = ["recall_memories", "remember_run", "run_memory_text"]
+__all__ = [
+    "queued_memory_lines",
+    "recall_memories",
+    "run_memory_text",
+    "write_run_memories",
+    "write_run_memory",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,31 +58,51 @@ def run_memory_text(
     return redact_text(text)[:MAX_TEXT_CHARS]
 
 
-async def remember_run(
-    memory: LongTermMemory | None,
-    scope: MemoryScope,
-    *,
-    task: str,
-    tools_used: Sequence[str],
-    tools_failed: Sequence[str],
-    status: str,
-    reason: str | None,
-    answer: str,
-    execution_id: str,
-) -> Memory | None:
-    """Store the run's memory (de-duplicated by text); None when memory is off, the task empty, on error."""
-    if memory is None or not task.strip():
-        return None
+def queued_memory_lines(rows: Sequence[RunMemory], k: int) -> list[str]:
+    """Recall lines for queued run memories (`rows` newest first; `k` at most), as the writer stores them: the
+    user's latest runs are recalled before the writer has caught up, with no embedding on the way."""
+    lines: list[str] = []
+    for row in rows:
+        if len(lines) >= k:
+            break
+        if not row.task.strip():
+            continue
+        line = "memory: " + _text_of(row)
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _text_of(item: RunMemory) -> str:
+    """The memory's text exactly as long-term memory stores it (whitespace collapsed)."""
     text = run_memory_text(
-        task=task,
-        tools_used=tools_used,
-        tools_failed=tools_failed,
-        status=status,
-        reason=reason,
-        answer=answer,
+        task=item.task,
+        tools_used=item.tools_used,
+        tools_failed=item.tools_failed,
+        status=item.status,
+        reason=item.reason,
+        answer=item.answer,
     )
-    try:
-        return await memory.remember(scope, text, kind="run", metadata={"execution_id": execution_id})
-    except Exception as exc:  # noqa: BLE001 - the execution record is written either way
-        log.warning("long-term memory write failed for %s: %s", scope.user_id, exc)
+    return " ".join(text.split())
+
+
+async def write_run_memories(memory: LongTermMemory, items: Sequence[RunMemory]) -> None:
+    """Store several runs' memories, the new texts embedded in one call (the embedder takes one call at a
+    time: one call for a batch leaves recall's query embedding less to wait behind). Raises as one."""
+    entries = [
+        (MemoryScope(user_id=i.user_id, tenant=i.tenant), _text_of(i), {"execution_id": i.execution_id})
+        for i in items
+        if i.task.strip()
+    ]
+    if entries:
+        await memory.remember_each(entries, kind="run")
+
+
+async def write_run_memory(memory: LongTermMemory, item: RunMemory) -> Memory | None:
+    """Store a run's memory (its id a digest of the text: a repeat stores nothing new); None for an empty
+    task. Raises what the embedder or Chroma raise: the memory writer counts it and retries."""
+    if not item.task.strip():
         return None
+    text = _text_of(item)
+    scope = MemoryScope(user_id=item.user_id, tenant=item.tenant)
+    return await memory.remember(scope, text, kind="run", metadata={"execution_id": item.execution_id})

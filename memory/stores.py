@@ -11,6 +11,7 @@ from langchain_core.messages import BaseMessage, SystemMessage
 from keel.memory.context import ContextFitter
 from keel.memory.long_term import LongTermMemory
 from keel.memory.working import InProcessWorkingMemory, RedisWorkingMemory, WorkingMemory
+from keel.memory.writer import MemoryWriter
 from keel.settings import Settings
 
 __all__ = ["MemoryBackends", "fit_context"]
@@ -24,6 +25,8 @@ class MemoryBackends:
     """None when `memory_enabled` is off."""
     working: WorkingMemory
     context: ContextFitter
+    writer: MemoryWriter | None = None
+    """Writes the queued run memories to `long_term` (set, started and closed by keel/app/backends.py)."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> MemoryBackends:
@@ -42,6 +45,11 @@ class MemoryBackends:
             working=working,
             context=ContextFitter(settings, working),
         )
+
+    def wake_writer(self) -> None:
+        """A run memory was queued: the writer looks for it now."""
+        if self.writer is not None:
+            self.writer.wake()
 
     async def aclose(self) -> None:
         await self.working.aclose()

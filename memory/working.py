@@ -1,7 +1,8 @@
 """Working memory: the recent context of a thread, a cache over the checkpoint.
 
 What it holds is a `ThreadDigest`: one short line per message of the thread, built from the checkpointed
-messages. Redis (postgres profile, TTL refreshed on every read and write) or process memory (embedded).
+messages. The context fitter (memory/context.py) uses it only when a call's messages overflow the budget.
+Redis (postgres profile, TTL refreshed on every read and write) or process memory (embedded).
 Losing it loses nothing: a miss, an expired key or Redis being down means "rebuild from the messages".
 """
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.context import RunContext
 from keel.costs import PriceTable
@@ -92,7 +93,8 @@ class ModelCall:
     overrun: str | None = None
     """Set when the provider reported more than the reservation's bound: why the run must stop."""
     owed: tuple[dict[str, str], ...] = ()
-    """Model charges the ledger could not take yet (records database down), kept in the run's state."""
+    """This call's charge, kept in the run's state until the run's next records transaction settles it
+    (what earlier calls owed was settled in this call's reservation)."""
 
 
 async def call_model(
@@ -139,20 +141,18 @@ async def _call_model(
     if timeout <= 0:
         raise ModelCallFailed("timeout", "the run deadline passed before the model call")
     estimate_tools = getattr(model, "kwargs", {}).get("tools", ())
-    owed = await b.guards.settle_owed(state.get("owed_charges") or [])
+    owed = state.get("owed_charges") or []  # settled in the reservation's transaction
     estimate = b.guards.estimate(name, messages, estimate_tools)
     try:
-        async with b.guards.model_call(run, thread_id_of(config), name, estimate) as gate:
+        async with b.guards.model_call(run, thread_id_of(config), name, estimate, owed) as gate:
             call = await _invoke(b, model, messages, config, name, (timeout, remaining), gate)
     except ModelCallFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - guard refusals: BudgetExceeded, CircuitOpen, store down
         failure = failure_of(exc)
         raise ModelCallFailed(failure.reason, failure.message) from exc
-    if gate.owed is not None:
-        owed.append(gate.owed)
     stop = _overrun_stop(b, call, estimate) if gate.overrun else None
-    return replace(call, overrun=stop, owed=tuple(owed))
+    return replace(call, overrun=stop, owed=(gate.owed,) if gate.owed is not None else ())
 
 
 def _overrun_stop(b: ModelCalls, call: ModelCall, estimate: Decimal) -> str:
@@ -217,8 +217,11 @@ def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:
     }
 
 
-async def settle_owed(guards: Guards | NoGuards, state: Mapping[str, Any]) -> dict[str, Any]:
-    """Charge what earlier model calls still owe the ledger; the state update keeps what is left."""
+async def settle_owed(
+    guards: Guards | NoGuards, state: Mapping[str, Any], *, conn: AsyncConnection | None = None
+) -> dict[str, Any]:
+    """Charge what earlier model calls still owe the ledger (inside `conn`, the step's transaction, when
+    given); the state update keeps what is left."""
     if not (owed := state.get("owed_charges")):
         return {}
-    return {"owed_charges": await guards.settle_owed(owed)}
+    return {"owed_charges": await guards.settle_owed(owed, conn=conn)}

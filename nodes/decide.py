@@ -22,7 +22,10 @@ from keel.nodes._shared import (
     thread_id_of,
     usage_update,
 )
+from keel.nodes._turn import check_turn
+from keel.policies.watcher import PolicySource
 from keel.prompts import system_prompt
+from keel.tools.executor import ToolExecutor
 from keel.tools.registry import ToolRegistry
 
 __all__ = ["make_decide"]
@@ -34,8 +37,14 @@ def make_decide(
     models: Sequence[tuple[str, BaseChatModel]],
     registry: ToolRegistry,
     memory: MemoryBackends | None,
+    policy: PolicySource,
+    executor: ToolExecutor,
 ):
-    """The decide node: `models` is the fallback chain, (name, model), the primary first."""
+    """The decide node: `models` is the fallback chain, (name, model), the primary first.
+
+    A turn whose every call the permission matrix allows (nodes/permission.py `check_turn`, in-process)
+    leaves decide with its calls `allowed`, and the graph goes straight to tool: one step, one checkpoint
+    fewer per tool turn. Any other turn leaves its calls `new` for permission_check."""
     schemas = registry.schemas()
     bound = [(name, bounded(calls, model.bind_tools(schemas))) for name, model in models]
 
@@ -75,6 +84,12 @@ def make_decide(
             }
             for i, bad in enumerate(call.message.invalid_tool_calls)
         ]
+        if pending:
+            turn = await check_turn(
+                {"pending": pending}, runtime.context, thread_id_of(config), policy.current(), executor
+            )
+            if turn.all_allowed:
+                pending = turn.pending
         return {"messages": [call.message], "steps": steps, "pending": pending, **usage_update(state, call)}
 
     return decide

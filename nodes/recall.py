@@ -15,7 +15,7 @@ from keel.context import InvalidContext, RunContext, TaskTooLarge, check_task_si
 from keel.graphs.state import AgentState
 from keel.identity import run_context
 from keel.memory.context import count_tokens
-from keel.memory.run_memory import recall_memories
+from keel.memory.run_memory import queued_memory_lines, recall_memories
 from keel.memory.stores import MemoryBackends
 from keel.memory.types import MemoryScope
 from keel.nodes._shared import thread_id_of
@@ -80,21 +80,28 @@ def make_recall(
         task = safe_text(_task_of(state))  # state's str channels go into jsonb: no NUL
         _check_fits(settings, memory, model_name, run, task, instructions)
         now = time.time()
-        recent = await records.list_executions(user_id=run.user_id, limit=3)
-        await records.start_execution(
-            Execution(
-                execution_id=run.execution_id,
-                thread_id=thread_id_of(config),
-                user_id=run.user_id,
-                role=run.role,
-                tenant=run.tenant,
-                version=run.version,
-                task=redact_text(task),  # the execution record keeps no secret the user typed
-                status="running",
-                started_at=datetime.fromtimestamp(now, UTC),
-                heartbeat_at=datetime.fromtimestamp(now, UTC),  # the lease starts with the run
+        # One transaction: the user's recent executions, the run memories still queued for the memory
+        # writer, and the new execution record.
+        queued_k = settings.recall_k if memory is not None and memory.writer is not None else 0
+        async with records.transaction() as tx:
+            recent, queued = await records.recall_reads(
+                run.user_id, run.tenant, limit=3, pending=queued_k, conn=tx
             )
-        )
+            await records.start_execution(
+                Execution(
+                    execution_id=run.execution_id,
+                    thread_id=thread_id_of(config),
+                    user_id=run.user_id,
+                    role=run.role,
+                    tenant=run.tenant,
+                    version=run.version,
+                    task=redact_text(task),  # the execution record keeps no secret the user typed
+                    status="running",
+                    started_at=datetime.fromtimestamp(now, UTC),
+                    heartbeat_at=datetime.fromtimestamp(now, UTC),  # the lease starts with the run
+                ),
+                conn=tx,
+            )
         recalled = [
             f"earlier task {e.task[:120]!r} ended {e.status}"
             + (f" ({e.terminated_reason})" if e.terminated_reason else "")
@@ -103,7 +110,10 @@ def make_recall(
         ]
         if memory is not None:
             scope = MemoryScope(user_id=run.user_id, tenant=run.tenant)
-            recalled += await recall_memories(memory.long_term, scope, task, settings.recall_k)
+            # Read-your-writes: memories of the user's runs the writer has not stored yet come from the queue.
+            pending = queued_memory_lines(queued, settings.recall_k)
+            found = await recall_memories(memory.long_term, scope, task, settings.recall_k)
+            recalled += pending + [line for line in found if line not in pending]
         return {
             "execution_id": run.execution_id,
             "task": task,

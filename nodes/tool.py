@@ -13,12 +13,13 @@ from keel.context import RunContext
 from keel.errors import describe
 from keel.graphs.state import AgentState
 from keel.nodes._shared import thread_id_of
+from keel.nodes._turn import allowed_event
 from keel.observability.instrument import traced_tool_call
 from keel.observability.telemetry import Telemetry
 from keel.records import RecordsUnavailable
 from keel.redaction import redact_text
 from keel.tool_status import ToolStatus
-from keel.tools.executor import ToolExecutor
+from keel.tools.executor import Carried, ToolExecutor
 
 __all__ = ["make_tool"]
 
@@ -58,10 +59,12 @@ def make_tool(*, executor: ToolExecutor, telemetry: Telemetry):
         run, thread = runtime.context, thread_id_of(config)
         tally = {key: list(state.get(key, [])) for key in ("tools_used", "tools_failed", "tools_refused")}
         cost = state.get("run_cost", 0.0)
+        owed = tuple(state.get("owed_charges") or ())  # settled with the first call's records
         messages = []
         for call in state.get("pending", []):
             if call.get("status") != "allowed":
                 continue
+            decided = (allowed_event(run, thread, call),) if call.get("audit_with_result") else ()
             try:
                 outcome = await traced_tool_call(
                     telemetry,
@@ -73,6 +76,7 @@ def make_tool(*, executor: ToolExecutor, telemetry: Telemetry):
                         run,
                         thread,
                         deadline=state.get("deadline", float("inf")),
+                        carried=Carried(audit=decided, owed=owed),
                     ),
                 )
             except (RecordsUnavailable, SQLAlchemyError) as exc:
@@ -81,6 +85,7 @@ def make_tool(*, executor: ToolExecutor, telemetry: Telemetry):
                 messages.append(_records_failed(call, exc))
                 tally["tools_failed"].append(call["name"])
                 continue
+            owed = ()
             messages.append(outcome.message)
             tally[_RECORDED_IN[outcome.status]].append(call["name"])
             cost += outcome.cost  # a replayed call: charged when it ran, counted if it ran in this run
@@ -88,6 +93,7 @@ def make_tool(*, executor: ToolExecutor, telemetry: Telemetry):
             "messages": messages,
             "pending": [],
             "run_cost": cost,
+            "owed_charges": list(owed),
             **tally,
         }
 

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import sqlalchemy as sa
 
 from keel.budget import BudgetExceeded, BudgetLedger
+from keel.memory.writer import MemoryWriter
 from keel.records import Records
 from keel.settings import Settings
 from keel.testing.fake_model import Slow, tool_call
@@ -143,17 +145,38 @@ async def test_a_late_settle_charges_a_released_reservation_once(ledger: BudgetL
     assert (entry.status, entry.actual) == ("settled", D("0.002"))
 
 
-async def test_a_model_call_costs_the_ledger_its_reservation_and_settlement_only(make_keel) -> None:
-    """The guard edge before each model call reads no ledger: the month each reservation and
-    settlement returned says there is room, and the next reservation is the check that holds."""
+async def test_a_model_call_costs_the_records_one_transaction_and_every_charge_is_settled(
+    make_keel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each model call's reservation is one transaction that also settles the call before it; the last
+    call's charge commits with the execution record. The guard edges read no ledger (the month each
+    reservation returned says there is room), and at the end nothing is left reserved."""
+    # the background memory writer's own transactions (rows other tests left queued) are not the run's
+    monkeypatch.setattr(MemoryWriter, "start", lambda self: None)
     turns = [tool_call("read_file", "c1", path="shared/handbook.md"), "Deploy on Tuesdays."]
     async with make_keel(turns) as keel:
         ledger, user = keel.backends.ledger, _user()
+        begins: list[str] = []
+        sync_engine = keel.records.engine.sync_engine
+        listener = lambda conn: begins.append("begin")  # noqa: E731
+        sa.event.listen(sync_engine, "begin", listener)
         reads, transactions = ledger.reads, ledger.transactions
-        out = await keel.run("what does the handbook say?", user_id=user)
-        assert out.path == ["recall", "plan", "decide", "permission_check", "tool", "decide", "finalize"]
+        try:
+            out = await keel.run("what does the handbook say?", user_id=user)
+        finally:
+            sa.event.remove(sync_engine, "begin", listener)
+        assert out.path == ["recall", "plan", "decide", "tool", "decide", "finalize"]
         assert ledger.reads - reads == 0, "two guard edges, no ledger read"
-        assert ledger.transactions - transactions == 3 * 2, "plan + two decide turns: reserve, settle"
+        assert ledger.transactions - transactions == 3, "plan + two decide turns: one reservation each"
+        # recall 1; plan, decide, decide: 1 each (reservation, settling the call before); the allowed
+        # call's tool step 2 (before it: the exactly-once read, its permission row and the owed charge;
+        # after it: the result, its audit row and its charge); finalize 1 (the last charge with the
+        # execution record); then Keel.run reads the execution it returns
+        assert len(begins) == 8
+        entries = await ledger.history(user)
+        status = await ledger.status(user)
+    assert [e.status for e in entries] == ["settled"] * 3
+    assert status.reserved == 0 and status.spent == sum(e.actual for e in entries) > 0
 
 
 async def test_the_guard_edge_stops_only_on_a_fresh_read_and_the_reservation_holds_the_line(

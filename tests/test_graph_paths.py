@@ -37,7 +37,8 @@ async def test_allowed_tool(make_keel):
     turns = [tool_call("read_file", path="shared/handbook.md"), "The handbook says deploy on Tuesdays."]
     async with make_keel(turns) as keel:
         out = await keel.run("what does the handbook say?", user_id="alice")
-        assert out.path == ["recall", "plan", "decide", "permission_check", "tool", "decide", "finalize"]
+        # every call of the turn allowed: decide sends it straight to tool (no permission_check step)
+        assert out.path == ["recall", "plan", "decide", "tool", "decide", "finalize"]
         assert out.answer == "The handbook says deploy on Tuesdays."
         assert await audit(keel, out.thread_id) == [
             ("permission", "read_file", "allow", None),
@@ -245,10 +246,8 @@ async def test_max_steps_ends_in_fallback(make_keel):
             "recall",
             "plan",
             "decide",
-            "permission_check",
             "tool",
             "decide",
-            "permission_check",
             "tool",
             "fallback",
             "finalize",

@@ -52,7 +52,7 @@ async def test_an_unavailable_model_falls_back_to_the_next_one_then_its_breaker_
             None,
             "from the fallback model",
         )
-        assert out.path == ["recall", "plan", "decide", "fallback", "decide", "finalize"]
+        assert out.path == ["recall", "decide", "fallback", "decide", "finalize"]
         assert _models(server) == ["fake-model", "fake-model", "gpt-4o-mini"]
         [entry, *_] = await keel.backends.ledger.history("alice")
         assert (entry.name, entry.status) == ("gpt-4o-mini", "settled")
@@ -61,7 +61,7 @@ async def test_an_unavailable_model_falls_back_to_the_next_one_then_its_breaker_
         second = await keel.run("hi again", user_id="alice")
         assert second.answer == "again from the fallback"
         assert _models(server) == ["gpt-4o-mini"], "the open breaker keeps the primary from being called"
-        assert second.path == ["recall", "plan", "fallback", "decide", "finalize"]
+        assert second.path == ["recall", "fallback", "decide", "finalize"]
 
 
 async def test_when_every_model_fails_the_run_ends_with_a_canned_answer(tmp_path, server):

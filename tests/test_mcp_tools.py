@@ -55,15 +55,7 @@ async def test_allow_ask_and_deny_through_the_graph(settings: Settings, tmp_path
         assert keel.backends.registry.names() == NOTES
         out = await keel.run("list my notes, then save one", user_id=_user())
         assert out.status == "awaiting_approval"
-        assert out.path == [
-            "recall",
-            "plan",
-            "decide",
-            "permission_check",
-            "tool",
-            "decide",
-            "permission_check",
-        ]
+        assert out.path == ["recall", "decide", "tool", "decide", "permission_check"]
         assert out.approval["tool"] == "notes_write_note" and out.approval["resource"] == "note:todo"
         assert "idempotency_key" not in out.approval["args"]
         assert _writes(folder) == []  # nothing written while it waits
@@ -86,7 +78,7 @@ async def test_allow_ask_and_deny_through_the_graph(settings: Settings, tmp_path
 
         viewer = await keel.run("write x", user_id=_user(), role="viewer")
         assert (viewer.status, viewer.terminated_reason) == ("failed", "tools_refused")
-        assert viewer.path == ["recall", "plan", "decide", "permission_check", "decide", "finalize"]
+        assert viewer.path == ["recall", "decide", "permission_check", "decide", "finalize"]
         rows = await keel.records.audit_for(thread_id=viewer.thread_id)
         assert [(r.tool, r.decision, r.status) for r in rows] == [("notes_write_note", "deny", "denied")]
         assert len(_writes(folder)) == 1 and server_pids(folder)

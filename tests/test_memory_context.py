@@ -136,6 +136,35 @@ async def test_fitter_caches_the_digest_and_rebuilds_it_after_a_loss() -> None:
     assert (await working.get("t")).covered == len(more)
 
 
+class CountingWorkingMemory(InProcessWorkingMemory):
+    """In-process working memory that counts every use."""
+
+    def __init__(self) -> None:
+        super().__init__(ttl_s=60)
+        self.uses = 0
+
+    async def get(self, thread_id: str) -> ThreadDigest | None:
+        self.uses += 1
+        return await super().get(thread_id)
+
+    async def put(self, thread_id: str, digest: ThreadDigest) -> bool:
+        self.uses += 1
+        return await super().put(thread_id, digest)
+
+
+async def test_a_thread_that_fits_never_touches_working_memory_and_one_that_overflows_does() -> None:
+    working = CountingWorkingMemory()
+    fitter = ContextFitter(Settings(context_budget_tokens=4000, max_output_tokens=500), working)
+    short = thread(2)[5:8]  # a question, a tool call and its result: well within 3500 tokens
+    out = await fitter.fit("t", SYSTEM, short, model_name="m")
+    assert out[0] is SYSTEM and [m.id for m in out[1:]] == [m.id for m in short]
+    assert working.uses == 0, "no working-memory read or write while the messages fit"
+    long = thread(40)
+    out = await fitter.fit("t", SYSTEM, long, model_name="m")
+    assert len(out) < 1 + len(long), "the long thread overflowed: older turns were trimmed"
+    assert working.uses == 2 and (await working.get("t")).covered == len(long)  # read, then written
+
+
 def test_oversized_tool_call_arguments_are_shortened_for_the_model_not_split() -> None:
     huge = AIMessage(
         "", tool_calls=[{"name": "write_file", "args": {"content": "y" * 70_000}, "id": "big"}], id="a"

@@ -220,17 +220,22 @@ async def test_add_a_storage_backend(settings: Settings, workspace: Path, tmp_pa
     await working_contract.test_working_memory_conformance(store)
     await store.aclose()
 
-    # Step 3: built where the memory backends are built, and used by a real run.
+    # Step 3: built where the memory backends are built, and used by a real run. Working memory is used
+    # only when a call overflows its context (5000 tokens here): one long request fits, two do not.
+    settings = settings.model_copy(update={"context_budget_tokens": 5000 + settings.max_output_tokens})
+    filler = " lorem" * int(0.6 * 5000 / 1.5)  # ~1.5 tokens a word: 60 % of the budget
     store = SqliteWorkingMemory(tmp_path / "wm.sqlite", ttl_s=60)
-    model = FakeChatModel(["Hello, Alice."])
+    model = FakeChatModel(["Hello, Alice.", "Hello again."])
     b = Backends.from_settings(settings, model=model, model_name="fake-model")
     assert b.memory is not None
     await b.memory.working.aclose()
-    b.memory = MemoryBackends(
-        long_term=b.memory.long_term, working=store, context=ContextFitter(settings, store)
+    b.memory = MemoryBackends(  # no long-term memory: recall would embed the long requests
+        long_term=None, working=store, context=ContextFitter(settings, store)
     )
     async with _keel_over(b) as keel:
-        out = await keel.run("say hello", user_id="alice")
-        assert out.status == "succeeded"
+        out = await keel.run("say hello" + filler, user_id="alice")
+        assert out.status == "succeeded" and await store.get(out.thread_id) is None
+        again = await keel.run("say it again" + filler, user_id="alice", thread_id=out.thread_id)
+        assert again.status == "succeeded"
         cached = await store.get(out.thread_id)
         assert cached is not None and cached.covered >= 1 and cached.lines[0].startswith("user: say hello")

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from keel.tools.workspace import Workspace
 
 __all__ = [
     "ToolExecutor",
+    "Carried",
     "CheckedCall",
     "ToolCallRefused",
     "ToolOutcome",
@@ -35,6 +36,7 @@ __all__ = [
     "args_digest",
 ]
 
+_REPLAYED = "already executed; recorded result returned"
 _RECORDED: dict[str, ToolStatus] = {"error": "failed"}
 """Statuses of tool_results rows written before migration 0008, as read now."""
 
@@ -56,6 +58,15 @@ class CheckedCall:
     spec: ToolSpec
     args: BaseModel
     resource: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Carried:
+    """Writes of earlier steps of the run that commit in the call's first transaction, ahead of it:
+    the permission decision's audit row and the model charges the run still owes the ledger."""
+
+    audit: tuple[AuditEvent, ...] = ()
+    owed: tuple[Mapping[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,14 +179,16 @@ class ToolExecutor:
         thread_id: str,
         *,
         deadline: float,
+        carried: Carried = Carried(),
     ) -> ToolOutcome:
-        """Run one approved call exactly once per (thread, tool_call_id); replay its result otherwise."""
+        """Run one approved call exactly once per (thread, tool_call_id); replay its result otherwise.
+
+        Two transactions: before the call, the exactly-once read with what `carried` brings (the
+        decision's audit row: no tool runs whose permission could not be recorded; the run's owed model
+        charges); after it, the result row, its audit row and its charge."""
         call = _Call(call_id=call_id, name=name, args=args, run=run, thread_id=thread_id)
-        done = await self.records.get_tool_result(thread_id, call_id)
+        done = await self._intent(call, carried)
         if done is not None:
-            await self.records.append_audit(
-                call.audit(status="replayed", detail="already executed; recorded result returned")
-            )
             recorded = _RECORDED.get(done.status, done.status)
             outcome = self._outcome(call, done.output, "replayed" if recorded == "ok" else recorded)
             if recorded == "ok" and done.execution_id == run.execution_id:
@@ -194,6 +207,23 @@ class ToolExecutor:
         except ToolGuardRefused as exc:  # refused by a guard: nothing ran
             await self._record(call, checked, "refused", f"error: {exc}", "", time.perf_counter())
             return self._outcome(call, f"error: {exc}", "refused")
+
+    async def _intent(self, call: _Call, carried: Carried) -> ToolResult | None:
+        """The call's recorded result if it already ran (then a `replayed` audit row); else the carried
+        decision row, written ahead of the call. The run's owed charges settle in the same transaction."""
+        if not carried.audit and not carried.owed:
+            done = await self.records.get_tool_result(call.thread_id, call.call_id)
+            if done is not None:
+                await self.records.append_audit(call.audit(status="replayed", detail=_REPLAYED))
+            return done
+        async with self.records.transaction() as tx:
+            done = await self.records.get_tool_result(call.thread_id, call.call_id, conn=tx)
+            if done is not None:  # the carried decision row committed with its first attempt
+                await self.records.append_audit(call.audit(status="replayed", detail=_REPLAYED), conn=tx)
+            elif carried.audit:
+                await self.records.append_audit_many(list(carried.audit), conn=tx)
+            await self.guard.settle_owed(carried.owed, conn=tx)
+        return done
 
     async def _run_checked(
         self, call: _Call, checked: CheckedCall, deadline: float, gate: ToolGate | FreeToolGate
@@ -274,16 +304,18 @@ class ToolExecutor:
             detail=None if status == "ok" else output,
         )
         if conn is not None:
-            await self.records.save_tool_result(result, conn=conn)
-            await self.records.append_audit(event, conn=conn)
-            if charge is not None:
-                await charge.settle(conn)
+            await self._write(result, event, charge, conn)
             return
         async with self.records.transaction() as tx:
-            await self.records.save_tool_result(result, conn=tx)
-            await self.records.append_audit(event, conn=tx)
-            if charge is not None:
-                await charge.settle(tx)
+            await self._write(result, event, charge, tx)
+
+    async def _write(
+        self, result: ToolResult, event: AuditEvent, charge: ToolGate | None, conn: AsyncConnection
+    ) -> None:
+        await self.records.save_tool_result(result, conn=conn)
+        await self.records.append_audit(event, conn=conn)
+        if charge is not None:
+            await charge.settle(conn)
 
     @staticmethod
     def _outcome(call: _Call, output: str, status: ToolStatus) -> ToolOutcome:

@@ -16,6 +16,7 @@ from keel.config import KeelConfig
 from keel.costs import PriceTable, UnknownPrice
 from keel.guards import Guard, Guards, NextCall, NoGuards, build_guards
 from keel.memory.stores import MemoryBackends
+from keel.memory.writer import MemoryWriter
 from keel.models import ModelSetupError, make_chat_model
 from keel.observability.telemetry import Telemetry
 from keel.policies.matrix import PolicyMatrix
@@ -58,6 +59,9 @@ class Backends:
     """Logs, traces and the LangSmith tracer (keel.observability)."""
     memory: MemoryBackends | None = None
     """Long-term memory, working memory and the context fitter (memory/)."""
+    memory_writer: MemoryWriter | None = None
+    """Writes run memories from the records queue to long-term memory (a task started by `ready()`, flushed
+    by `aclose()`); None when long-term memory is off."""
     _close_guards: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _ready: bool = field(default=False, repr=False)
     _readiness: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
@@ -119,6 +123,14 @@ class Backends:
             default_timeout_s=settings.tool_timeout_s,
             max_output_chars=settings.max_tool_output_chars,
         )
+        memory = MemoryBackends.from_settings(settings)
+        if memory.long_term is not None:
+            memory.writer = MemoryWriter(
+                records,
+                memory.long_term,
+                lease_s=settings.memory_queue_lease_s,
+                flush_timeout_s=settings.memory_flush_timeout_s,
+            )
         return cls(
             settings=settings,
             records=records,
@@ -134,20 +146,23 @@ class Backends:
             models=chain,
             _close_guards=close_guards,
             telemetry=Telemetry.from_settings(settings),
-            memory=MemoryBackends.from_settings(settings),
+            memory=memory,
+            memory_writer=memory.writer,
         )
 
     async def ready(self) -> None:
-        """Check the records database is reachable and migrated (once per process)."""
-        if self._ready:
-            return
-        if self._readiness is not None:  # the server migrates off its event loop
-            await self._readiness()
-            return
-        async with self._lock:
-            if not self._ready:
-                await self.records.setup()
-                self._ready = True
+        """Check the records database is reachable and migrated (once per process), and start the memory
+        writer on this event loop (it first writes what an earlier process left queued)."""
+        if not self._ready:
+            if self._readiness is not None:  # the server migrates off its event loop
+                await self._readiness()
+            else:
+                async with self._lock:
+                    if not self._ready:
+                        await self.records.setup()
+                        self._ready = True
+        if self.memory_writer is not None:
+            self.memory_writer.start()
 
     def ready_via(self, readiness: Callable[[], Awaitable[None]]) -> None:
         """Make `ready()` await `readiness` (which must end in `mark_ready()`) instead of migrating here."""
@@ -162,7 +177,9 @@ class Backends:
         self._ready = True
 
     async def aclose(self) -> None:
-        """Release connections."""
+        """Flush the memory writer (bounded by `memory_flush_timeout_s`), then release connections."""
+        if self.memory_writer is not None:
+            await self.memory_writer.aclose()
         if self._close_guards is not None:
             await self._close_guards()
         await self.registry.aclose()

@@ -23,7 +23,7 @@ from keel.errors import CHECKPOINT_STORE_ERRORS, Conflict, Forbidden, NotFound, 
 from keel.graphs.agent import build_graph
 from keel.guards import Guard, NextCall
 from keel.prompts import continue_message, original_request
-from keel.records import Approval, Records
+from keel.records import Approval, Records, idle_ping
 from keel.settings import Settings
 from keel.tools.registry import ToolRegistry
 
@@ -329,6 +329,7 @@ async def _checkpoint_store(thread_id: str) -> AsyncIterator[None]:
     try:
         yield
     except CHECKPOINT_STORE_ERRORS as exc:
+        idle_ping.suspect()  # the records database may have gone with it: ping pooled connections first
         raise StoreUnavailable(
             f"the checkpoint database failed ({describe(exc)}); progress up to the last completed step "
             f"is saved: resume with thread {thread_id} once it is back"

@@ -10,6 +10,7 @@ with nothing spent.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.budget.known import KnownMonths
-from keel.budget.statements import close_entry, close_pg, entry_insert, month_upsert, move_money, reserve_pg
+from keel.budget.statements import (
+    Statement,
+    close_entry,
+    close_pg,
+    entry_insert,
+    month_upsert,
+    move_money,
+    reserve_pg,
+)
 from keel.budget.tables import budget_entries, budget_limits, budget_months
 from keel.budget.types import (
     BudgetEntry,
@@ -64,8 +73,14 @@ class BudgetLedger:
         name: str,
         estimate: Decimal,
         now: datetime | None = None,
+        settle_first: Sequence[tuple[Reservation, Decimal]] = (),
     ) -> Reservation:
-        """Hold `estimate` for one call, or raise BudgetExceeded saying what is left and when it resets."""
+        """Hold `estimate` for one call, or raise BudgetExceeded saying what is left and when it resets.
+
+        `settle_first`: earlier calls' charges (reservation, actual) settled in the same transaction
+        before the reservation (as `settle(..., late=True)`: a charge already settled is not charged
+        again), so a model call costs the ledger one transaction: the previous call's settlement and this
+        call's reservation. They commit even when this reservation is refused."""
         now = now or utcnow()
         month = month_of(now)
         res = Reservation(
@@ -77,6 +92,8 @@ class BudgetLedger:
             estimate=usd(estimate),
         )
         async with self._tx() as conn:
+            for earlier, actual in settle_first:
+                await self._settle_in(conn, earlier, actual, now, late=True)
             if self._dialect == "postgresql":
                 stmt = reserve_pg(res, thread_id, execution_id, default=self.default, now=now)
                 month_row = (await self._run(conn, stmt)).first()
@@ -107,13 +124,28 @@ class BudgetLedger:
         transaction (a tool's result row and its charge commit together). `late` settles a call known to
         have answered whose reservation a crash recovery released in the meantime.
         """
+        if conn is None:
+            async with self._tx() as tx:
+                return await self._settle_in(tx, res, actual, now or utcnow(), late=late)
+        return await self._settle_in(conn, res, actual, now or utcnow(), late=late)
+
+    async def settle_many(
+        self, charges: Sequence[tuple[Reservation, Decimal]], *, conn: AsyncConnection
+    ) -> None:
+        """Settle earlier calls' charges inside the caller's transaction (`late`: see `settle`), so they
+        commit with that step's other writes (a tool's result row, the execution record)."""
+        now = utcnow()
+        for res, actual in charges:
+            await self._settle_in(conn, res, actual, now, late=True)
+
+    async def _settle_in(
+        self, conn: AsyncConnection, res: Reservation, actual: Decimal, now: datetime, *, late: bool
+    ) -> bool:
         actual = usd(actual)
         reason = None
         if actual > res.estimate:
             reason = f"overrun: ${actual:.8f} charged over the reserved bound of ${res.estimate:.8f}"
-        return await self._close(
-            res, "settled", actual, reason, now or utcnow(), conn=conn, from_released=late
-        )
+        return await self._close(res, "settled", actual, reason, now, conn=conn, from_released=late)
 
     async def release(self, res: Reservation, reason: str, *, now: datetime | None = None) -> bool:
         """Give a reservation back (the call failed or was cancelled). False when already closed."""
@@ -139,7 +171,7 @@ class BudgetLedger:
             count += await self.release(res, reason)
         return count
 
-    async def spent_by(self, execution_id: str) -> Decimal:
+    async def spent_by(self, execution_id: str, *, conn: AsyncConnection | None = None) -> Decimal:
         """What an execution was charged: the sum of its settled entries. After a crash this includes a
         call that answered and was settled before its step's checkpoint (the resumed run asked again),
         which the run's own state never saw."""
@@ -147,8 +179,10 @@ class BudgetLedger:
         query = sa.select(sa.func.coalesce(sa.func.sum(e.actual), 0)).where(
             e.execution_id == execution_id, e.status == "settled"
         )
-        async with self.records.transaction() as conn:
+        if conn is not None:
             return usd((await conn.execute(query)).scalar() or 0)
+        async with self.records.transaction() as tx:
+            return usd((await tx.execute(query)).scalar() or 0)
 
     async def set_limit(self, user_id: str, monthly_usd: float | Decimal) -> Decimal:
         """Set a user's monthly limit (takes effect at once, for the current month too)."""
@@ -210,9 +244,10 @@ class BudgetLedger:
         self.transactions += 1
         return self.records.transaction()
 
-    async def _run(self, conn: AsyncConnection, stmt: Any) -> Any:
+    async def _run(self, conn: AsyncConnection, statement: Statement) -> Any:
         self.statements += 1
-        return await conn.execute(stmt)
+        stmt, params = statement
+        return await conn.execute(stmt, params)
 
     @property
     def _dialect(self) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -14,7 +14,7 @@ from keel.guards.errors import STORE_ERRORS, CircuitOpen, GuardUnavailable
 from keel.hotstate import BreakerConfig, BreakerDecision, BreakerStore
 from keel.observability.metrics import record_breaker_state
 
-__all__ = ["ModelGate", "model_gate", "owed_charge", "owed_reservation"]
+__all__ = ["ModelGate", "model_gate", "owed_charge", "owed_reservation", "owed_charges"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -22,8 +22,10 @@ class ModelGate:
     """One admitted model call. Call `settle(cost)` when it answered; `fault()` when the model failed.
 
     After the block: `overrun` says the actual cost passed the reservation's bound; `owed` holds the
-    charge when the records database refused the settlement (the caller keeps it in the run's state
-    and settles it later with `Guards.settle_owed`, so an answered call is never left uncharged).
+    call's charge, to be settled by the next records transaction of the run (the next call's
+    reservation, the tool step's result row, the execution record): the caller keeps it in the run's
+    state until then, so a model call costs the ledger one transaction and an answered call is never
+    left uncharged.
     """
 
     actual: Decimal | None = None
@@ -57,12 +59,14 @@ async def model_gate(
     thread_id: str,
     execution_id: str,
     estimate: Decimal,
+    owed: Sequence[Mapping[str, str]] = (),
 ) -> AsyncIterator[ModelGate]:
     """Admit one model call or raise (CircuitOpen, BudgetExceeded, GuardUnavailable).
 
-    The breaker is asked first (one hot-state round trip), then the estimate is reserved (one DB
-    transaction). On exit the reservation is settled to the actual cost, or released when the call
-    failed or was cancelled, and the breaker learns the outcome.
+    The breaker is asked first (one hot-state round trip), then the estimate is reserved in one DB
+    transaction that first settles what earlier calls of the run still owe (`owed`, from the run's
+    state). On exit an answered call's charge is handed back as `gate.owed` (settled by the run's next
+    transaction); a failed or cancelled call's reservation is released; the breaker learns the outcome.
     """
     try:
         decision = await breakers.acquire(f"model:{model}", config)
@@ -81,6 +85,7 @@ async def model_gate(
                 kind="model",
                 name=model,
                 estimate=estimate,
+                settle_first=owed_charges(owed),
             )
         except STORE_ERRORS as exc:
             raise GuardUnavailable(f"the budget of user {user_id}", exc) from exc
@@ -94,11 +99,8 @@ async def model_gate(
     if reservation is not None:
         if gate.actual is None:
             await ledger.release(reservation, "no usage reported")
-        else:
-            try:
-                await ledger.settle(reservation, gate.actual)
-            except STORE_ERRORS:  # the model answered: the charge is owed, not forgotten
-                gate.owed = owed_charge(reservation, gate.actual)
+        else:  # the model answered: settled by the run's next transaction, never forgotten
+            gate.owed = owed_charge(reservation, gate.actual)
     await _tell_breaker(breakers, config, model, gate, decision)
 
 
@@ -137,3 +139,8 @@ async def _tell_breaker(
     with contextlib.suppress(*STORE_ERRORS):  # the next call's acquire fails closed on the same outage
         state = await asyncio.shield(breakers.record(f"model:{model}", config, ok=ok, probe=decision.probe))
         record_breaker_state(f"model:{model}", state)
+
+
+def owed_charges(owed: Sequence[Mapping[str, str]]) -> list[tuple[Reservation, Decimal]]:
+    """The (reservation, actual) pairs of a run's owed charges (its state's `owed_charges`)."""
+    return [owed_reservation(dict(item)) for item in owed]

@@ -49,6 +49,9 @@ class NoToolGuard:
     ) -> AsyncIterator[FreeToolGate]:
         yield FreeToolGate(price=self.charge_of(tool))
 
+    async def settle_owed(self, owed: Sequence[Mapping[str, str]], *, conn: Any) -> None:
+        """No ledger: nothing is owed."""
+
     def charge_of(self, tool: str) -> float:
         return float(usd(self.prices.tool_cost(tool)))
 
@@ -88,15 +91,22 @@ class NoGuards:
     async def next_model(self, state: Mapping[str, Any]) -> int | None:
         return None
 
-    async def settle_owed(self, owed: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-        return [dict(item) for item in owed]
+    async def settle_owed(
+        self, owed: Sequence[Mapping[str, str]], *, conn: Any = None
+    ) -> list[dict[str, str]]:
+        return [] if conn is not None else [dict(item) for item in owed]
 
     def model_call(
-        self, run: RunContext, thread_id: str, model: str, estimate: Decimal
+        self,
+        run: RunContext,
+        thread_id: str,
+        model: str,
+        estimate: Decimal,
+        owed: Sequence[Mapping[str, str]] = (),
     ) -> AbstractAsyncContextManager[ModelGate]:
         return _admitted()
 
-    async def spent_by(self, execution_id: str, counted: float) -> float:
+    async def spent_by(self, execution_id: str, counted: float, *, conn: Any = None) -> float:
         return counted
 
     async def release_open(self, execution_id: str, why: str) -> None:

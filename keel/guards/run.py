@@ -10,13 +10,14 @@ from decimal import Decimal
 from typing import Any
 
 from langchain_core.messages import BaseMessage
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keel.budget import BudgetLedger
 from keel.context import RunContext
 from keel.costs import PriceTable
 from keel.guards.errors import STORE_ERRORS, GuardFailure, GuardUnavailable, failure_of
 from keel.guards.guard import Guard, NextCall
-from keel.guards.model import ModelGate, model_gate, owed_reservation
+from keel.guards.model import ModelGate, model_gate, owed_charges, owed_reservation
 from keel.guards.tool import ToolGuard
 from keel.hotstate import BreakerConfig, BreakerStore
 
@@ -95,12 +96,19 @@ class Guards:
                 return None
         return None
 
-    async def settle_owed(self, owed: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
-        """Settle model charges the ledger refused earlier (it was down); return those still owed.
+    async def settle_owed(
+        self, owed: Sequence[Mapping[str, str]], *, conn: AsyncConnection | None = None
+    ) -> list[dict[str, str]]:
+        """Settle the model charges the run still owes; return those still owed.
 
+        With `conn`, inside the caller's transaction (all of them commit with it, or none: nothing is
+        left). Without, one transaction each, keeping those the ledger refused (it was down).
         Idempotent: a charge already settled is not charged again; one whose reservation a crash
         recovery released in the meantime is charged now (the call did answer).
         """
+        if conn is not None:
+            await self.ledger.settle_many(owed_charges(owed), conn=conn)
+            return []
         left: list[dict[str, str]] = []
         for item in owed:
             res, actual = owed_reservation(dict(item))
@@ -111,9 +119,15 @@ class Guards:
         return left
 
     def model_call(
-        self, run: RunContext, thread_id: str, model: str, estimate: Decimal
+        self,
+        run: RunContext,
+        thread_id: str,
+        model: str,
+        estimate: Decimal,
+        owed: Sequence[Mapping[str, str]] = (),
     ) -> AbstractAsyncContextManager[ModelGate]:
-        """Admit one model call: breaker, then reservation; settle or release on exit."""
+        """Admit one model call: breaker, then reservation (settling `owed` first, in its transaction);
+        the answered call's charge comes back as `gate.owed`, a failed one's reservation is released."""
         return model_gate(
             ledger=self.ledger,
             breakers=self.breakers,
@@ -123,11 +137,14 @@ class Guards:
             thread_id=thread_id,
             execution_id=run.execution_id,
             estimate=estimate,
+            owed=owed,
         )
 
-    async def spent_by(self, execution_id: str, counted: float) -> float:
+    async def spent_by(
+        self, execution_id: str, counted: float, *, conn: AsyncConnection | None = None
+    ) -> float:
         """What an execution cost: the ledger's figure (it knows calls a crash hid from the state)."""
-        return float(await self.ledger.spent_by(execution_id))
+        return float(await self.ledger.spent_by(execution_id, conn=conn))
 
     async def release_open(self, execution_id: str, why: str) -> None:
         """Release what a crashed process had reserved for `execution_id` and never settled."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -17,6 +17,7 @@ from keel.budget import BudgetExceeded, BudgetLedger, Reservation
 from keel.context import RunContext
 from keel.costs import PriceTable, usd
 from keel.guards.errors import STORE_ERRORS, ToolGuardRefused
+from keel.guards.model import owed_charges
 from keel.guards.rate_limit import RateLimit
 from keel.guards.tool_breaker import AdmittedCall, ToolBreaker
 from keel.hotstate import BreakerConfig, BreakerStore, RateWindows, ToolAdmission, admission_for
@@ -109,6 +110,11 @@ class ToolGuard:
             if not gate.closed and reservation is not None:
                 with contextlib.suppress(*STORE_ERRORS):
                     await asyncio.shield(self.ledger.release(reservation, "tool call cancelled"))
+
+    async def settle_owed(self, owed: Sequence[Mapping[str, str]], *, conn: AsyncConnection) -> None:
+        """Settle the run's owed model charges inside `conn` (a tool step's one transaction)."""
+        if owed:
+            await self.ledger.settle_many(owed_charges(owed), conn=conn)
 
     def charge_of(self, tool: str) -> float:
         """What one successful call of `tool` is charged (its price)."""

@@ -108,6 +108,10 @@ class MemoryBreakers:
                 b.state, b.opened_at = "open", now
             return b.state
 
+    def seen(self, name: str) -> BreakerState | None:
+        """None: reading this process's own breakers costs no round trip, so nothing is remembered."""
+        return None
+
     async def state(self, name: str, config: BreakerConfig) -> BreakerState:
         b = self._breakers.get(name)
         if b is None:

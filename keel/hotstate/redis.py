@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from limits import RateLimitItem
 from redis.exceptions import RedisError
 
+from keel.hotstate.known import KnownBreakers
 from keel.hotstate.lua import ACQUIRE, ADMIT, RECORD, STATE
 from keel.hotstate.types import (
     Admission,
@@ -90,25 +91,44 @@ class _OnScripts:
 
 
 class RedisBreakers(_OnScripts):
-    """Circuit breakers shared across processes; state in one hash per name."""
+    """Circuit breakers shared across processes; state in one hash per name.
+
+    Every state an acquire, record or read returns is remembered in `known` (keel/hotstate/known.py),
+    for the guard edge's `seen`; a Redis error forgets it all.
+    """
 
     def __init__(self, client: aioredis.Redis, url: str, *, prefix: str = "keel:") -> None:
         self._scripts = _Scripts(client, url)
         self.url, self.prefix = url, prefix
         self._prefix = prefix + "breaker:"
+        self.known = KnownBreakers()
+
+    def seen(self, name: str) -> BreakerState | None:
+        return self.known.get(name)
+
+    async def _run(self, name: str, script: str, args: list[Any]) -> Any:
+        try:
+            return await self._scripts.run(script, [self._prefix + name], args)
+        except HotStateUnavailable:
+            self.known.clear()
+            raise
 
     async def acquire(self, name: str, config: BreakerConfig) -> BreakerDecision:
-        reply = await self._scripts.run(ACQUIRE, [self._prefix + name], [int(config.recovery_s * 1000)])
-        return _breaker_decision(reply)
+        decision = _breaker_decision(await self._run(name, ACQUIRE, [int(config.recovery_s * 1000)]))
+        self.known.put(name, decision.state)
+        return decision
 
     async def record(self, name: str, config: BreakerConfig, *, ok: bool, probe: bool) -> BreakerState:
         ttl_ms = int(max(config.recovery_s * 20, 600) * 1000)
         args = [int(ok), int(probe), config.failure_threshold, ttl_ms]
-        return _text(await self._scripts.run(RECORD, [self._prefix + name], args))  # type: ignore[return-value]
+        state: BreakerState = _text(await self._run(name, RECORD, args))  # type: ignore[assignment]
+        self.known.put(name, state)
+        return state
 
     async def state(self, name: str, config: BreakerConfig) -> BreakerState:
-        reply = await self._scripts.run(STATE, [self._prefix + name], [int(config.recovery_s * 1000)])
-        return _text(reply)  # type: ignore[return-value]
+        state: BreakerState = _text(await self._run(name, STATE, [int(config.recovery_s * 1000)]))  # type: ignore[assignment]
+        self.known.put(name, state)
+        return state
 
 
 class RedisAdmission(_OnScripts):

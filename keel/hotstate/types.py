@@ -115,6 +115,11 @@ class BreakerStore(Protocol):
         """The breaker's state, read only (open past its recovery time reads as half_open)."""
         ...
 
+    def seen(self, name: str) -> BreakerState | None:
+        """The state this process saw `name` in a moment ago (its last acquire, record or read), or None:
+        a hint that spares the guard edge a read, never the authority (`acquire` is)."""
+        ...
+
 
 class ToolAdmission(Protocol):
     """A breaker acquire and all of a call's rate-window hits as one atomic check (one store round trip).

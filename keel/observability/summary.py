@@ -50,6 +50,11 @@ def node_summary(node: str, state: Mapping[str, Any], update: Mapping[str, Any])
     elif node == "decide":
         attrs["keel.step"] = int(update.get("steps", 0))
         attrs["keel.tool_calls"] = [str(c.get("name")) for c in after]
+        # a turn whose every call the matrix allowed was decided here (it goes straight to tool)
+        events = [_event(c, "allow", "permission") for c in after if c.get("status") == "allowed"]
+        if events:
+            attrs["keel.decision"] = [e["keel.decision"] for e in events]
+            attrs["keel.rule"] = [e["keel.rule"] for e in events]
     elif node == "permission_check":
         decided = [c for c in after if before.get(c.get("id"), {}).get("status") == "new"]
         events = [_event(c, _permission(c), "permission") for c in decided]

@@ -1,4 +1,5 @@
-"""The records database: executions, audit, approvals, tool results and outbox (SQLite or PostgreSQL).
+"""The records database: executions, audit, approvals, tool results, outbox and the run-memory queue
+(SQLite or PostgreSQL).
 
 The value types load eagerly (stdlib only); `Records` and `RecordsUnavailable` load SQLAlchemy, so they
 are imported on first use (PEP 562): `keel --help` and code that only names a record type stay fast.
@@ -10,10 +11,13 @@ from keel.records.types import (
     Approval,
     ApprovalStatus,
     AuditEvent,
+    AuditHead,
     AuditRow,
     Execution,
     ExecutionStatus,
     OutboxMessage,
+    QueuedMemory,
+    RunMemory,
     ToolResult,
     ToolResultStatus,
     utcnow,
@@ -26,12 +30,15 @@ __all__ = [
     "Approval",
     "ApprovalStatus",
     "AuditEvent",
+    "AuditHead",
     "AuditRow",
     "Execution",
     "ExecutionStatus",
     "OutboxMessage",
+    "QueuedMemory",
     "Records",
     "RecordsUnavailable",
+    "RunMemory",
     "ToolResult",
     "ToolResultStatus",
     "utcnow",

@@ -1,4 +1,4 @@
-"""`Records`: executions, audit, approvals, tool results and outbox over SQLite or PostgreSQL.
+"""`Records`: executions, audit, approvals, tool results, outbox and memory queue over SQLite or PostgreSQL.
 
 One code path for both backends (SQLAlchemy Core, async). Writes that must be idempotent
 use the dialect's `INSERT ... ON CONFLICT DO NOTHING`. On SQLite every write transaction starts
@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import functools
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from datetime import datetime, timedelta
@@ -28,10 +29,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from keel import audit_chain
 from keel.records import migrate
-from keel.records.tables import APPROVAL_STATUSES, approvals, audit, executions, outbox, tool_results
+from keel.records.idle_ping import ping_when_idle
+from keel.records.memory_queue import MemoryQueueStore
+from keel.records.tables import (
+    APPROVAL_STATUSES,
+    approvals,
+    audit,
+    audit_heads,
+    executions,
+    outbox,
+    tool_results,
+)
 from keel.records.types import (
     Approval,
     AuditEvent,
+    AuditHead,
     AuditRow,
     Execution,
     OutboxMessage,
@@ -51,6 +63,7 @@ _READ = "keel_read_only"
 _EXECUTION_FIELDS = frozenset(f.name for f in fields(Execution)) - {"execution_id"}
 _AUDIT_FIELDS = tuple(f.name for f in fields(AuditEvent))
 _NEWEST = (executions.c.started_at.desc(), executions.c.execution_id.desc())
+_KNOWN_HEADS_MAX = 100_000
 
 
 class RecordsUnavailable(RuntimeError):
@@ -84,18 +97,24 @@ def _row(cls: type[_T], row: sa.Row[Any] | None) -> _T | None:
     return None if row is None else cls(**row._mapping)
 
 
-class Records:
-    """The records database. Build with `from_url`, then `await setup()` once per process."""
+class Records(MemoryQueueStore):
+    """The records database. Build with `from_url`, then `await setup()` once per process.
+    The run-memory queue's methods come from `MemoryQueueStore` (keel/records/memory_queue.py)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._reader = engine.execution_options(**{_READ: True})
         self._dialect = engine.dialect.name
+        # A read of one statement needs no transaction: on PostgreSQL it runs in autocommit (no BEGIN and
+        # COMMIT round trips around it); SQLite reads take a plain (deferred) BEGIN, never the write lock.
+        autocommit = {"isolation_level": "AUTOCOMMIT"} if self._dialect == "postgresql" else {}
+        self._reader = engine.execution_options(**{_READ: True}, **autocommit)
         url = engine.url
         if self._dialect == "sqlite":
             self.where = f"SQLite file {url.database}"
         else:
             self.where = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+        self._known_heads: set[int] = set()
+        """Audit chains this process saw a head of (heads are never deleted): a hint, see `_append_pg`."""
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 5, pool_timeout_s: float = 30.0) -> Records:
@@ -113,9 +132,8 @@ class Records:
             sa.event.listen(engine.sync_engine, "connect", _sqlite_connect)
             sa.event.listen(engine.sync_engine, "begin", _sqlite_begin)
         else:
-            engine = create_async_engine(
-                parsed, pool_pre_ping=True, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S}, **pool
-            )
+            engine = create_async_engine(parsed, connect_args={"connect_timeout": _CONNECT_TIMEOUT_S}, **pool)
+            ping_when_idle(engine)  # not pool_pre_ping: no ping on a connection used a moment ago
         return cls(engine)
 
     @property
@@ -159,9 +177,11 @@ class Records:
             yield conn
 
     @asynccontextmanager
-    async def _connect(self, *, read: bool = False) -> AsyncIterator[AsyncConnection]:
+    async def _connect(self, *, read: bool = False, snapshot: bool = False) -> AsyncIterator[AsyncConnection]:
         try:
             conn = await (self._reader if read else self._engine).connect()
+            if snapshot and self._dialect == "postgresql":
+                await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         except (DBAPIError, OSError) as exc:
             raise self._unavailable(exc) from exc
         try:
@@ -199,14 +219,17 @@ class Records:
 
     # -- executions --------------------------------------------------------------------------
 
-    async def start_execution(self, ex: Execution) -> None:
+    async def start_execution(self, ex: Execution, *, conn: AsyncConnection | None = None) -> None:
         """Record a new execution; does nothing if its execution_id is already recorded."""
         stmt = self._insert(executions).values(_redact_error(_values(ex))).on_conflict_do_nothing()
-        async with self._connect() as conn:
-            await conn.execute(stmt)
+        async with self._join(conn) as c:
+            await c.execute(stmt)
 
-    async def update_execution(self, execution_id: str, /, **fields: Any) -> None:
-        """Set some columns of an execution; an unknown field name raises ValueError."""
+    async def update_execution(
+        self, execution_id: str, /, *, conn: AsyncConnection | None = None, **fields: Any
+    ) -> None:
+        """Set some columns of an execution (inside `conn` when given); an unknown field name raises
+        ValueError."""
         unknown = set(fields) - _EXECUTION_FIELDS
         if unknown:
             raise ValueError(f"unknown execution field(s): {', '.join(sorted(unknown))}")
@@ -221,8 +244,8 @@ class Records:
             .where(executions.c.execution_id == execution_id)
             .values(**safe_value(fields))
         )
-        async with self._connect() as conn:
-            await conn.execute(stmt)
+        async with self._join(conn) as c:
+            await c.execute(stmt)
 
     async def heartbeat(self, execution_id: str, now: datetime | None = None) -> None:
         """Renew a running execution's lease (one small UPDATE; nothing for a finished one)."""
@@ -261,45 +284,107 @@ class Records:
         return _row(Execution, await self._one(query))
 
     async def list_executions(
-        self, *, user_id: str | None = None, status: str | None = None, limit: int = 20
+        self,
+        *,
+        user_id: str | None = None,
+        status: str | None = None,
+        limit: int = 20,
+        conn: AsyncConnection | None = None,
     ) -> list[Execution]:
-        """Executions, newest first, optionally of one user and/or in one status."""
+        """Executions, newest first, optionally of one user and/or in one status (inside `conn` when
+        given)."""
         query = sa.select(executions).order_by(*_NEWEST)
         if user_id is not None:
             query = query.where(executions.c.user_id == user_id)
         if status is not None:
             query = query.where(executions.c.status == status)
-        return [Execution(**r._mapping) for r in await self._all(query.limit(limit))]
+        query = query.limit(limit)
+        rows = list((await conn.execute(query)).all()) if conn is not None else await self._all(query)
+        return [Execution(**r._mapping) for r in rows]
 
     # -- audit (append-only) -----------------------------------------------------------------
 
     async def append_audit(self, ev: AuditEvent, *, conn: AsyncConnection | None = None) -> int:
-        """Append one audit entry, chained to the last one, and return its id; with `conn`, inside it.
+        """Append one audit entry to its thread's chain and return its id; with `conn`, inside it."""
+        (row_id,) = await self.append_audit_many([ev], conn=conn)
+        return row_id
 
-        Appends are serialised so the chain stays linear: PostgreSQL takes a transaction-scoped
-        advisory lock before reading the last hash; SQLite's `BEGIN IMMEDIATE` already holds the write lock.
+    async def append_audit_many(
+        self, events: Sequence[AuditEvent], *, conn: AsyncConnection | None = None
+    ) -> list[int]:
+        """Append entries, chained in the given order within their threads' chains; return their ids in
+        that order. With `conn`, inside the caller's transaction; otherwise in one of their own.
+
+        Each thread's entries are one statement: on PostgreSQL one `WITH` statement locks the chain's head
+        row (`FOR UPDATE`), hashes the rows from it, inserts them and moves the head; a thread's first
+        append creates its head first. Appends of different threads share no lock; appends of one thread
+        wait for each other's transactions. On SQLite `BEGIN IMMEDIATE` already serialises writers.
+        Threads are appended in chain order, so two calls spanning the same threads cannot deadlock.
         """
-        values = safe_value(audit_chain.normalise({name: getattr(ev, name) for name in _AUDIT_FIELDS}))
-        last = sa.select(audit.c.row_hash).order_by(audit.c.id.desc()).limit(1)
+        if not events:
+            return []
+        by_chain: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        for index, ev in enumerate(events):
+            values = safe_value(audit_chain.normalise({name: getattr(ev, name) for name in _AUDIT_FIELDS}))
+            by_chain.setdefault(audit_chain.chain_of(values["thread_id"]), []).append((index, values))
+        ids: list[int] = [0] * len(events)
         async with self._join(conn) as c:
-            if self._dialect == "postgresql":
-                lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
-                await c.execute(lock, {"key": audit_chain.AUDIT_LOCK_KEY})
-            prev = (await c.execute(last)).scalar() or audit_chain.GENESIS
-            values.update(prev_hash=prev, row_hash=audit_chain.row_hash(prev, values))
-            result = await c.execute(sa.insert(audit).values(values))
-        return int(result.inserted_primary_key[0])
+            for chain in sorted(by_chain):
+                batch = by_chain[chain]
+                append = self._append_pg if self._dialect == "postgresql" else self._append_sqlite
+                for (index, _), row_id in zip(
+                    batch, await append(c, chain, [v for _, v in batch]), strict=True
+                ):
+                    ids[index] = row_id
+        return ids
 
-    async def audit_pages(self, *, page_size: int = 1000) -> AsyncIterator[list[AuditRow]]:
-        """Every audit row in append (`id`) order, a page at a time (for `keel audit verify`)."""
-        after = 0
-        while True:
-            query = sa.select(audit).where(audit.c.id > after).order_by(audit.c.id).limit(page_size)
-            rows = [AuditRow(**r._mapping) for r in await self._all(query)]
-            if not rows:
-                return
-            yield rows
-            after = rows[-1].id
+    async def _append_pg(self, c: AsyncConnection, chain: int, rows: list[dict[str, Any]]) -> list[int]:
+        """One statement for a chain whose head this process has seen; otherwise its head is created first
+        if missing (a thread's first append: two statements). The hint may be stale (the transaction that
+        created the head rolled back): then the statement appends nothing and the head is created."""
+        statement, params = _pg_append(len(rows)), _pg_append_params(chain, rows)
+        if chain in self._known_heads and (ids := list((await c.execute(statement, params)).scalars())):
+            return ids
+        head = {"chain": chain, "row_count": 0, "last_id": None, "head_hash": audit_chain.GENESIS}
+        await c.execute(postgresql.insert(audit_heads).values(head).on_conflict_do_nothing())
+        if not (ids := list((await c.execute(statement, params)).scalars())):
+            raise RuntimeError(f"audit chain {chain}: its head is missing after it was created")
+        if len(self._known_heads) >= _KNOWN_HEADS_MAX:
+            self._known_heads.clear()
+        self._known_heads.add(chain)
+        return ids
+
+    async def _append_sqlite(self, c: AsyncConnection, chain: int, rows: list[dict[str, Any]]) -> list[int]:
+        query = sa.select(audit_heads.c.head_hash).where(audit_heads.c.chain == chain)
+        prev = (await c.execute(query)).scalar() or audit_chain.GENESIS
+        chained = []
+        for values in rows:
+            digest = audit_chain.row_hash(prev, values)
+            chained.append({**values, "chain": chain, "prev_hash": prev, "row_hash": digest})
+            prev = digest
+        result = await c.execute(sa.insert(audit).values(chained).returning(audit.c.id))
+        ids = sorted(result.scalars())
+        head = {"chain": chain, "row_count": len(ids), "last_id": ids[-1], "head_hash": prev}
+        upsert = sqlite.insert(audit_heads).values(head)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[audit_heads.c.chain],
+            set_={
+                "row_count": audit_heads.c.row_count + len(ids),
+                "last_id": upsert.excluded.last_id,
+                "head_hash": upsert.excluded.head_hash,
+            },
+        )
+        await c.execute(upsert)
+        return ids
+
+    async def verify_audit(self, *, page_size: int = 1000) -> audit_chain.ChainReport:
+        """Verify every audit chain against its sealed head (`keel audit verify`), from one snapshot:
+        PostgreSQL reads in one REPEATABLE READ transaction, SQLite in one read transaction, so appends
+        running meanwhile are either wholly seen or not at all."""
+        async with self._connect(read=True, snapshot=True) as conn:
+            return await audit_chain.verify_chains(
+                _audit_pages(conn, page_size), _head_pages(conn, page_size)
+            )
 
     async def audit_for(
         self, *, thread_id: str | None = None, execution_id: str | None = None, limit: int = 200
@@ -395,12 +480,15 @@ class Records:
 
     # -- tool results ------------------------------------------------------------------------
 
-    async def get_tool_result(self, thread_id: str, tool_call_id: str) -> ToolResult | None:
-        """The recorded result of a tool call, if it already ran."""
+    async def get_tool_result(
+        self, thread_id: str, tool_call_id: str, *, conn: AsyncConnection | None = None
+    ) -> ToolResult | None:
+        """The recorded result of a tool call, if it already ran (inside `conn` when given)."""
         query = sa.select(tool_results).where(
             tool_results.c.thread_id == thread_id, tool_results.c.tool_call_id == tool_call_id
         )
-        return _row(ToolResult, await self._one(query))
+        row = (await conn.execute(query)).first() if conn is not None else await self._one(query)
+        return _row(ToolResult, row)
 
     async def save_tool_result(self, r: ToolResult, *, conn: AsyncConnection | None = None) -> bool:
         """Record a tool call's result; False (and no change) if it was already recorded."""
@@ -441,3 +529,112 @@ def _redact_error(fields: dict[str, Any]) -> dict[str, Any]:
 def _values(obj: Any) -> dict[str, Any]:
     values = {f.name: safe_value(getattr(obj, f.name)) for f in fields(obj)}
     return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+async def _audit_pages(conn: AsyncConnection, page_size: int) -> AsyncIterator[list[AuditRow]]:
+    """Every audit row in verification order: the legacy rows (chain NULL) by id, then by (chain, id)."""
+    after = 0
+    while rows := await _rows(conn, audit.c.chain.is_(None), audit.c.id > after, limit=page_size):
+        yield rows
+        after = rows[-1].id
+    at = (-1, 0)
+    while rows := await _rows(conn, sa.tuple_(audit.c.chain, audit.c.id) > at, limit=page_size):
+        yield rows
+        at = (rows[-1].chain, rows[-1].id)
+
+
+async def _rows(conn: AsyncConnection, *where: Any, limit: int) -> list[AuditRow]:
+    query = sa.select(audit).where(*where).order_by(audit.c.chain, audit.c.id).limit(limit)
+    return [AuditRow(**r._mapping) for r in await conn.execute(query)]
+
+
+async def _head_pages(conn: AsyncConnection, page_size: int) -> AsyncIterator[list[AuditHead]]:
+    """Every chain's head, in chain order."""
+    after: int | None = None
+    while True:
+        query = sa.select(audit_heads).order_by(audit_heads.c.chain).limit(page_size)
+        if after is not None:
+            query = query.where(audit_heads.c.chain > after)
+        heads = [AuditHead(**r._mapping) for r in await conn.execute(query)]
+        if not heads:
+            return
+        yield heads
+        after = heads[-1].chain
+
+
+def _pg_append_params(chain: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The parameters of `_pg_append(len(rows))`: the chain, and each row's fields and canonical bytes."""
+    params: dict[str, Any] = {"chain_key": chain}
+    for n, values in enumerate(rows, 1):
+        params[f"canon_{n}"] = audit_chain.canonical(values)
+        params.update((f"{name}_{n}", values[name]) for name in _AUDIT_FIELDS)
+    return params
+
+
+@functools.lru_cache(maxsize=32)
+def _pg_append(count: int) -> sa.Select[Any]:
+    """One PostgreSQL statement appending `count` rows to a chain behind its head; selects the new ids
+    (none when the chain has no head yet). Built once per row count, so SQLAlchemy compiles it once.
+
+    `head` locks the chain's head row (`FOR UPDATE` sees the latest committed head); `hashes` chains the
+    rows from it with `sha256(prev_hash || canonical)` (the canonical bytes come from Python, so the hash
+    is `audit_chain.row_hash`'s); `added` inserts them in order, drawing their ids under the lock; `moved`
+    updates the head.
+    """
+    names = list(_AUDIT_FIELDS)
+    chain = sa.bindparam("chain_key", type_=sa.BigInteger)
+    # A UNION ALL of one SELECT of bound parameters per row (a VALUES construct is never cached).
+    selects = [
+        sa.select(
+            sa.literal_column(str(n), sa.Integer).label("n"),
+            sa.bindparam(f"canon_{n}", type_=sa.LargeBinary).label("canon"),
+            *(sa.bindparam(f"{name}_{n}", type_=audit.c[name].type).label(name) for name in names),
+        )
+        for n in range(1, count + 1)
+    ]
+    given = (selects[0] if count == 1 else sa.union_all(*selects)).cte("given")
+    head = (
+        sa.select(audit_heads.c.chain, audit_heads.c.head_hash)
+        .where(audit_heads.c.chain == chain)
+        .with_for_update()
+        .cte("head")
+    )
+    start = sa.select(
+        sa.literal(0, sa.Integer).label("n"),
+        sa.cast(sa.null(), sa.Text).label("prev"),
+        sa.cast(head.c.head_hash, sa.Text).label("hash"),
+    ).cte("hashes", recursive=True)
+    link = sa.func.convert_to(start.c.hash, "UTF8").op("||")(given.c.canon)
+    step = sa.select(
+        sa.cast(given.c.n, sa.Integer),
+        start.c.hash,
+        sa.func.encode(sa.func.sha256(link), "hex"),
+    ).where(given.c.n == start.c.n + 1)
+    hashes = start.union_all(step)
+    source = (
+        sa.select(
+            *(sa.cast(given.c[name], audit.c[name].type) for name in names),
+            chain,
+            hashes.c.prev,
+            hashes.c.hash,
+        )
+        .select_from(hashes.join(given, given.c.n == hashes.c.n))
+        .order_by(hashes.c.n)
+    )
+    added = (
+        sa.insert(audit)
+        .from_select([*names, "chain", "prev_hash", "row_hash"], source)
+        .returning(audit.c.id)
+        .cte("added")
+    )
+    moved = (
+        sa.update(audit_heads)
+        .where(audit_heads.c.chain == head.c.chain)
+        .values(
+            row_count=audit_heads.c.row_count + count,
+            last_id=sa.select(sa.func.max(added.c.id)).scalar_subquery(),
+            head_hash=sa.select(hashes.c.hash).order_by(hashes.c.n.desc()).limit(1).scalar_subquery(),
+        )
+        .cte("moved")
+    )
+    return sa.select(added.c.id).add_cte(moved).order_by(added.c.id)

@@ -20,9 +20,11 @@ __all__ = [
     "metadata",
     "executions",
     "audit",
+    "audit_heads",
     "approvals",
     "tool_results",
     "outbox",
+    "memory_queue",
 ]
 
 EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted")
@@ -83,7 +85,7 @@ executions = sa.Table(
     metadata,
     sa.Column("execution_id", sa.String(64), primary_key=True),
     sa.Column("thread_id", sa.String(128), nullable=False, index=True),
-    sa.Column("user_id", sa.String(128), nullable=False, index=True),
+    sa.Column("user_id", sa.String(128), nullable=False),
     sa.Column("role", sa.String(64), nullable=False),
     sa.Column("tenant", sa.String(128), nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
@@ -108,7 +110,10 @@ executions = sa.Table(
     sa.CheckConstraint(_in("status", EXECUTION_STATUSES), name="status"),
     sa.Index(None, "started_at"),
     sa.Index(None, "status"),
+    sa.Index(None, "user_id", "started_at", "execution_id"),
 )
+"""`ix_executions_user_id_started_at_execution_id` serves recall's newest-first read of one user (read
+backwards: no sort, `limit` rows touched) and every other lookup by user (migration 0009)."""
 
 audit = sa.Table(
     "audit",
@@ -134,8 +139,25 @@ audit = sa.Table(
     sa.Column("approver", sa.String(128)),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("row_hash", sa.String(64), nullable=False),
+    sa.Column("chain", sa.BigInteger),
+    sa.Index(None, "chain", "id"),
 )
-"""Append-only and hash-chained (`keel.audit_chain`; database triggers refuse UPDATE and DELETE)."""
+"""Append-only and hash-chained (`keel.audit_chain`; database triggers refuse UPDATE and DELETE).
+
+`chain` is the row's chain (`keel.audit_chain.chain_of(thread_id)`), NULL for rows appended before
+migration 0009 (the legacy single chain); (chain, id) is the order verification reads."""
+
+audit_heads = sa.Table(
+    "audit_heads",
+    metadata,
+    sa.Column("chain", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("row_count", sa.BigInteger, nullable=False),
+    sa.Column("last_id", sa.Integer),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+)
+"""The sealed head of every audit chain: its row count, last row id and last `row_hash`, updated by every
+append in the append's transaction. Triggers refuse DELETE (and TRUNCATE), and an UPDATE that lowers
+`row_count` or moves `chain`. Chain `keel.audit_chain.LEGACY_CHAIN` seals the rows from before 0009."""
 
 approvals = sa.Table(
     "approvals",
@@ -190,3 +212,22 @@ outbox = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.UniqueConstraint("thread_id", "tool_call_id"),
 )
+
+memory_queue = sa.Table(
+    "memory_queue",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("tenant", sa.String(128), nullable=False),
+    sa.Column("execution_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("payload", _json(), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("last_error", sa.Text),
+    sa.Column("claimed_until", UTCDateTime),
+    sa.Index(None, "user_id", "tenant"),
+)
+"""Run memories committed with their execution and not yet in long-term memory (`keel.memory.writer`).
+
+A row is deleted only once its memory is written; `claimed_until` is a writer's lease or a failed row's
+backoff. `payload`: the `RunMemory` fields past the identity columns."""

@@ -20,9 +20,12 @@ __all__ = [
     "Execution",
     "AuditEvent",
     "AuditRow",
+    "AuditHead",
     "Approval",
     "ToolResult",
     "OutboxMessage",
+    "RunMemory",
+    "QueuedMemory",
     "utcnow",
 ]
 
@@ -136,6 +139,21 @@ class AuditRow(AuditEvent):
     """`row_hash` of the row appended before this one (`keel.audit_chain.GENESIS` for the first)."""
     row_hash: str = ""
     """sha256 over `prev_hash` and this row's fields (see `keel.audit_chain`)."""
+    chain: int | None = None
+    """The chain the row is linked in (`keel.audit_chain.chain_of(thread_id)`); None for a row appended
+    before migration 0009 (the legacy single chain, in `id` order)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AuditHead(_Row):
+    """The sealed head of one audit chain, as stored in `audit_heads`."""
+
+    chain: int
+    row_count: int
+    last_id: int | None
+    """Id of the chain's last row (None while the chain is empty)."""
+    head_hash: str
+    """`row_hash` of the chain's last row (`keel.audit_chain.GENESIS` while it is empty)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -191,3 +209,36 @@ class OutboxMessage(_Row):
     body: str
     created_at: datetime = field(default_factory=utcnow)
     id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunMemory(_Row):
+    """A run's long-term memory to write: what `keel.memory.run_memory.run_memory_text` is built from.
+
+    Queued in `memory_queue` by finalize (one per execution) and written to Chroma by the memory writer."""
+
+    user_id: str
+    tenant: str
+    execution_id: str
+    task: str
+    tools_used: tuple[str, ...] = ()
+    tools_failed: tuple[str, ...] = ()
+    status: str = "succeeded"
+    reason: str | None = None
+    answer: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tools_used", tuple(self.tools_used))
+        object.__setattr__(self, "tools_failed", tuple(self.tools_failed))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QueuedMemory(RunMemory):
+    """A `RunMemory` as queued: its row `id`, failed attempts so far, the claim of the writer holding it."""
+
+    id: int
+    created_at: datetime = field(default_factory=utcnow)
+    attempts: int = 0
+    last_error: str | None = None
+    claimed_until: datetime | None = None
+    """A writer's lease (or a failed row's backoff): nobody else claims the row before it passes."""

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from langgraph.types import Command
 
-from keel.audit_chain import verify_pages
 from keel.context import RunContext
 from keel.errors import Forbidden
 from keel.testing.fake_model import tool_call
@@ -32,7 +31,7 @@ async def test_decisions_and_refused_attempts_are_audited_with_the_approver(make
             ("approval_refused", "mallory", "approve"),
             ("approval_decision", "ops", "approve"),
         ]
-        assert (await verify_pages(keel.records.audit_pages())).ok
+        assert (await keel.records.verify_audit()).ok
 
 
 async def test_a_raw_resume_by_a_non_approver_on_the_server_is_refused_and_audited(
@@ -57,7 +56,7 @@ async def test_a_raw_resume_by_a_non_approver_on_the_server_is_refused_and_audit
         assert (workspace / "home/alice/draft.md").exists()
         assert (await keel.records.get_approval(out.approval["approval_id"])).status == "pending"
         assert await _approval_rows(keel, out.thread_id) == [("approval_refused", "alice", "approve")]
-        assert (await verify_pages(keel.records.audit_pages())).ok
+        assert (await keel.records.verify_audit()).ok
         # The thread is still paused, not broken: an approver's decision carries it on.
         done = await keel.decide(
             out.approval["approval_id"], "approve", approver="ops", approver_role="admin"

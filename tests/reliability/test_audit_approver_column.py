@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from keel.audit_chain import GENESIS, normalise, row_hash, verify_pages
+from keel.audit_chain import GENESIS, normalise, row_hash
 from keel.records import AuditEvent, Records, migrate, tables
 
 PG_ADMIN = "postgresql://127.0.0.1:5432/postgres"
@@ -38,8 +38,9 @@ def _event(i: int, **kw) -> AuditEvent:
 
 async def test_rows_from_before_0005_stay_valid_and_the_approver_is_hashed(db_url: str) -> None:
     rec = Records.from_url(db_url)
-    # The audit table as 0004 left it: no approver column.
-    old = sa.Table("audit", sa.MetaData(), *[c._copy() for c in tables.audit.columns if c.name != "approver"])
+    # The audit table as 0004 left it: no approver column (nor 0009's chain).
+    later = ("approver", "chain")
+    old = sa.Table("audit", sa.MetaData(), *[c._copy() for c in tables.audit.columns if c.name not in later])
     try:
         async with rec.transaction() as conn:
             await migrate.upgrade(conn, "0004")
@@ -53,7 +54,7 @@ async def test_rows_from_before_0005_stay_valid_and_the_approver_is_hashed(db_ur
                 prev = digest
         await rec.setup()  # to head: 0005 adds the column
         decided = await rec.append_audit(_event(2, event="approval_decision", approver="ops"))
-        report = await verify_pages(rec.audit_pages())
+        report = await rec.verify_audit()
         assert report.ok and report.rows == 3
         assert [r.approver for r in await rec.tail_audit()] == [None, None, "ops"]
         with pytest.raises(sa.exc.DBAPIError, match="append-only"):
@@ -65,7 +66,7 @@ async def test_rows_from_before_0005_stay_valid_and_the_approver_is_hashed(db_ur
             else:
                 await conn.execute(sa.text("DROP TRIGGER audit_no_update"))
             await conn.execute(sa.text(f"UPDATE audit SET approver = 'mallory' WHERE id = {decided}"))
-        broken = (await verify_pages(rec.audit_pages())).broken
+        broken = (await rec.verify_audit()).broken
         assert broken is not None and broken.row_id == decided and "changed" in broken.reason
     finally:
         await rec.close()

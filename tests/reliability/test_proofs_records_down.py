@@ -11,7 +11,9 @@ from keel.testing.fake_model import tool_call
 
 
 # Not save_tool_result: write_file is at-least-once by design (README): its change may land before that row.
-@pytest.mark.parametrize("method", ["append_audit", "get_tool_result"])
+@pytest.mark.parametrize(
+    "method", ["append_audit_many", "get_tool_result"]
+)  # every append goes through the first
 async def test_no_tool_runs_when_its_rows_cannot_be_written(
     make_keel, workspace: Path, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:

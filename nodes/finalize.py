@@ -40,10 +40,10 @@ def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: Memory
             status, reason = "failed", "tools_refused"
         ended = time.time()
         remember = memory is not None and memory.long_term is not None and state.get("task", "").strip()
+        owing = state.get("owed_charges") or []
         async with records.transaction() as tx:  # the step's one transaction
-            owed = await settle_owed(guards, state, conn=tx)  # what the run's last calls still owe
-            # The ledger knows calls a crash hid from the state: it is the truth.
-            cost = await guards.spent_by(run.execution_id, state.get("run_cost", 0.0), conn=tx)
+            # The ledger knows calls a crash hid from the state: it is the truth (with what is owed).
+            cost = await guards.spent_by(run.execution_id, state.get("run_cost", 0.0), conn=tx, owed=owing)
             await _record(records, tx, run, state, status, reason, answer, cost, ended)
             if remember:
                 # Off the request path: the memory writer embeds and stores it (keel/memory/writer.py);
@@ -62,6 +62,9 @@ def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: Memory
                     ),
                     conn=tx,
                 )
+            # Last, right before the commit: the settlement locks the user's month row, shared by the
+            # user's other runs, for no more than this one round trip.
+            owed = await settle_owed(guards, state, conn=tx)
         if remember and memory is not None:
             memory.wake_writer()  # after the commit: the writer finds the row
         out: dict[str, Any] = {"status": status, "answer": answer, "terminated_reason": reason, **owed}

@@ -171,18 +171,29 @@ class BudgetLedger:
             count += await self.release(res, reason)
         return count
 
-    async def spent_by(self, execution_id: str, *, conn: AsyncConnection | None = None) -> Decimal:
-        """What an execution was charged: the sum of its settled entries. After a crash this includes a
-        call that answered and was settled before its step's checkpoint (the resumed run asked again),
-        which the run's own state never saw."""
+    async def spent_by(
+        self,
+        execution_id: str,
+        *,
+        conn: AsyncConnection | None = None,
+        settling: Sequence[tuple[Reservation, Decimal]] = (),
+    ) -> Decimal:
+        """What an execution was charged: the sum of its settled entries, plus `settling` (charges the
+        caller settles later in the same transaction) where not settled already. After a crash this
+        includes a call that answered and was settled before its step's checkpoint (the resumed run asked
+        again), which the run's own state never saw."""
         e = budget_entries.c
-        query = sa.select(sa.func.coalesce(sa.func.sum(e.actual), 0)).where(
-            e.execution_id == execution_id, e.status == "settled"
-        )
-        if conn is not None:
-            return usd((await conn.execute(query)).scalar() or 0)
-        async with self.records.transaction() as tx:
-            return usd((await tx.execute(query)).scalar() or 0)
+        query = sa.select(e.reservation_id, e.status, e.actual).where(e.execution_id == execution_id)
+        if conn is None:
+            async with self.records.transaction() as tx:
+                return await self.spent_by(execution_id, conn=tx, settling=settling)
+        rows = {r.reservation_id: r for r in (await conn.execute(query)).all()}
+        total = sum((r.actual or _ZERO for r in rows.values() if r.status == "settled"), _ZERO)
+        for res, actual in settling:
+            row = rows.get(res.reservation_id)
+            if row is None or row.status != "settled":
+                total += usd(actual)
+        return usd(total)
 
     async def set_limit(self, user_id: str, monthly_usd: float | Decimal) -> Decimal:
         """Set a user's monthly limit (takes effect at once, for the current month too)."""

@@ -106,7 +106,9 @@ class NoGuards:
     ) -> AbstractAsyncContextManager[ModelGate]:
         return _admitted()
 
-    async def spent_by(self, execution_id: str, counted: float, *, conn: Any = None) -> float:
+    async def spent_by(
+        self, execution_id: str, counted: float, *, conn: Any = None, owed: Sequence[Mapping[str, str]] = ()
+    ) -> float:
         return counted
 
     async def release_open(self, execution_id: str, why: str) -> None:

@@ -141,10 +141,17 @@ class Guards:
         )
 
     async def spent_by(
-        self, execution_id: str, counted: float, *, conn: AsyncConnection | None = None
+        self,
+        execution_id: str,
+        counted: float,
+        *,
+        conn: AsyncConnection | None = None,
+        owed: Sequence[Mapping[str, str]] = (),
     ) -> float:
-        """What an execution cost: the ledger's figure (it knows calls a crash hid from the state)."""
-        return float(await self.ledger.spent_by(execution_id, conn=conn))
+        """What an execution cost: the ledger's figure (it knows calls a crash hid from the state), with
+        the charges `owed` that the caller settles later in the same transaction."""
+        settling = owed_charges(owed)
+        return float(await self.ledger.spent_by(execution_id, conn=conn, settling=settling))
 
     async def release_open(self, execution_id: str, why: str) -> None:
         """Release what a crashed process had reserved for `execution_id` and never settled."""

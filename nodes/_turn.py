@@ -25,8 +25,17 @@ def _refusal(call: PendingCall, text: str) -> ToolMessage:
     return ToolMessage(content=redact_text(text), tool_call_id=call["id"], name=name, status="error")
 
 
-def allowed_event(run: RunContext, thread: str, call: PendingCall) -> AuditEvent:
-    """The audit row of a call the policy allowed (written by the tool step, with the call's result)."""
+def decision_event(
+    run: RunContext,
+    thread: str,
+    call: PendingCall,
+    decision: str,
+    *,
+    rule: str | None,
+    resource: str | None,
+    status: str | None = None,
+) -> AuditEvent:
+    """The audit row of the permission matrix's decision on a call."""
     return audit_event(
         run,
         thread,
@@ -34,11 +43,16 @@ def allowed_event(run: RunContext, thread: str, call: PendingCall) -> AuditEvent
         tool=call["name"],
         tool_call_id=call["id"],
         args=call["args"],
-        decision="allow",
-        rule=call.get("rule"),
-        resource=call.get("resource"),
-        status=None,
+        decision=decision,
+        rule=rule,
+        resource=resource,
+        status=status,
     )
+
+
+def allowed_event(run: RunContext, thread: str, call: PendingCall) -> AuditEvent:
+    """The audit row of a call the policy allowed (written by the tool step, ahead of the call)."""
+    return decision_event(run, thread, call, "allow", rule=call.get("rule"), resource=call.get("resource"))
 
 
 @dataclass(slots=True)
@@ -99,18 +113,10 @@ async def check_turn(
         if decision.effect == "allow":
             out.pending.append({**decided, "status": "allowed", "audit_with_result": True})
             continue
+        status = "denied" if decision.effect == "deny" else None
         out.events.append(
-            audit_event(
-                run,
-                thread,
-                event="permission",
-                tool=call["name"],
-                tool_call_id=call["id"],
-                args=call["args"],
-                decision=decision.effect,
-                rule=rule,
-                resource=checked.resource,
-                status="denied" if decision.effect == "deny" else None,
+            decision_event(
+                run, thread, call, decision.effect, rule=rule, resource=checked.resource, status=status
             )
         )
         if decision.effect == "deny":

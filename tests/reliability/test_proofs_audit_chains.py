@@ -8,17 +8,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
-import time
 import uuid
-from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 import sqlalchemy as sa
+from _race import race
 
 from keel.records import AuditEvent, Records
 
@@ -91,24 +88,6 @@ def event(thread: str, i: int = 0) -> AuditEvent:
     )
 
 
-async def _race(code: str, *args: str) -> list[Any]:
-    """WORKERS processes running `code` with `args` and a start time 3 s ahead; what each printed, as JSON."""
-    start_at = time.time() + 3
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", code, *args, str(start_at), cwd=ROOT, env=env, stdout=PIPE, stderr=PIPE
-        )
-        for _ in range(WORKERS)
-    ]
-    reports = []
-    for p in procs:
-        out, err = await asyncio.wait_for(p.communicate(), timeout=120)
-        assert p.returncode == 0, err.decode()[-2000:]
-        reports.append(json.loads(out))
-    return reports
-
-
 async def _waiting_on_a_lock(records: Records, marker: str) -> bool:
     """Whether a backend running an audit append (its statement names `audit_heads`) waits on a lock."""
     query = sa.text(
@@ -150,8 +129,12 @@ async def test_an_open_append_blocks_its_own_thread_only(records: Records) -> No
 
 async def test_processes_racing_on_many_threads_leave_a_log_that_verifies(records: Records) -> None:
     threads = [f"th-{uuid.uuid4().hex[:8]}" for _ in range(THREADS)]
-    reports = await _race(
-        _WORKER, records.engine.url.render_as_string(hide_password=False), json.dumps(threads), str(ROUNDS)
+    reports = await race(
+        _WORKER,
+        records.engine.url.render_as_string(hide_password=False),
+        json.dumps(threads),
+        str(ROUNDS),
+        workers=WORKERS,
     )
     ids = [i for report in reports for i in report]
     assert len(ids) == len(set(ids)) == WORKERS * THREADS * ROUNDS * 3

@@ -7,18 +7,13 @@ two reservations that read the same remaining budget overdraw it.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
-import time
 import uuid
-from asyncio.subprocess import PIPE
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _race import race
 
 from keel.budget import BudgetLedger
 from keel.records import Records
@@ -71,30 +66,11 @@ async def test_four_processes_charging_their_full_reservation_never_overdraw(pg_
             user_id=user, thread_id="t", execution_id="e", kind="tool", name="warm", estimate=PRICE
         )
         await ledger.release(held, "warm-up")
-    charged = await _race(_WORKER, pg_url, json.dumps(users))
+    charged = await race(_WORKER, pg_url, json.dumps(users), workers=WORKERS)
     spent = [(await ledger.status(user)).spent for user in users]
     await records.close()
     assert spent == [PRICE] * USERS  # every user charged exactly once, none overdrawn
     assert sum(charged) == USERS
-
-
-async def _race(code: str, *args: str) -> list[Any]:
-    """WORKERS processes running `code` with `args` and a start time 3 s ahead (they line up on it);
-    what each printed, as JSON."""
-    start_at = time.time() + 3
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", code, *args, str(start_at), cwd=ROOT, env=env, stdout=PIPE, stderr=PIPE
-        )
-        for _ in range(WORKERS)
-    ]
-    reports = []
-    for p in procs:
-        out, err = await asyncio.wait_for(p.communicate(), timeout=120)
-        assert p.returncode == 0, err.decode()[-2000:]
-        reports.append(json.loads(out))
-    return reports
 
 
 _ONE_USER = r"""
@@ -136,7 +112,7 @@ async def test_processes_racing_for_one_users_budget_hold_exactly_what_fits(pg_u
     await records.setup()
     ledger = BudgetLedger(records, default_usd=0)
     await ledger.set_limit(user, Decimal("0.0105"))
-    reports = await _race(_ONE_USER, pg_url, user, str(tasks))
+    reports = await race(_ONE_USER, pg_url, user, str(tasks), workers=WORKERS)
     status = await ledger.status(user)
     held = await ledger.history(user, limit=1000)
     await records.close()

@@ -170,7 +170,8 @@ async def test_the_run_version_is_the_servers_not_the_clients(server: tuple[str,
     alice = get_client(url=url, api_key=ALICE)
     thread = (await alice.threads.create())["thread_id"]
     payload = {"messages": [{"role": "human", "content": "list ~/"}]}
-    await alice.runs.wait(thread, "keel", input=payload, context={"user_id": "alice", "version": "client-made"})
+    context = {"user_id": "alice", "version": "client-made"}
+    await alice.runs.wait(thread, "keel", input=payload, context=context)
     records = Records.from_url(Settings(home=home).records_url)
     try:
         execution = await records.latest_execution(thread)

@@ -41,11 +41,17 @@ class RunContext:
         metadata={"description": "Id of this execution (one per run request)."},
     )
     """Id of this execution; a resumed run keeps its execution id."""
-    version: str = field(default="v1", metadata={"description": "Graph/prompt version of this run."})
-    """Graph/prompt version of this run."""
+    version: str = field(
+        default="",
+        metadata={"description": "Agent version of this run (set by the runtime, not the client)."},
+    )
+    """Agent version of this run (`<name>@<hash>`, keel.app.versions). Empty: the caller sets none, and
+    the runtime running the agent (Keel, the guarded agent, the server) fills in its own version's id."""
 
     def __post_init__(self) -> None:
         for name in ("user_id", "role", "tenant", "execution_id", "version"):
             value = getattr(self, name)
+            if name == "version" and value == "":
+                continue
             if not is_id(value):
                 raise InvalidContext(f"run context {name}={value!r} is invalid: {ID_RULE}")

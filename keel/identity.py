@@ -96,7 +96,7 @@ def run_context(
         role=principal.role,
         tenant=principal.tenant,
         execution_id=execution_id or (base.execution_id if base else str(uuid.uuid4())),
-        version=base.version if base else "v1",
+        version=base.version if base else "",
     )
 
 

@@ -12,6 +12,7 @@ from keel.context import RunContext
 
 __all__ = [
     "system_prompt",
+    "builtin_instructions",
     "PLACEHOLDERS",
     "PromptFileError",
     "load_instructions",
@@ -31,6 +32,11 @@ _SYSTEM = """You are keel, an assistant that completes tasks with tools.
 Files live in a workspace: `home/{user}/…` (also `~/…`) is the user's own folder; `shared/…` is shared.
 Some tool calls need a human's approval and some are denied by policy: when a call is denied, do not
 retry it; explain to the user what you could not do. Never invent tool results."""
+
+
+def builtin_instructions() -> str:
+    """keel's own system instructions (used when the project gives none), placeholders unfilled."""
+    return _SYSTEM
 
 
 PLACEHOLDERS = ("user", "role", "tenant")

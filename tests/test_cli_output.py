@@ -171,6 +171,8 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("policy", "validate"): [],
     ("tools", "list"): [],
     ("tools", "pin"): ["--config", "{notes}"],
+    ("versions", "list"): [],
+    ("versions", "show"): ["{version}", "{version}"],
     ("memory", "list"): ["--user", "alice"],
     ("memory", "search"): ["shared", "--user", "alice"],
     ("memory", "forget"): ["--user", "alice"],
@@ -197,6 +199,7 @@ def test_every_command_takes_json_and_prints_one_json_document(cli, tmp_path: Pa
     assert stopped.exit_code == 4, stopped.output  # max_steps: resumable
     ids["stopped"] = json.loads(stopped.stdout)["thread_id"]
     ids["project"] = str(tmp_path / "new-agent")
+    ids["version"] = json.loads(cli("versions", "list", "--json").stdout)[0]["version_id"]  # the runs' own
     notes = shutil.copytree(
         EXAMPLES / "notes_mcp", tmp_path / "notes_mcp", ignore=shutil.ignore_patterns("notes")
     )

@@ -107,7 +107,8 @@ async def test_runs_reach_langsmith_with_metadata_and_without_secrets(make_keel,
             await asyncio.sleep(0.05)
         sent = api.received
     assert out.execution_id.encode() in sent, "no run reached the stand-in"
-    for expected in (b"keel_rollout_arm", b"keel-version:v1", b"read_file", b"chat_model"):
+    version = f"keel-version:{keel.backends.version.id}".encode()  # the run's agent version, as a tag
+    for expected in (b"keel_rollout_arm", version, b"read_file", b"chat_model"):
         assert expected in sent or expected.replace(b"_", b"") in sent, expected
     leaks = [sent[max(0, i - 300) : i + 60] for i in _find_all(sent, CANARY_KEY.encode())]
     assert not leaks, leaks[:2]

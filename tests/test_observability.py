@@ -168,7 +168,7 @@ async def test_every_log_line_carries_the_run_and_secrets_are_redacted(make_keel
     ]
     for line in lines:
         assert line["execution_id"] == out.execution_id and line["thread_id"] == out.thread_id
-        assert line["user"] == user_hash("alice") and line["version"] == "v1"
+        assert line["user"] == user_hash("alice") and line["version"] == keel.backends.version.id
     # the turn's one call was allowed: decided in decide's step, which logs the decision and its rule
     assert steps[2]["decision"] == ["allow"] and "write_*" in steps[2]["rule"][0]
     assert {"model_call", "tool_call"} <= {line["event"] for line in lines}

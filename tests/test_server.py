@@ -164,6 +164,23 @@ async def test_the_run_identity_comes_from_the_key_not_the_client(server: tuple[
     assert all(r["requester"] in ("alice", "bob", "ops") for r in rows)
 
 
+async def test_the_run_version_is_the_servers_not_the_clients(server: tuple[str, Path]) -> None:
+    """A client naming a version in its context runs as the server's own agent version all the same."""
+    url, home = server
+    alice = get_client(url=url, api_key=ALICE)
+    thread = (await alice.threads.create())["thread_id"]
+    payload = {"messages": [{"role": "human", "content": "list ~/"}]}
+    context = {"user_id": "alice", "version": "client-made"}
+    await alice.runs.wait(thread, "keel", input=payload, context=context)
+    records = Records.from_url(Settings(home=home).records_url)
+    try:
+        execution = await records.latest_execution(thread)
+        stored = {u.version_id for u in await records.version_usage() if u.recorded}
+    finally:
+        await records.close()
+    assert execution is not None and execution.version.startswith("keel-v1@") and execution.version in stored
+
+
 async def test_a_requester_cannot_approve_their_own_call_via_the_raw_api(server: tuple[str, Path]) -> None:
     url, home = server
     thread, request = await _pause_for_approval(url, "delete ~/nothing-here.md")

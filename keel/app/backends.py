@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from keel.app.versions import AgentVersion, agent_version
 from keel.budget import BudgetLedger
 from keel.chain import fallback_models
 from keel.config import KeelConfig
@@ -51,6 +52,9 @@ class Backends:
     model_name: str
     guards: Guards | NoGuards
     """Budgets, breakers and rate limits (NoGuards only in the benchmark's unguarded baseline)."""
+    version: AgentVersion
+    """The agent version this process runs (keel.app.versions), computed once when built: every run whose
+    caller sets no version records its id; `ready()` stores it in `agent_versions` once."""
     instructions: str | None = None
     """The project's system instructions (keel.yaml `agent.prompt`, `KEEL_PROMPT_FILE`); None: keel's own."""
     models: list[tuple[str, BaseChatModel]] = field(default_factory=list)
@@ -64,6 +68,7 @@ class Backends:
     by `aclose()`); None when long-term memory is off."""
     _close_guards: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _ready: bool = field(default=False, repr=False)
+    _version_saved: bool = field(default=False, repr=False)
     _readiness: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -104,10 +109,19 @@ class Backends:
             if settings.prompt_file is not None
             else None
         )
+        own: dict[str, float] = {}
         if registry is None:
             registry = registry_from_config(config)
             if own := tool_prices(config, registry):
                 prices = replace(prices, tools={**prices.tools, **own})
+        version = agent_version(
+            settings,
+            config=config,
+            registry=registry,
+            instructions=instructions,
+            model_name=name,
+            tool_prices=own,
+        )
         workspace = Workspace(settings.workspace_root)
         with _at_config_line(config):
             model = model or make_chat_model(settings)
@@ -143,6 +157,7 @@ class Backends:
             model_name=name,
             instructions=instructions,
             guards=built,
+            version=version,
             models=chain,
             _close_guards=close_guards,
             telemetry=Telemetry.from_settings(settings),
@@ -151,8 +166,9 @@ class Backends:
         )
 
     async def ready(self) -> None:
-        """Check the records database is reachable and migrated (once per process), and start the memory
-        writer on this event loop (it first writes what an earlier process left queued)."""
+        """Check the records database is reachable and migrated (once per process), store this process's
+        agent version if absent (once), and start the memory writer on this event loop (it first writes what
+        an earlier process left queued)."""
         if not self._ready:
             if self._readiness is not None:  # the server migrates off its event loop
                 await self._readiness()
@@ -161,6 +177,12 @@ class Backends:
                     if not self._ready:
                         await self.records.setup()
                         self._ready = True
+        if not self._version_saved:
+            async with self._lock:
+                if not self._version_saved:
+                    v = self.version
+                    await self.records.save_version(v.id, v.name, v.manifest)
+                    self._version_saved = True
         if self.memory_writer is not None:
             self.memory_writer.start()
 

@@ -97,6 +97,8 @@ class GuardedAgent(CompiledStateGraph):
         if given is None and isinstance(parent, dict):
             given = parent  # a parent without a context schema passes the dict on as it was given
         ctx = _as_context(given) if given is not None else self._default_identity()
+        if not ctx.version:  # the caller named no version: this agent's own (from its config, never a client)
+            ctx = replace(ctx, version=self.keel_backends.version.id)
         roles = self.keel_backends.policy.current().roles
         if ctx.role not in roles:
             raise InvalidContext(f"unknown role {ctx.role!r} (known: {', '.join(sorted(roles))})")

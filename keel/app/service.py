@@ -119,7 +119,7 @@ class Keel:
             role=role,
             tenant=tenant,
             execution_id=execution_id or str(uuid.uuid4()),
-            version=self.backends.settings.version,
+            version=self.backends.version.id,
         )
 
     async def run(

@@ -1,5 +1,5 @@
-"""The records database: executions, audit, approvals, tool results, outbox and the run-memory queue
-(SQLite or PostgreSQL).
+"""The records database: executions, audit, approvals, tool results, outbox, the run-memory queue and
+the agent versions (SQLite or PostgreSQL).
 
 The value types load eagerly (stdlib only); `Records` and `RecordsUnavailable` load SQLAlchemy, so they
 are imported on first use (PEP 562): `keel --help` and code that only names a record type stay fast.
@@ -8,6 +8,7 @@ are imported on first use (PEP 562): `keel --help` and code that only names a re
 from typing import TYPE_CHECKING, Any
 
 from keel.records.types import (
+    AgentVersionRow,
     Approval,
     ApprovalStatus,
     AuditEvent,
@@ -20,6 +21,7 @@ from keel.records.types import (
     RunMemory,
     ToolResult,
     ToolResultStatus,
+    VersionUsage,
     utcnow,
 )
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from keel.records.store import Records, RecordsUnavailable
 
 __all__ = [
+    "AgentVersionRow",
     "Approval",
     "ApprovalStatus",
     "AuditEvent",
@@ -41,6 +44,7 @@ __all__ = [
     "RunMemory",
     "ToolResult",
     "ToolResultStatus",
+    "VersionUsage",
     "utcnow",
 ]
 

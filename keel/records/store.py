@@ -50,6 +50,7 @@ from keel.records.types import (
     ToolResult,
     utcnow,
 )
+from keel.records.versions import VersionStore
 from keel.redaction import redact_text
 from keel.textsafe import safe_value
 
@@ -97,9 +98,10 @@ def _row(cls: type[_T], row: sa.Row[Any] | None) -> _T | None:
     return None if row is None else cls(**row._mapping)
 
 
-class Records(MemoryQueueStore):
+class Records(MemoryQueueStore, VersionStore):
     """The records database. Build with `from_url`, then `await setup()` once per process.
-    The run-memory queue's methods come from `MemoryQueueStore` (keel/records/memory_queue.py)."""
+    The run-memory queue's methods come from `MemoryQueueStore` (keel/records/memory_queue.py), the agent
+    versions' from `VersionStore` (keel/records/versions.py)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -25,6 +25,7 @@ __all__ = [
     "tool_results",
     "outbox",
     "memory_queue",
+    "agent_versions",
 ]
 
 EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted")
@@ -231,3 +232,14 @@ memory_queue = sa.Table(
 
 A row is deleted only once its memory is written; `claimed_until` is a writer's lease or a failed row's
 backoff. `payload`: the `RunMemory` fields past the identity columns."""
+
+agent_versions = sa.Table(
+    "agent_versions",
+    metadata,
+    sa.Column("version_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("manifest", _json(), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+"""The agent versions processes started with (keel.app.versions): a row is inserted once, never changed;
+`executions.version` names one (or, for runs recorded before migration 0011, a free label)."""

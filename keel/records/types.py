@@ -26,6 +26,8 @@ __all__ = [
     "OutboxMessage",
     "RunMemory",
     "QueuedMemory",
+    "AgentVersionRow",
+    "VersionUsage",
     "utcnow",
 ]
 
@@ -242,3 +244,29 @@ class QueuedMemory(RunMemory):
     last_error: str | None = None
     claimed_until: datetime | None = None
     """A writer's lease (or a failed row's backoff): nobody else claims the row before it passes."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AgentVersionRow(_Row):
+    """An agent version as stored in `agent_versions`: its id (`<name>@<hash>`), name and manifest."""
+
+    version_id: str
+    name: str
+    manifest: dict[str, Any]
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VersionUsage(_Row):
+    """A version seen in the records: in `agent_versions`, on executions, or both."""
+
+    version_id: str
+    name: str | None
+    """None: only executions name it (a free label, or a version recorded before migration 0011)."""
+    executions: int
+    first_seen: datetime
+    """The earlier of its row's creation and its first execution."""
+    last_seen: datetime
+    """Its latest execution's start (its row's creation when none ran)."""
+    recorded: bool
+    """Whether its manifest is stored (`keel versions show` can show it)."""

@@ -137,7 +137,7 @@ async def create_run(ctx: Auth.types.AuthContext, value: Auth.types.RunsCreate) 
         "role": who.role,
         "tenant": who.tenant,
         "execution_id": await _execution_id(value, supplied),
-        "version": server_backends().settings.version,
+        "version": server_backends().version.id,  # the server's, never the client's
     }
     value["kwargs"] = kwargs
     return {"owner": who.user_id}  # admins included: another user's thread resumes via the approvals route

@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from langchain_mcp_adapters.sessions import Connection, create_session
-from mcp import ClientSession
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import McpError
 from mcp.types import CONNECTION_CLOSED, CallToolResult, Tool
 
@@ -49,6 +50,31 @@ def connection_for(
     if env:
         conn["env"] = dict(env)
     return conn  # type: ignore[return-value]
+
+
+def _errlog() -> TextIO:
+    """Where a stdio server's stderr goes: this process's stderr when it is a real file, else the stderr the
+    process started with (a test runner's or a notebook's capture has no file descriptor to hand a child)."""
+    try:
+        sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.__stderr__
+    return sys.stderr
+
+
+@asynccontextmanager
+async def _open(connection: Connection) -> AsyncIterator[ClientSession]:
+    """A session over `connection`. stdio is opened here with an explicit `errlog`: mcp's `stdio_client`
+    otherwise uses the `sys.stderr` of the moment mcp was first imported, which under a replaced stderr
+    fails every start with 'fileno'."""
+    if connection["transport"] != "stdio":
+        async with create_session(connection) as session:
+            yield session
+        return
+    c: dict[str, Any] = dict(connection)
+    params = StdioServerParameters(command=c["command"], args=c["args"], env=c.get("env"), cwd=c.get("cwd"))
+    async with stdio_client(params, errlog=_errlog()) as (read, write), ClientSession(read, write) as session:
+        yield session
 
 
 class _Live:
@@ -85,7 +111,7 @@ class McpClient:
 
     async def list_tools(self) -> list[Tool]:
         """Every tool the server lists (all pages), over a session opened and closed here."""
-        async with create_session(self.connection) as session:
+        async with _open(self.connection) as session:
             await session.initialize()
             tools: list[Tool] = []
             cursor: str | None = None
@@ -143,7 +169,7 @@ class McpClient:
 
     async def _own(self, live: _Live, ready: asyncio.Future[None]) -> None:
         try:
-            async with create_session(self.connection) as session:
+            async with _open(self.connection) as session:
                 await session.initialize()
                 live.session = session
                 ready.set_result(None)

@@ -1,5 +1,5 @@
-"""The records database: executions, audit, approvals, tool results, outbox and the run-memory queue
-(SQLite or PostgreSQL).
+"""The records database: executions, audit, approvals, tool results, outbox, the run-memory queue and
+feedback (SQLite or PostgreSQL).
 
 The value types load eagerly (stdlib only); `Records` and `RecordsUnavailable` load SQLAlchemy, so they
 are imported on first use (PEP 562): `keel --help` and code that only names a record type stay fast.
@@ -15,6 +15,7 @@ from keel.records.types import (
     AuditRow,
     Execution,
     ExecutionStatus,
+    Feedback,
     OutboxMessage,
     QueuedMemory,
     RunMemory,
@@ -34,6 +35,7 @@ __all__ = [
     "AuditRow",
     "Execution",
     "ExecutionStatus",
+    "Feedback",
     "OutboxMessage",
     "QueuedMemory",
     "Records",

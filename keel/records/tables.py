@@ -25,6 +25,7 @@ __all__ = [
     "tool_results",
     "outbox",
     "memory_queue",
+    "feedback",
 ]
 
 EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted")
@@ -231,3 +232,25 @@ memory_queue = sa.Table(
 
 A row is deleted only once its memory is written; `claimed_until` is a writer's lease or a failed row's
 backoff. `payload`: the `RunMemory` fields past the identity columns."""
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("thread_id", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("score", sa.Numeric(5, 4, asdecimal=True), nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("execution_id", "user_id"),
+    sa.CheckConstraint("score >= -1 AND score <= 1", name="score"),
+    sa.Index(None, "updated_at"),
+)
+"""One score per (execution, user who gave it): giving it again replaces the score and comment (an upsert;
+`created_at` stays, `updated_at` moves). The unique constraint's index serves every lookup by execution.
+`score` is in [-1, 1] (-1/0/1, or a rating 0..1, four decimals); `comment` is redacted; `version` is the
+execution's. Written by `keel.feedback.give_feedback`, with its audit row in the same transaction."""

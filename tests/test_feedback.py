@@ -254,3 +254,21 @@ async def test_the_route_lets_the_owner_and_admins_give_feedback_and_hides_other
             c.close()
     rows = await _feedback_rows(home, execution)
     assert sorted((r.user_id, r.score) for r in rows) == [("alice", Decimal("0.25")), ("ops", Decimal("-1"))]
+
+
+async def test_records_redact_the_comment_whoever_writes_it(make_keel):
+    async with make_keel(["hello"]) as keel:
+        execution = await _alices_execution(keel)
+        ex = await keel.records.get_execution(execution)
+        assert ex is not None
+        row = await keel.records.add_feedback(
+            execution_id=execution,
+            thread_id=ex.thread_id,
+            user_id="alice",
+            role="user",
+            score=1,
+            comment=f"key {CANARY_KEY}",
+            version=ex.version,
+        )
+        stored = await keel.records.feedback_for(execution)
+    assert row.comment == "key [REDACTED]" and [r.comment for r in stored] == ["key [REDACTED]"]

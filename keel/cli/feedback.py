@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import re
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from keel.cli._common import ConfigOpt, JsonOpt, call, open_keel, out, print_json
 from keel.render import plain
@@ -14,9 +17,29 @@ from keel.render import plain
 __all__ = ["register"]
 
 
+_NEGATIVE = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_TAKES_VALUE = frozenset({"--comment", "--user", "--role", "--config"})
+
+
 def register(app: typer.Typer) -> None:
-    """Add `keel feedback` to the root app (a negative SCORE such as -1 is a score, not an option)."""
-    app.command(context_settings={"ignore_unknown_options": True})(feedback)
+    """Add `keel feedback` to the root app."""
+    app.command(cls=_FeedbackCommand)(feedback)
+
+
+class _FeedbackCommand(TyperCommand):
+    """`keel feedback ID -1`: a negative SCORE is the score, not an option (click reads `-1` as an unknown
+    short option): a bare negative number that is no option's value is passed after `--`, in its place among
+    the arguments. Unknown options are still usage errors."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            return super().parse_args(ctx, args)
+        kept: list[str] = []
+        numbers: list[str] = []
+        for i, arg in enumerate(args):
+            is_value = i > 0 and args[i - 1] in _TAKES_VALUE
+            (numbers if _NEGATIVE.fullmatch(arg) and not is_value else kept).append(arg)
+        return super().parse_args(ctx, [*kept, "--", *numbers] if numbers else kept)
 
 
 def feedback(

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -229,10 +230,12 @@ async def test_the_route_lets_the_owner_and_admins_give_feedback_and_hides_other
     url, home = server
     alice_sdk = get_client(url=url, api_key=ALICE)
     thread = (await alice_sdk.threads.create())["thread_id"]
-    final = await alice_sdk.runs.wait(
-        thread, "keel", input={"messages": [{"role": "human", "content": "list ~/"}]}
-    )
-    execution = final["execution_id"]
+    payload = {"messages": [{"role": "human", "content": "list ~/"}]}
+    run = await alice_sdk.runs.create(thread, "keel", input=payload)
+    await alice_sdk.runs.join(thread, run["run_id"])
+    execution = (await alice_sdk.threads.get_state(thread))["values"]["execution_id"]
+    # The server's run id is the execution's: the root run LangSmith traces, where feedback is sent.
+    assert root_run_id(execution) == UUID(run["run_id"])
     keys = {name: key for name, key in (("alice", ALICE), ("bob", BOB), ("ops", OPS))}
     clients = {n: httpx.Client(base_url=url, headers={"x-api-key": k}, timeout=30) for n, k in keys.items()}
     try:

@@ -7,10 +7,12 @@ so nothing unredacted is sent; the model manifest (`serialized`) is redacted too
 not add its default, unredacted tracer. Runs are sent by
 the client's background thread with short timeouts and one retry; closing waits at most `flush_timeout_s`.
 
-The root run of an execution's first invocation has the id `root_run_id(execution_id)` (a UUID5 of the
-execution id, set in the run config by `keel.observability.telemetry`), so feedback given later on that
-execution reaches LangSmith as feedback on that run (`LangSmith.send_feedback`), with no lookup and no
-column to keep. Later invocations of the same execution (a resume after an approval) are runs of their own.
+The root run of an execution's first invocation has the id `root_run_id(execution_id)`: the execution id
+(a UUID) itself. The library sets it in the run config (`keel.observability.telemetry`); on LangGraph Server
+a new execution takes the server's run id, which the server gives its root run (`keel.server.auth`). So
+feedback given later on the execution reaches LangSmith as feedback on that run (`LangSmith.send_feedback`)
+with no lookup and no column to keep. Later invocations of the same execution (a resume after an approval)
+are runs of their own.
 """
 
 from __future__ import annotations
@@ -66,8 +68,13 @@ def run_tags(*, version: str, arm: str = DEFAULT_ARM) -> list[str]:
 
 
 def root_run_id(execution_id: str) -> uuid.UUID:
-    """The LangSmith id of the root run of an execution's first invocation (stable: a UUID5 of its id)."""
-    return uuid.uuid5(_RUN_NAMESPACE, execution_id)
+    """The LangSmith id of the root run of an execution's first invocation: the execution id itself when it
+    is a UUID (keel's are: uuid4 in the library, the server's run id on LangGraph Server), else a UUID5 of
+    it (an id a client chose)."""
+    try:
+        return uuid.UUID(execution_id)
+    except ValueError:
+        return uuid.uuid5(_RUN_NAMESPACE, execution_id)
 
 
 class _RedactingClient(Client):

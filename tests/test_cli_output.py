@@ -163,6 +163,7 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("audit", "tail"): [],
     ("audit", "verify"): [],
     ("executions", "list"): [],
+    ("feedback",): ["{execution}", "1", "--user", "alice"],
     ("budget", "show"): ["--user", "alice"],
     ("budget", "set"): ["--user", "alice", "--usd", "5"],
     ("budget", "history"): ["--user", "alice"],
@@ -198,6 +199,7 @@ def test_every_command_takes_json_and_prints_one_json_document(cli, tmp_path: Pa
     stopped = cli("run", "list shared then list shared", "--user", "alice", "--json", KEEL_MAX_STEPS="1")
     assert stopped.exit_code == 4, stopped.output  # max_steps: resumable
     ids["stopped"] = json.loads(stopped.stdout)["thread_id"]
+    ids["execution"] = json.loads(stopped.stdout)["execution_id"]
     ids["project"] = str(tmp_path / "new-agent")
     ids["version"] = json.loads(cli("versions", "list", "--json").stdout)[0]["version_id"]  # the runs' own
     notes = shutil.copytree(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ import zstandard
 from langchain_core.messages import AIMessage
 
 from keel.app.service import Keel
+from keel.observability.langsmith import root_run_id
 from keel.settings import Settings
 from keel.testing.openai_server import FakeOpenAIServer, Fault, Reply
 
@@ -24,6 +26,15 @@ CANARY_PASSWORD = "Tr0ub4dor-canary-771"
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path)
+
+
+_PROJECT = {
+    "id": "0b6c1a52-63f0-4d0a-9a1e-3c1d8f0e2b47",
+    "name": "keel-test",
+    "start_time": "2026-01-01T00:00:00Z",
+    "tenant_id": "5d0b7a3e-8c2f-4e71-b0a6-9f4c3e2d1a58",
+    "reference_dataset_id": None,
+}
 
 
 class _LangSmithStandIn:
@@ -52,7 +63,10 @@ class _LangSmithStandIn:
                 self.wfile.write(payload)
 
             def do_GET(self) -> None:  # noqa: N802
-                self._reply(b"{}")
+                if self.path.startswith("/sessions?"):  # the project, looked up by name
+                    self._reply(json.dumps([_PROJECT]).encode())
+                else:
+                    self._reply(b"{}")
 
             do_POST = do_PATCH = _body  # noqa: N815
 
@@ -163,3 +177,26 @@ async def test_a_model_error_reaches_langsmith_without_its_secret(tmp_path, monk
     assert b"/srv/keel/models.yaml" in sent, "the path is evidence, not a secret"
     leaks = [sent[max(0, i - 300) : i + 60] for i in _find_all(sent, CANARY_KEY.encode())]
     assert not leaks, leaks[:2]
+
+
+async def test_feedback_reaches_langsmith_on_the_root_run_of_the_execution(make_keel, monkeypatch):
+    """Issue 15, item 3: the root run's id is `root_run_id(execution_id)`, the id feedback is sent on."""
+    with _LangSmithStandIn() as api:
+        monkeypatch.setenv("LANGSMITH_TRACING", "true")
+        monkeypatch.setenv("LANGSMITH_ENDPOINT", api.url)
+        monkeypatch.setenv("LANGSMITH_API_KEY", "lsv2_test_key")
+        monkeypatch.setenv("LANGSMITH_PROJECT", "keel-test")
+        async with make_keel(["hello"]) as keel:
+            out = await keel.run("say hello", user_id="alice")
+            run_id = str(root_run_id(out.execution_id)).encode()
+            await keel.feedback(out.execution_id, 1, f"thanks {CANARY_KEY}", user_id="alice", role="user")
+        deadline = time.monotonic() + 5
+        while b"user_score" not in api.received and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    feedback = [json.loads(b) for b in api.bodies if b'"user_score"' in b]
+    traced = b"\n".join(b for b in api.bodies if b'"user_score"' not in b)
+    assert run_id in traced and out.execution_id.encode() in traced, "no root run with the execution's id"
+    assert [(f["run_id"], f["trace_id"], f["key"], f["score"]) for f in feedback] == [
+        (run_id.decode(), run_id.decode(), "user_score", 1)
+    ]
+    assert feedback[0]["session_id"] == _PROJECT["id"] and feedback[0]["comment"] == "thanks [REDACTED]"

@@ -129,7 +129,7 @@ def test_feedback_on_a_real_execution_takes_any_text_and_rejects_bad_scores(
     @BOUNDED
     def check(score: Any, comment: Any) -> None:
         body = {"execution_id": execution_id, "score": score, "comment": comment}
-        score_ok = type(score) is int and score in (-1, 0, 1)
+        score_ok = type(score) in (int, float) and -1 <= score <= 1  # NaN compares false: refused
         ok = score_ok and (comment is None or (isinstance(comment, str) and _clean(comment)))
         if comment is None:
             del body["comment"]

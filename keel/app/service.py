@@ -1,4 +1,5 @@
-"""keel as a library: run, resume and approve, over one set of backends. The CLI and demo use this."""
+"""keel as a library: run, resume, approve and give feedback, over one set of backends (the CLI and demo
+use this)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from keel.approvals import ApprovalDecision, check_approver, record_decision, re
 from keel.config import KeelConfig
 from keel.context import InvalidContext, RunContext, check_task_size
 from keel.errors import CHECKPOINT_STORE_ERRORS, Conflict, Forbidden, NotFound, StoreUnavailable, describe
+from keel.feedback import give_feedback
 from keel.graphs.agent import build_graph
 from keel.guards import Guard, NextCall
 from keel.prompts import continue_message, original_request
-from keel.records import Approval, Records, idle_ping
+from keel.records import Approval, Feedback, Records, idle_ping
 from keel.settings import Settings
 from keel.tools.registry import ToolRegistry
 
@@ -145,7 +147,9 @@ class Keel:
                 raise Forbidden(f"thread {thread_id} belongs to another user")
             if prior.status == "awaiting_approval":
                 raise Conflict(f"thread {thread_id} is waiting for an approval; decide it first")
-        return await self._drive({"messages": [HumanMessage(task)]}, thread_id, ctx, on_step, on_token)
+        return await self._drive(
+            {"messages": [HumanMessage(task)]}, thread_id, ctx, on_step, on_token, first=True
+        )
 
     async def resume(
         self,
@@ -180,9 +184,31 @@ class Keel:
             ctx = self._context(prior.user_id, prior.role, prior.tenant)
             _, task = original_request(snapshot.values.get("messages", []))
             return await self._drive(
-                {"messages": [continue_message(task)]}, thread_id, ctx, on_step, on_token
+                {"messages": [continue_message(task)]}, thread_id, ctx, on_step, on_token, first=True
             )
         raise Conflict(f"thread {thread_id} finished ({prior.status}); start a new run on it instead")
+
+    async def feedback(
+        self,
+        execution_id: str,
+        score: float,
+        comment: str | None = None,
+        *,
+        user_id: str,
+        role: str,
+    ) -> Feedback:
+        """`user_id`'s score in [-1, 1] (and comment) on one of their executions (an admin: any), as
+        `POST /keel/feedback` takes it (`keel.feedback.give_feedback`): NotFound for another user's
+        execution, ValueError naming the rule for a score out of range; giving it again replaces it."""
+        return await give_feedback(
+            self.records,
+            execution_id=execution_id,
+            score=score,
+            comment=comment,
+            user_id=user_id,
+            role=role,
+            langsmith=self.backends.telemetry.langsmith,
+        )
 
     async def pending_approvals(self, *, requester: str | None = None) -> list[Approval]:
         """Approval requests still waiting, oldest first."""
@@ -249,8 +275,11 @@ class Keel:
         ctx: RunContext,
         on_step: StepCallback | None,
         on_token: TokenCallback | None = None,
+        *,
+        first: bool = False,
     ) -> RunOutcome:
-        config = self.backends.telemetry.run_config(self._config(thread_id), ctx)
+        """Invoke the graph for `ctx`'s execution; `first`: its first invocation (a new execution)."""
+        config = self.backends.telemetry.run_config(self._config(thread_id), ctx, first=first)
         async with self._lease(ctx.execution_id), _checkpoint_store(thread_id):
             return await self._stream(payload, thread_id, ctx, config, on_step, on_token)
 

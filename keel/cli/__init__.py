@@ -6,6 +6,7 @@ import os
 
 import typer
 
+from keel.cli import feedback as _feedback
 from keel.cli import health as _health
 from keel.cli import init as _init
 from keel.cli import metrics as _metrics
@@ -35,6 +36,7 @@ _run.register(app)
 _init.register(app)
 _health.register(app)
 _metrics.register(app)
+_feedback.register(app)
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(audit_app, name="audit")
 app.add_typer(budget_app, name="budget")

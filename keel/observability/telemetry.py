@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from keel.observability.langsmith import DEFAULT_ARM, LangSmith, run_metadata, run_tags
+from keel.observability.langsmith import DEFAULT_ARM, LangSmith, root_run_id, run_metadata, run_tags
 from keel.observability.logging import configure_logging
 from keel.observability.tracing import Tracing
 
@@ -42,10 +42,14 @@ class Telemetry:
         return cls(tracing=Tracing.create("none"))
 
     def run_config(
-        self, config: dict[str, Any], ctx: RunContext, *, arm: str = DEFAULT_ARM
+        self, config: dict[str, Any], ctx: RunContext, *, arm: str = DEFAULT_ARM, first: bool = False
     ) -> dict[str, Any]:
-        """`config` plus the run's metadata and tags, and keel's redacting LangSmith tracer when on."""
+        """`config` plus the run's metadata and tags, and keel's redacting LangSmith tracer when on.
+        `first`: the execution's first invocation, whose root run gets the id `root_run_id(execution_id)`
+        (feedback on the execution is sent to LangSmith on that run)."""
         out = dict(config)
+        if first:
+            out["run_id"] = root_run_id(ctx.execution_id)
         meta = run_metadata(
             execution_id=ctx.execution_id,
             user_id=ctx.user_id,

@@ -1,5 +1,5 @@
 """The records database: executions, audit, approvals, tool results, outbox, the run-memory queue and
-the agent versions (SQLite or PostgreSQL).
+the agent versions and feedback (SQLite or PostgreSQL).
 
 The value types load eagerly (stdlib only); `Records` and `RecordsUnavailable` load SQLAlchemy, so they
 are imported on first use (PEP 562): `keel --help` and code that only names a record type stay fast.
@@ -16,6 +16,7 @@ from keel.records.types import (
     AuditRow,
     Execution,
     ExecutionStatus,
+    Feedback,
     OutboxMessage,
     QueuedMemory,
     RunMemory,
@@ -37,6 +38,7 @@ __all__ = [
     "AuditRow",
     "Execution",
     "ExecutionStatus",
+    "Feedback",
     "OutboxMessage",
     "QueuedMemory",
     "Records",

@@ -1,4 +1,5 @@
-"""`Records`: executions, audit, approvals, tool results, outbox and memory queue over SQLite or PostgreSQL.
+"""`Records`: executions, audit, approvals, tool results, outbox, memory queue and feedback over SQLite or
+PostgreSQL.
 
 One code path for both backends (SQLAlchemy Core, async). Writes that must be idempotent
 use the dialect's `INSERT ... ON CONFLICT DO NOTHING`. On SQLite every write transaction starts
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from keel import audit_chain
 from keel.records import migrate
+from keel.records.feedback import FeedbackStore
 from keel.records.idle_ping import ping_when_idle
 from keel.records.memory_queue import MemoryQueueStore
 from keel.records.tables import (
@@ -98,10 +100,11 @@ def _row(cls: type[_T], row: sa.Row[Any] | None) -> _T | None:
     return None if row is None else cls(**row._mapping)
 
 
-class Records(MemoryQueueStore, VersionStore):
+class Records(MemoryQueueStore, VersionStore, FeedbackStore):
     """The records database. Build with `from_url`, then `await setup()` once per process.
     The run-memory queue's methods come from `MemoryQueueStore` (keel/records/memory_queue.py), the agent
-    versions' from `VersionStore` (keel/records/versions.py)."""
+    versions' from `VersionStore` (keel/records/versions.py), feedback's from `FeedbackStore`
+    (keel/records/feedback.py)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

@@ -26,6 +26,7 @@ __all__ = [
     "outbox",
     "memory_queue",
     "agent_versions",
+    "feedback",
 ]
 
 EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted")
@@ -243,3 +244,26 @@ agent_versions = sa.Table(
 )
 """The agent versions processes started with (keel.app.versions): a row is inserted once, never changed;
 `executions.version` names one (or, for runs recorded before migration 0011, a free label)."""
+
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.String(64), nullable=False),
+    sa.Column("thread_id", sa.String(128), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("score", sa.Numeric(5, 4, asdecimal=True), nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("execution_id", "user_id"),
+    sa.CheckConstraint("score >= -1 AND score <= 1", name="score"),
+    sa.Index(None, "updated_at"),
+)
+"""One score per (execution, user who gave it): giving it again replaces the score and comment (an upsert;
+`created_at` stays, `updated_at` moves). The unique constraint's index serves every lookup by execution.
+`score` is in [-1, 1] (-1/0/1, or a rating 0..1, four decimals); `comment` is redacted; `version` is the
+execution's. Written by `keel.feedback.give_feedback`, with its audit row in the same transaction."""

@@ -270,3 +270,24 @@ class VersionUsage(_Row):
     """Its latest execution's start (its row's creation when none ran)."""
     recorded: bool
     """Whether its manifest is stored (`keel versions show` can show it)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Feedback(_Row):
+    """A user's score (in [-1, 1]) and optional comment on one execution; one per (execution, user), the
+    latest given (`created_at`: first given, `updated_at`: last changed). `version`: the execution's."""
+
+    execution_id: str
+    thread_id: str
+    user_id: str
+    role: str
+    score: Decimal
+    comment: str | None = None
+    version: str
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        score = self.score
+        object.__setattr__(self, "score", Decimal(str(score)) if isinstance(score, float) else Decimal(score))

@@ -175,7 +175,9 @@ async def _refuse_resume_by_non_approver(who: Principal, value: Auth.types.RunsC
 
 
 async def _execution_id(value: Auth.types.RunsCreate, supplied: dict[str, Any]) -> str:
-    """A resumed run (a command, or no input) continues the thread's execution; new input starts one."""
+    """A resumed run (a command, or no input) continues the thread's execution; new input starts one, whose
+    id is the server's run id (the root run LangSmith traces: feedback on the execution is sent on it, see
+    `keel.observability.langsmith.root_run_id`) unless the client gave one."""
     kwargs = value.get("kwargs") or {}
     given = supplied.get("execution_id")
     resuming = kwargs.get("command") is not None or kwargs.get("input") is None
@@ -185,7 +187,9 @@ async def _execution_id(value: Auth.types.RunsCreate, supplied: dict[str, Any]) 
         prior = await b.records.latest_execution(str(value["thread_id"]))
         if prior is not None:
             return prior.execution_id
-    return given if isinstance(given, str) and given else str(uuid.uuid4())
+    if isinstance(given, str) and given:
+        return given
+    return str(value.get("run_id") or uuid.uuid4())
 
 
 @auth.on.assistants.read

@@ -77,7 +77,20 @@ _RESULTS: dict[str, Any] = {
     ),
     "ApprovalList": _obj({"approvals": {"type": "array", "items": _ref("Approval")}}),
     "Decided": _obj({"approval": _ref("Approval"), "thread_id": _STR, "run_id": _STR}),
-    "FeedbackRecorded": _obj({"id": _INT, "execution_id": _STR, "thread_id": _STR, "score": _INT}),
+    "FeedbackRecorded": _obj(
+        {
+            "id": _INT,
+            "execution_id": _STR,
+            "thread_id": _STR,
+            "user_id": _STR,
+            "role": _STR,
+            "score": {"type": "number", "minimum": -1, "maximum": 1},
+            "comment": _OPT_STR,
+            "version": _STR,
+            "created_at": _STR,
+            "updated_at": _STR,
+        }
+    ),
     "BudgetStatus": _obj(
         {
             "user_id": _STR,
@@ -158,7 +171,7 @@ SPEC: dict[str, Any] = {
         },
         "/keel/feedback": {
             "post": {
-                "summary": "Feedback on one of your executions",
+                "summary": "Feedback on one of your executions (admins: any); giving it again replaces yours",
                 "requestBody": {"required": True, **_json({"$ref": "#/components/schemas/Feedback"})},
                 "responses": {
                     "201": _ok("feedback recorded", _ref("FeedbackRecorded")),
@@ -217,7 +230,12 @@ SPEC: dict[str, Any] = {
                 "additionalProperties": False,
                 "properties": {
                     "execution_id": _ID,
-                    "score": {"type": "integer", "minimum": -1, "maximum": 1},
+                    "score": {
+                        "type": "number",
+                        "minimum": -1,
+                        "maximum": 1,
+                        "description": "-1/0/1, or a rating from 0 to 1 (kept to four decimals)",
+                    },
                     "comment": {"type": "string", "maxLength": 2000},
                 },
             },

@@ -25,12 +25,12 @@ from keel.app.server_backends import server_backends
 from keel.approvals import approval_view
 from keel.budget import BudgetLedger, BudgetStatus
 from keel.errors import Conflict, Forbidden, KeelError, NotFound
+from keel.feedback import MAX_COMMENT_CHARS, SCORE_RULE, feedback_view, give_feedback
 from keel.identity import Principal, principal_of
 from keel.ids import is_id
 from keel.policies import ADMIN_ROLE
 from keel.records import RecordsUnavailable
 from keel.server.auth import load_keys
-from keel.server.feedback import record_feedback
 from keel.server.health import health_report
 from keel.server.inbox import decide, visible_approvals
 from keel.server.openapi import SPEC
@@ -163,14 +163,22 @@ async def feedback(request: Request, who: Principal) -> Response:
     execution_id, score, comment = body.get("execution_id"), body.get("score"), body.get("comment")
     if not is_id(execution_id):
         raise BadRequest("execution_id must be an execution id string")
-    if isinstance(score, bool) or not isinstance(score, int) or score not in (-1, 0, 1):
-        raise BadRequest("score must be -1, 0 or 1")
-    if comment is not None and (not isinstance(comment, str) or len(comment) > 2000):
-        raise BadRequest("comment must be a string of at most 2000 characters")
-    out = await record_feedback(
-        server_backends().records, who, execution_id=execution_id, score=score, comment=comment
+    if isinstance(score, bool) or not isinstance(score, int | float):
+        raise BadRequest(f"score must be {SCORE_RULE}")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS):
+        raise BadRequest(f"comment must be a string of at most {MAX_COMMENT_CHARS} characters")
+    b = server_backends()
+    row = await give_feedback(  # a score out of range: ValueError naming the rule, a 422
+        b.records,
+        execution_id=execution_id,
+        score=score,
+        comment=comment,
+        user_id=who.user_id,
+        role=who.role,
+        tenant=who.tenant,
+        langsmith=b.telemetry.langsmith,
     )
-    return JSONResponse(out, status_code=201)
+    return JSONResponse(feedback_view(row), status_code=201)
 
 
 def _ledger() -> BudgetLedger:

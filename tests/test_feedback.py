@@ -44,9 +44,10 @@ async def test_the_owner_gives_feedback_and_changes_it_one_row_each_time_audited
         again = await keel.feedback(execution, 0.75, "better on reflection", user_id="alice", role="user")
         rows = await keel.records.feedback_for(execution)
         audit = [r for r in await keel.records.audit_for(execution_id=execution) if r.event == "feedback"]
+        version = (await keel.records.get_execution(execution)).version  # the agent version it ran as
     assert first.score == Decimal("-1") and again.id == first.id
     assert [(r.user_id, r.score, r.comment, r.version) for r in rows] == [
-        ("alice", Decimal("0.75"), "better on reflection", "v1")
+        ("alice", Decimal("0.75"), "better on reflection", version)
     ]
     assert rows[0].created_at == first.created_at and rows[0].updated_at >= first.updated_at
     assert [(r.user_id, r.args) for r in audit] == [
@@ -190,7 +191,8 @@ def test_cli_feedback_json_plain_and_refusals(cli):
     assert given.exit_code == 0, given.output
     row = json.loads(given.stdout)
     assert (row["execution_id"], row["user_id"], row["score"]) == (execution, "alice", -1)
-    assert row["comment"] == "no; [REDACTED]" and row["version"] == "v1"
+    listed = json.loads(cli("versions", "list", "--json").stdout)
+    assert row["comment"] == "no; [REDACTED]" and row["version"] == listed[0]["version_id"]  # the run's
 
     changed = cli("feedback", execution, "0.5", "--user", "alice")
     assert changed.exit_code == 0, changed.output

@@ -15,6 +15,7 @@ from keel.records.types import RunMemory
 from keel.redaction import redact_text
 
 __all__ = [
+    "QUERY_CHARS",
     "queued_memory_lines",
     "recall_memories",
     "run_memory_text",
@@ -24,13 +25,19 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+QUERY_CHARS = 2_000
+"""The start of a task that recall compares with the user's memories. A memory holds at most 600 characters of
+its own task (`run_memory_text`), and an embedding model reads about 512 tokens at once: embedding the
+whole of a 40 KB request took the offline model 15 s, for a query no closer to those memories."""
+
 
 async def recall_memories(memory: LongTermMemory | None, scope: MemoryScope, task: str, k: int) -> list[str]:
-    """Lines for the system prompt: the user's `k` memories most similar to the task."""
+    """Lines for the system prompt: the user's `k` memories most similar to the task (its first
+    `QUERY_CHARS` characters)."""
     if memory is None or k <= 0 or not task.strip():
         return []
     try:
-        found = await memory.search(scope, task, k)
+        found = await memory.search(scope, task[:QUERY_CHARS], k)
     except Exception as exc:  # noqa: BLE001 - recall without memories rather than fail the run
         log.warning("long-term memory recall failed for %s: %s", scope.user_id, exc)
         return []

@@ -8,13 +8,19 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from keel.memory.embeddings import EmbeddingsUnavailable, OpenAICompatibleEmbeddings, embedder_from_settings
+from keel.memory.embeddings import (
+    EmbeddingsUnavailable,
+    HashingNgramEmbeddings,
+    OpenAICompatibleEmbeddings,
+    embedder_from_settings,
+)
 from keel.memory.long_term import LongTermMemory, chroma_client_factory
-from keel.memory.run_memory import recall_memories
+from keel.memory.run_memory import QUERY_CHARS, recall_memories
 from keel.memory.types import MemoryScope
 from keel.settings import Settings
 
@@ -89,3 +95,21 @@ async def test_endpoint_problems_are_named_and_recall_goes_on_without_memories(
 def test_openai_embeddings_need_an_endpoint() -> None:
     with pytest.raises(ValueError, match="KEEL_EMBEDDINGS_BASE_URL"):
         Settings(embeddings="openai")
+
+
+async def test_recall_compares_the_start_of_a_long_task_not_all_of_it(tmp_path: Path) -> None:
+    """A 40 KB request is searched by its first QUERY_CHARS characters (what a memory of a task holds is
+    shorter still): the whole of it took the offline model 15 s to embed on the request path."""
+    seen: list[str] = []
+
+    class Spy(HashingNgramEmbeddings):
+        def embed_query(self, text: str) -> Any:
+            seen.append(text)
+            return super().embed_query(text)
+
+    memory = LongTermMemory(Spy(), chroma_client_factory(Settings(home=tmp_path)))
+    me = MemoryScope(user_id="alice")
+    memory.remember_many_sync(me, ["Deploys happen on Tuesdays."])
+    task = "when do we deploy? " + "word " * 8_000
+    assert await recall_memories(memory, me, task, 1) == ["memory: Deploys happen on Tuesdays."]
+    assert seen == [task[:QUERY_CHARS]]

@@ -69,6 +69,9 @@ _NEWEST = (executions.c.started_at.desc(), executions.c.execution_id.desc())
 _KNOWN_HEADS_MAX = 100_000
 
 
+_AUDIT_INSERT = sa.insert(audit).returning(audit.c.id, sort_by_parameter_order=True)
+
+
 class RecordsUnavailable(RuntimeError):
     """The records database cannot be reached (refused, unknown host, missing file, timeout)."""
 
@@ -367,8 +370,10 @@ class Records(MemoryQueueStore, VersionStore, FeedbackStore):
             digest = audit_chain.row_hash(prev, values)
             chained.append({**values, "chain": chain, "prev_hash": prev, "row_hash": digest})
             prev = digest
-        result = await c.execute(sa.insert(audit).values(chained).returning(audit.c.id))
-        ids = sorted(result.scalars())
+        # one cached statement with a parameter set per row (SQLAlchemy's insertmanyvalues: one INSERT ...
+        # VALUES (...), (...) RETURNING), not a new VALUES clause compiled on every append
+        result = await c.execute(_AUDIT_INSERT, chained)
+        ids = list(result.scalars())
         head = {"chain": chain, "row_count": len(ids), "last_id": ids[-1], "head_hash": prev}
         upsert = sqlite.insert(audit_heads).values(head)
         upsert = upsert.on_conflict_do_update(

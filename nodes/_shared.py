@@ -218,10 +218,11 @@ def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:
 
 
 async def settle_owed(
-    guards: Guards | NoGuards, state: Mapping[str, Any], *, conn: AsyncConnection | None = None
+    guards: Guards | NoGuards, state: Mapping[str, Any], *, conn: AsyncConnection
 ) -> dict[str, Any]:
-    """Charge what earlier model calls still owe the ledger (inside `conn`, the step's transaction, when
-    given); the state update keeps what is left."""
+    """Charge what earlier model calls still owe the ledger inside `conn`, the step's transaction; the
+    state update clears them (they commit with the step, or the step fails and they stay owed)."""
     if not (owed := state.get("owed_charges")):
         return {}
-    return {"owed_charges": await guards.settle_owed(owed, conn=conn)}
+    await guards.settle_owed(owed, conn=conn)
+    return {"owed_charges": []}

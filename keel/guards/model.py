@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from keel.budget import BudgetLedger, Reservation
 from keel.guards.errors import STORE_ERRORS, CircuitOpen, GuardUnavailable
 from keel.hotstate import BreakerConfig, BreakerDecision, BreakerStore
 from keel.observability.metrics import record_breaker_state
 
-__all__ = ["ModelGate", "model_gate", "owed_charge", "owed_reservation", "owed_charges"]
+__all__ = ["ModelGate", "model_gate", "owed_charge", "owed_reservation", "owed_charges", "settle_owed"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -144,3 +146,11 @@ async def _tell_breaker(
 def owed_charges(owed: Sequence[Mapping[str, str]]) -> list[tuple[Reservation, Decimal]]:
     """The (reservation, actual) pairs of a run's owed charges (its state's `owed_charges`)."""
     return [owed_reservation(dict(item)) for item in owed]
+
+
+async def settle_owed(ledger: BudgetLedger, owed: Sequence[Mapping[str, str]], conn: AsyncConnection) -> None:
+    """Settle a run's owed model charges inside `conn`, the step's transaction: they commit with its other
+    writes or not at all. Idempotent (a charge already settled is not charged again; one whose reservation
+    a crash recovery released is charged now: the call did answer)."""
+    if owed:
+        await ledger.settle_many(owed_charges(owed), conn=conn)

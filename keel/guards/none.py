@@ -91,10 +91,8 @@ class NoGuards:
     async def next_model(self, state: Mapping[str, Any]) -> int | None:
         return None
 
-    async def settle_owed(
-        self, owed: Sequence[Mapping[str, str]], *, conn: Any = None
-    ) -> list[dict[str, str]]:
-        return [] if conn is not None else [dict(item) for item in owed]
+    async def settle_owed(self, owed: Sequence[Mapping[str, str]], *, conn: Any) -> None:
+        """No ledger: nothing is owed."""
 
     def model_call(
         self,

@@ -17,7 +17,7 @@ from keel.context import RunContext
 from keel.costs import PriceTable
 from keel.guards.errors import STORE_ERRORS, GuardFailure, GuardUnavailable, failure_of
 from keel.guards.guard import Guard, NextCall
-from keel.guards.model import ModelGate, model_gate, owed_charges, owed_reservation
+from keel.guards.model import ModelGate, model_gate, owed_charges, settle_owed
 from keel.guards.tool import ToolGuard
 from keel.hotstate import BreakerConfig, BreakerStore
 
@@ -96,27 +96,9 @@ class Guards:
                 return None
         return None
 
-    async def settle_owed(
-        self, owed: Sequence[Mapping[str, str]], *, conn: AsyncConnection | None = None
-    ) -> list[dict[str, str]]:
-        """Settle the model charges the run still owes; return those still owed.
-
-        With `conn`, inside the caller's transaction (all of them commit with it, or none: nothing is
-        left). Without, one transaction each, keeping those the ledger refused (it was down).
-        Idempotent: a charge already settled is not charged again; one whose reservation a crash
-        recovery released in the meantime is charged now (the call did answer).
-        """
-        if conn is not None:
-            await self.ledger.settle_many(owed_charges(owed), conn=conn)
-            return []
-        left: list[dict[str, str]] = []
-        for item in owed:
-            res, actual = owed_reservation(dict(item))
-            try:
-                await self.ledger.settle(res, actual, late=True)
-            except STORE_ERRORS:
-                left.append(dict(item))
-        return left
+    async def settle_owed(self, owed: Sequence[Mapping[str, str]], *, conn: AsyncConnection) -> None:
+        """Settle the model charges the run still owes inside `conn`, the step's transaction."""
+        await settle_owed(self.ledger, owed, conn)
 
     def model_call(
         self,

@@ -17,7 +17,7 @@ from keel.budget import BudgetExceeded, BudgetLedger, Reservation
 from keel.context import RunContext
 from keel.costs import PriceTable, usd
 from keel.guards.errors import STORE_ERRORS, ToolGuardRefused
-from keel.guards.model import owed_charges
+from keel.guards.model import settle_owed
 from keel.guards.rate_limit import RateLimit
 from keel.guards.tool_breaker import AdmittedCall, ToolBreaker
 from keel.hotstate import BreakerConfig, BreakerStore, RateWindows, ToolAdmission, admission_for
@@ -112,9 +112,8 @@ class ToolGuard:
                     await asyncio.shield(self.ledger.release(reservation, "tool call cancelled"))
 
     async def settle_owed(self, owed: Sequence[Mapping[str, str]], *, conn: AsyncConnection) -> None:
-        """Settle the run's owed model charges inside `conn` (a tool step's one transaction)."""
-        if owed:
-            await self.ledger.settle_many(owed_charges(owed), conn=conn)
+        """Settle the run's owed model charges inside `conn` (a tool step's transaction)."""
+        await settle_owed(self.ledger, owed, conn)
 
     def charge_of(self, tool: str) -> float:
         """What one successful call of `tool` is charged (its price)."""

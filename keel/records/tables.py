@@ -91,6 +91,7 @@ executions = sa.Table(
     sa.Column("role", sa.String(64), nullable=False),
     sa.Column("tenant", sa.String(128), nullable=False),
     sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("arm", sa.String(64)),
     sa.Column("task", sa.Text, nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("terminated_reason", sa.String(64)),
@@ -113,6 +114,7 @@ executions = sa.Table(
     sa.Index(None, "started_at"),
     sa.Index(None, "status"),
     sa.Index(None, "user_id", "started_at", "execution_id"),
+    sa.Index(None, "arm", "started_at"),
 )
 """`ix_executions_user_id_started_at_execution_id` serves recall's newest-first read of one user (read
 backwards: no sort, `limit` rows touched) and every other lookup by user (migration 0009)."""

@@ -73,6 +73,8 @@ class Execution(_Row):
     tenant: str
     version: str
     task: str
+    arm: str | None = None
+    """The rollout arm the run was assigned to (keel.rollout); None when no rollout was in force."""
     status: ExecutionStatus = "running"
     terminated_reason: str | None = None
     started_at: datetime = field(default_factory=utcnow)

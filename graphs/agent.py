@@ -53,6 +53,7 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
             model_name=b.model_name,
             ready=b.ready,
             instructions=b.instructions,
+            arm=getattr(b, "arm", None),
         ),
         "plan": make_plan(calls=calls, model=b.model, memory=memory, enabled=settings.plan_enabled),
         "decide": make_decide(
@@ -74,9 +75,21 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
         ),
         "tool": make_tool(executor=b.executor, telemetry=b.telemetry),
         "fallback": make_fallback(guards=guards, settings=settings),
-        "finalize": make_finalize(records=records, guards=guards, memory=memory),
+        "finalize": make_finalize(records=records, guards=guards, memory=memory, on_finished=_on_finished(b)),
     }
     return {name: instrument_node(b.telemetry, name, node) for name, node in nodes.items()}
+
+
+def _on_finished(b: GraphDeps) -> Callable[[], Awaitable[None]] | None:
+    """What finalize awaits after a run on a rollout arm: the arm's guard rails (None: no rollout)."""
+    rollout, arm = getattr(b, "rollout", None), getattr(b, "arm", None)
+    if rollout is None or arm is None:
+        return None
+
+    async def finished() -> None:
+        await rollout.finished(arm)
+
+    return finished
 
 
 def build_graph(

@@ -130,6 +130,14 @@ class Settings(BaseSettings):
     version: str = "v1"
     """Graph/prompt version recorded with every execution."""
 
+    rollout_file: Path | None = None
+    """The rollout file (docs/operations.md): arms of agent versions by weight. Unset: `rollout.yaml` beside
+    the project's keel.yaml when there is one; none: every run is the config's version."""
+
+    rollout_refresh_s: float = Field(default=2.0, ge=0)
+    """How old this process's copy of the rollout's shared state (weights set, arms stopped, in the records
+    database) may be: a stop reaches every replica within this many seconds."""
+
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     """Lowest level logged (stderr). `info` gives a line per node step, model call and tool call. The
     library, the CLI and notebooks default to `warning`; the server logs at `info` unless this is set

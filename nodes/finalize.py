@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,8 +24,15 @@ from keel.textsafe import safe_text
 __all__ = ["make_finalize"]
 
 
-def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: MemoryBackends | None):
-    """The finalize node."""
+def make_finalize(
+    *,
+    records: Records,
+    guards: Guards | NoGuards,
+    memory: MemoryBackends | None,
+    on_finished: Callable[[], Awaitable[None]] | None = None,
+):
+    """The finalize node. `on_finished`: awaited after the execution record commits (a rollout arm's guard
+    rails judge the arm then; it never raises)."""
 
     async def finalize(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
@@ -67,6 +75,8 @@ def make_finalize(*, records: Records, guards: Guards | NoGuards, memory: Memory
             owed = await settle_owed(guards, state, conn=tx)
         if remember and memory is not None:
             memory.wake_writer()  # after the commit: the writer finds the row
+        if on_finished is not None:
+            await on_finished()
         out: dict[str, Any] = {"status": status, "answer": answer, "terminated_reason": reason, **owed}
         if last is not None and answer != raw:
             out["messages"] = [AIMessage(content=answer, id=last.id, name=last.name)]

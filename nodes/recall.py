@@ -65,9 +65,11 @@ def make_recall(
     model_name: str,
     ready: Callable[[], Awaitable[None]],
     instructions: str | None = None,
+    arm: str | None = None,
 ):
     """The recall node. `ready` makes sure the records database is migrated before the first write;
-    `instructions` (the project's system prompt) count in the context budget a task must fit."""
+    `instructions` (the project's system prompt) count in the context budget a task must fit; `arm`: the
+    rollout arm this graph runs, recorded with the execution."""
 
     async def recall(
         state: AgentState, config: RunnableConfig, runtime: Runtime[RunContext]
@@ -95,6 +97,7 @@ def make_recall(
                     role=run.role,
                     tenant=run.tenant,
                     version=run.version,
+                    arm=arm,
                     task=redact_text(task),  # the execution record keeps no secret the user typed
                     status="running",
                     started_at=datetime.fromtimestamp(now, UTC),

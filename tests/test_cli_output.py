@@ -20,6 +20,7 @@ import typer
 from typer.testing import CliRunner
 
 from keel.cli import app
+from tests.rollout_project import RolloutProject
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -174,6 +175,10 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("tools", "pin"): ["--config", "{notes}"],
     ("versions", "list"): [],
     ("versions", "show"): ["{version}", "{version}"],
+    ("rollout", "status"): [],
+    ("rollout", "set"): ["b", "20", "--by", "ops"],
+    ("rollout", "stop"): ["b", "--by", "ops"],
+    ("rollout", "resume"): ["b", "--by", "ops"],
     ("memory", "list"): ["--user", "alice"],
     ("memory", "search"): ["shared", "--user", "alice"],
     ("memory", "forget"): ["--user", "alice"],
@@ -208,9 +213,13 @@ def test_every_command_takes_json_and_prints_one_json_document(cli, tmp_path: Pa
     ids["notes"] = str(
         notes / "keel.yaml"
     )  # an MCP server to pin (a copy: the example's pins stay as committed)
-    for path, args in sorted(JSON_ARGS.items(), key=lambda kv: kv[0] == ("memory", "forget")):
+    # The rollout commands run under a rollout of their own (the other commands under none).
+    rollout = {"KEEL_ROLLOUT_FILE": str(RolloutProject(tmp_path / "rollout").rollout)}
+    order = {("memory", "forget"): 1, ("rollout", "stop"): 0.5, ("rollout", "resume"): 0.6}
+    for path, args in sorted(JSON_ARGS.items(), key=lambda kv: order.get(kv[0], 0)):
         filled = [a.format(**ids) for a in args]
-        result = cli(*path, *filled, "--json", stdin="hello\n")
+        env = rollout if path[0] == "rollout" else {}
+        result = cli(*path, *filled, "--json", stdin="hello\n", **env)
         # 4: the resumed run may stop at max_steps again; 6: a rejected call is a tools_refused run.
         assert result.exit_code in (0, 4, 6), (path, result.output)
         json.loads(result.stdout)  # one JSON document, nothing else on stdout

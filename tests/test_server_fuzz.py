@@ -32,9 +32,14 @@ OPERATIONS = [
     ("POST", "/keel/feedback"),
     ("GET", "/keel/budgets/{user_id}"),
     ("PUT", "/keel/budgets/{user_id}"),
+    ("GET", "/keel/rollout"),
+    ("PUT", "/keel/rollout/{arm}"),
+    ("POST", "/keel/rollout/{arm}/stop"),
+    ("POST", "/keel/rollout/{arm}/resume"),
     ("GET", "/keel/openapi.json"),
 ]
-WITH_INPUT = [op for op in OPERATIONS if op not in (("GET", "/keel/metrics"), ("GET", "/keel/openapi.json"))]
+_NO_INPUT = (("GET", "/keel/metrics"), ("GET", "/keel/rollout"), ("GET", "/keel/openapi.json"))
+WITH_INPUT = [op for op in OPERATIONS if op not in _NO_INPUT]
 
 pytestmark = pytest.mark.slow
 

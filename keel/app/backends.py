@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from keel.app.arms import attach_rollout, find_rollout
 from keel.app.versions import AgentVersion, agent_version
 from keel.budget import BudgetLedger
 from keel.chain import fallback_models
@@ -24,6 +25,8 @@ from keel.policies.matrix import PolicyMatrix
 from keel.policies.watcher import PolicyWatcher
 from keel.prompts import load_instructions
 from keel.records import Records
+from keel.rollout.router import Rollout
+from keel.rollout.spec import RolloutSpec
 from keel.settings import Settings
 from keel.tools.executor import ToolExecutor
 from keel.tools.from_config import registry_from_config, tool_prices
@@ -66,6 +69,19 @@ class Backends:
     memory_writer: MemoryWriter | None = None
     """Writes run memories from the records queue to long-term memory (a task started by `ready()`, flushed
     by `aclose()`); None when long-term memory is off."""
+    config: KeelConfig | None = None
+    """The project config these backends run (None: keel's built-in tools)."""
+    arm: str | None = None
+    """The rollout arm these backends run (None: no rollout, or the process's own config is no arm)."""
+    rollout: Rollout | None = None
+    """The rollout in force (keel.rollout), shared by the arms' backends; None: no rollout file."""
+    arms: dict[str, Backends] = field(default_factory=dict, repr=False)
+    """With a rollout, every arm's backends by name (this one among them when its config is an arm's); they
+    share this one's records, memory and telemetry (`parent`)."""
+    parent: Backends | None = field(default=None, repr=False)
+    """The backends an arm's backends share records, memory and telemetry with (None: they own theirs)."""
+    base_settings: Settings | None = field(default=None, repr=False)
+    """The settings before the config was applied (an arm's config is applied to these)."""
     _close_guards: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
     _ready: bool = field(default=False, repr=False)
     _version_saved: bool = field(default=False, repr=False)
@@ -82,20 +98,31 @@ class Backends:
         registry: ToolRegistry | None = None,
         guards: Sequence[Guard[NextCall]] = (),
         config: KeelConfig | None = None,
+        rollout: RolloutSpec | None = None,
+        arm_models: Mapping[str, BaseChatModel] | None = None,
+        parent: Backends | None = None,
+        arm: str | None = None,
     ) -> Backends:
         """Build every backend for the profile the settings name. Bad config fails here, clearly.
 
         `guards`: the application's own guards, checked before every model call after keel's.
         `config`: the project's keel.yaml (keel.config): it overrides the settings it names and gives the
-        tools (unless `registry` is given)."""
-        settings = settings or Settings()
-        if config is not None:
-            settings = config.apply(settings)
+        tools (unless `registry` is given).
+        `rollout`: the rollout to run (default: `settings.rollout_file`, else `rollout.yaml` beside the
+        config); each arm's config is built as backends sharing these ones' records, memory and telemetry
+        (`arm_models`: a model per arm name instead of its config's, as `model` is for this config).
+        `parent`, `arm`: build one arm's backends (keel.app.arms does)."""
+        base = settings or Settings()
+        settings = config.apply(base) if config is not None else base
         settings.home.mkdir(parents=True, exist_ok=True)
-        records = Records.from_url(
-            settings.records_url,
-            pool_size=settings.records_pool_size,
-            pool_timeout_s=settings.records_pool_timeout_s,
+        records = (
+            parent.records
+            if parent is not None
+            else Records.from_url(
+                settings.records_url,
+                pool_size=settings.records_pool_size,
+                pool_timeout_s=settings.records_pool_timeout_s,
+            )
         )
         policy = PolicyWatcher(PolicyMatrix.load(settings.policy_file))
         prices = PriceTable.load(settings.prices_file)
@@ -137,15 +164,19 @@ class Backends:
             default_timeout_s=settings.tool_timeout_s,
             max_output_chars=settings.max_tool_output_chars,
         )
-        memory = MemoryBackends.from_settings(settings)
-        if memory.long_term is not None:
-            memory.writer = MemoryWriter(
-                records,
-                memory.long_term,
-                lease_s=settings.memory_queue_lease_s,
-                flush_timeout_s=settings.memory_flush_timeout_s,
-            )
-        return cls(
+        if parent is not None:
+            memory, telemetry = parent.memory, parent.telemetry
+        else:
+            memory = MemoryBackends.from_settings(settings)
+            telemetry = Telemetry.from_settings(settings)
+            if memory.long_term is not None:
+                memory.writer = MemoryWriter(
+                    records,
+                    memory.long_term,
+                    lease_s=settings.memory_queue_lease_s,
+                    flush_timeout_s=settings.memory_flush_timeout_s,
+                )
+        built_backends = cls(
             settings=settings,
             records=records,
             policy=policy,
@@ -160,16 +191,27 @@ class Backends:
             version=version,
             models=chain,
             _close_guards=close_guards,
-            telemetry=Telemetry.from_settings(settings),
+            telemetry=telemetry,
             memory=memory,
-            memory_writer=memory.writer,
+            memory_writer=memory.writer if parent is None and memory is not None else None,
+            config=config,
+            arm=arm,
+            parent=parent,
+            base_settings=base,
         )
+        if parent is None:
+            spec = rollout if rollout is not None else find_rollout(settings, config)
+            if spec is not None:
+                attach_rollout(built_backends, spec, models=arm_models or {})
+        return built_backends
 
     async def ready(self) -> None:
         """Check the records database is reachable and migrated (once per process), store this process's
         agent version if absent (once), and start the memory writer on this event loop (it first writes what
-        an earlier process left queued)."""
-        if not self._ready:
+        an earlier process left queued). With a rollout, every arm's version too."""
+        if self.parent is not None:
+            await self.parent.ready()
+        elif not self._ready:
             if self._readiness is not None:  # the server migrates off its event loop
                 await self._readiness()
             else:
@@ -177,14 +219,20 @@ class Backends:
                     if not self._ready:
                         await self.records.setup()
                         self._ready = True
+        await self._save_version()
+        if self.memory_writer is not None:
+            self.memory_writer.start()
+        for child in self.arms.values():
+            await child._save_version()
+
+    async def _save_version(self) -> None:
+        """Store this version in `agent_versions` if absent (once per process)."""
         if not self._version_saved:
             async with self._lock:
                 if not self._version_saved:
                     v = self.version
                     await self.records.save_version(v.id, v.name, v.manifest)
                     self._version_saved = True
-        if self.memory_writer is not None:
-            self.memory_writer.start()
 
     def ready_via(self, readiness: Callable[[], Awaitable[None]]) -> None:
         """Make `ready()` await `readiness` (which must end in `mark_ready()`) instead of migrating here."""
@@ -192,19 +240,25 @@ class Backends:
 
     @property
     def is_ready(self) -> bool:
-        return self._ready
+        return self._ready if self.parent is None else self.parent.is_ready
 
     def mark_ready(self) -> None:
         """Record that the records schema is at head, migrated elsewhere (the server does it off-loop)."""
         self._ready = True
 
     async def aclose(self) -> None:
-        """Flush the memory writer (bounded by `memory_flush_timeout_s`), then release connections."""
+        """Flush the memory writer (bounded by `memory_flush_timeout_s`), then release connections (an
+        arm's backends release only their own: guards and tools)."""
+        for child in self.arms.values():
+            if child is not self:
+                await child.aclose()
         if self.memory_writer is not None:
             await self.memory_writer.aclose()
         if self._close_guards is not None:
             await self._close_guards()
         await self.registry.aclose()
+        if self.parent is not None:
+            return
         await self.records.close()
         if self.memory is not None:
             await self.memory.aclose()

@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
+from langgraph_sdk.runtime import ServerRuntime
 
+from keel.app.backends import Backends
 from keel.app.server_backends import start
 from keel.graphs.agent import build_graph
 
-__all__ = ["make_graph", "always_sync", "SyncDurableGraph"]
+__all__ = ["make_graph", "always_sync", "arm_for", "SyncDurableGraph"]
 
 
 class SyncDurableGraph(CompiledStateGraph):
@@ -42,10 +44,26 @@ def always_sync(graph: CompiledStateGraph) -> SyncDurableGraph:
     return SyncDurableGraph(**attrs)
 
 
-async def make_graph() -> CompiledStateGraph:
+async def make_graph(runtime: ServerRuntime | None = None) -> CompiledStateGraph:
     """Entry point for `langgraph.json`: the server supplies the checkpointer and calls this per request,
     so the backends (records engine, policy, model) are built once per process and shared.
 
+    With a rollout, a run's graph is its version's: the one keel's auth handler put in the run's context
+    (the user's arm for a new execution, the execution's own for a resume); other calls (schemas, state
+    reads) get the process's own graph (every arm's graph has the same nodes and state).
+
     Async so that a run the queue picks up before the server's start-up has finished waits for the
     backends to be built and migrated (in a worker thread) instead of doing blocking I/O on the loop."""
-    return always_sync(build_graph(await start()))
+    b = await start()
+    return always_sync(build_graph(arm_for(b, runtime)))
+
+
+def arm_for(b: Backends, runtime: Any) -> Backends:
+    """The backends of the version a run's context names (`b` itself without a rollout, outside a run, or
+    for a version no arm runs)."""
+    ert = getattr(runtime, "execution_runtime", None) if runtime is not None else None
+    context = getattr(ert, "context", None)
+    version = context.get("version") if isinstance(context, dict) else getattr(context, "version", None)
+    if not version or not b.arms:
+        return b
+    return next((arm for arm in b.arms.values() if arm.version.id == version), b)

@@ -24,8 +24,10 @@ from keel.errors import CHECKPOINT_STORE_ERRORS, Conflict, Forbidden, NotFound, 
 from keel.feedback import give_feedback
 from keel.graphs.agent import build_graph
 from keel.guards import Guard, NextCall
+from keel.policies import ADMIN_ROLE
 from keel.prompts import continue_message, original_request
 from keel.records import Approval, Feedback, Records, idle_ping
+from keel.rollout.router import ArmStatus, Rollout
 from keel.settings import Settings
 from keel.tools.registry import ToolRegistry
 
@@ -73,9 +75,17 @@ class Keel:
     a process killed anywhere resumes from the step it was in and never re-runs one whose effect committed.
     (`async`, LangGraph's default, loses the last step on kill -9; the benchmark measures the difference.)"""
 
-    def __init__(self, backends: Backends, graph: CompiledStateGraph) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        graph: CompiledStateGraph,
+        arm_graphs: dict[str, CompiledStateGraph] | None = None,
+    ) -> None:
         self.backends = backends
         self.graph = graph
+        """The graph of this keel's own config (with a rollout: the stable arm's runs use theirs)."""
+        self.arm_graphs = arm_graphs or {}
+        """With a rollout: each arm's graph by arm name (they share one checkpointer)."""
         self.swept: list[str] = []
         """Executions the stale-run sweep marked `interrupted` when this keel opened."""
 
@@ -102,7 +112,12 @@ class Keel:
             # Runs whose process died (lease expired) are marked interrupted, so `resume` can continue them.
             swept = await backends.records.sweep_stale(backends.settings.run_lease_s)
             async with open_checkpointer(backends.settings) as saver:
-                keel = cls(backends, build_graph(backends, checkpointer=saver))
+                graph = build_graph(backends, checkpointer=saver)
+                arm_graphs = {
+                    name: graph if b is backends else build_graph(b, checkpointer=saver)
+                    for name, b in backends.arms.items()
+                }
+                keel = cls(backends, graph, arm_graphs)
                 keel.swept = swept
                 yield keel
         finally:
@@ -112,8 +127,10 @@ class Keel:
     def records(self) -> Records:
         return self.backends.records
 
-    def _context(self, user_id: str, role: str, tenant: str, execution_id: str | None = None) -> RunContext:
-        roles = self.backends.policy.current().roles
+    def _context(
+        self, b: Backends, user_id: str, role: str, tenant: str, execution_id: str | None = None
+    ) -> RunContext:
+        roles = b.policy.current().roles
         if role not in roles:
             raise InvalidContext(f"unknown role {role!r} (known: {', '.join(sorted(roles))})")
         return RunContext(
@@ -121,8 +138,25 @@ class Keel:
             role=role,
             tenant=tenant,
             execution_id=execution_id or str(uuid.uuid4()),
-            version=self.backends.version.id,
+            version=b.version.id,
         )
+
+    async def _arm_for(self, user_id: str) -> Backends:
+        """The backends a new run of `user_id` runs on: their rollout arm's (without a rollout: these)."""
+        if self.backends.rollout is None:
+            return self.backends
+        return self.backends.arms[await self.backends.rollout.choose(user_id)]
+
+    def _arm_of(self, version: str) -> Backends:
+        """The backends an execution recorded as `version` goes on with: its arm's while the rollout has it
+        (a stopped arm's too: a run finishes as the version it started as), else these."""
+        for b in self.backends.arms.values():
+            if b.version.id == version:
+                return b
+        return self.backends
+
+    def _graph(self, b: Backends) -> CompiledStateGraph:
+        return self.arm_graphs.get(b.arm, self.graph) if b.arm is not None else self.graph
 
     async def run(
         self,
@@ -140,7 +174,8 @@ class Keel:
         if not task.strip():
             raise InvalidContext("the task is empty")
         check_task_size(task, self.backends.settings.max_task_chars)  # refused whole, never cut
-        ctx = self._context(user_id, role, tenant)
+        b = await self._arm_for(user_id)
+        ctx = self._context(b, user_id, role, tenant)
         thread_id = thread_id or str(uuid.uuid4())
         if (prior := await self.records.latest_execution(thread_id)) is not None:
             if prior.user_id != user_id:
@@ -148,7 +183,7 @@ class Keel:
             if prior.status == "awaiting_approval":
                 raise Conflict(f"thread {thread_id} is waiting for an approval; decide it first")
         return await self._drive(
-            {"messages": [HumanMessage(task)]}, thread_id, ctx, on_step, on_token, first=True
+            {"messages": [HumanMessage(task)]}, thread_id, ctx, on_step, on_token, first=True, b=b
         )
 
     async def resume(
@@ -164,13 +199,16 @@ class Keel:
             raise NotFound(f"no run on thread {thread_id}")
         async with _checkpoint_store(thread_id):
             snapshot = await self.graph.aget_state(self._config(thread_id))
-        ctx = self._context(prior.user_id, prior.role, prior.tenant, prior.execution_id)
+        b = self._arm_of(prior.version)
+        ctx = self._context(b, prior.user_id, prior.role, prior.tenant, prior.execution_id)
         if (approval_id := _waiting_on(snapshot)) is not None:
             row = await self.records.get_approval(approval_id)
             if row is None or row.status == "pending":
                 raise Conflict(f"thread {thread_id} is waiting for an approval; decide it to resume")
             # Decided, but the resume never ran (the deciding process died): carry the decision out now.
-            return await self._drive(Command(resume=recorded_resume(row)), thread_id, ctx, on_step, on_token)
+            return await self._drive(
+                Command(resume=recorded_resume(row)), thread_id, ctx, on_step, on_token, b=b
+            )
         if snapshot.next or snapshot.tasks:
             # The process that ran this step died: what it had reserved was never settled. (`tasks`
             # without `next`: the step's writes were saved but its checkpoint was not, e.g. the checkpoint
@@ -178,13 +216,14 @@ class Keel:
             if prior.status == "interrupted":  # found by the stale-run sweep: running again, lease renewed
                 await self.records.update_execution(prior.execution_id, status="running", error=None)
                 await self.records.heartbeat(prior.execution_id)
-            await self.backends.guards.release_open(prior.execution_id, "released on resume after a crash")
-            return await self._drive(None, thread_id, ctx, on_step, on_token)
-        if prior.status == "terminated":
-            ctx = self._context(prior.user_id, prior.role, prior.tenant)
+            await b.guards.release_open(prior.execution_id, "released on resume after a crash")
+            return await self._drive(None, thread_id, ctx, on_step, on_token, b=b)
+        if prior.status == "terminated":  # a new execution: in the user's arm now
+            b = await self._arm_for(prior.user_id)
+            ctx = self._context(b, prior.user_id, prior.role, prior.tenant)
             _, task = original_request(snapshot.values.get("messages", []))
             return await self._drive(
-                {"messages": [continue_message(task)]}, thread_id, ctx, on_step, on_token, first=True
+                {"messages": [continue_message(task)]}, thread_id, ctx, on_step, on_token, first=True, b=b
             )
         raise Conflict(f"thread {thread_id} finished ({prior.status}); start a new run on it instead")
 
@@ -209,6 +248,40 @@ class Keel:
             role=role,
             langsmith=self.backends.telemetry.langsmith,
         )
+
+    def _rollout(self) -> Rollout:
+        if self.backends.rollout is None:
+            raise NotFound(
+                "no rollout in force: write rollout.yaml beside keel.yaml or set KEEL_ROLLOUT_FILE "
+                "(docs/operations.md)"
+            )
+        return self.backends.rollout
+
+    async def rollout_status(self) -> list[ArmStatus]:
+        """Every arm of the rollout in force: version, weights, share, stop, guard-rail window."""
+        return await self._rollout().status()
+
+    async def rollout_set(
+        self, arm: str, weight: float, *, by: str, role: str = ADMIN_ROLE
+    ) -> list[ArmStatus]:
+        """Set an arm's weight for every process (audited); the rollout's status after it."""
+        await self._rollout().set_weight(arm, weight, by=by, role=role)
+        return await self.rollout_status()
+
+    async def rollout_stop(
+        self, arm: str, *, by: str, role: str = ADMIN_ROLE, reason: str = "stopped by an operator"
+    ) -> list[ArmStatus]:
+        """Stop an arm (its users' new runs start in the stable arm; audited). Conflict when it is stopped
+        already or is the stable arm."""
+        if not await self._rollout().stop(arm, by=by, role=role, reason=reason):
+            raise Conflict(f"arm {arm!r} is stopped already")
+        return await self.rollout_status()
+
+    async def rollout_resume(self, arm: str, *, by: str, role: str = ADMIN_ROLE) -> list[ArmStatus]:
+        """Resume a stopped arm (its users return to it by weight; audited). Conflict when it runs."""
+        if not await self._rollout().resume(arm, by=by, role=role):
+            raise Conflict(f"arm {arm!r} is not stopped")
+        return await self.rollout_status()
 
     async def pending_approvals(self, *, requester: str | None = None) -> list[Approval]:
         """Approval requests still waiting, oldest first."""
@@ -242,8 +315,9 @@ class Keel:
             reason=reason,
             args_hash=args_hash if args_hash is not None else row.args_hash,
         )
-        await check_approver(self.records, self.backends.policy.current(), row, choice, approver_role)
         execution = await self.records.get_execution(row.execution_id)
+        b = self._arm_of(execution.version) if execution is not None else self.backends
+        await check_approver(self.records, b.policy.current(), row, choice, approver_role)
         if execution is None:
             raise NotFound(f"no execution {row.execution_id} for approval {approval_id}")
         waiting = _waiting_on(await self.graph.aget_state(self._config(row.thread_id)))
@@ -253,16 +327,18 @@ class Keel:
         if waiting != approval_id:
             # Checked before anything is recorded: a decision nobody can carry out must not be stored.
             raise NotFound(f"approval {approval_id}: its thread {row.thread_id} no longer waits for it")
-        if row.tool not in self.backends.registry:
+        if row.tool not in b.registry:
             # Decided under another project's config (or none), the approved call would fail as an
             # unknown tool and the decision would be spent: refuse before anything is recorded.
             raise Conflict(
                 f"approval {approval_id} is for tool {row.tool!r}, which the config in use does not have; "
                 "decide it under the project's config (keel --config PATH approvals …)"
             )
-        await record_decision(self.records, self.backends.policy.current(), row, choice, approver_role)
-        ctx = self._context(execution.user_id, execution.role, execution.tenant, execution.execution_id)
-        return await self._drive(Command(resume=choice.as_resume()), row.thread_id, ctx, on_step, on_token)
+        await record_decision(self.records, b.policy.current(), row, choice, approver_role)
+        ctx = self._context(b, execution.user_id, execution.role, execution.tenant, execution.execution_id)
+        return await self._drive(
+            Command(resume=choice.as_resume()), row.thread_id, ctx, on_step, on_token, b=b
+        )
 
     @staticmethod
     def _config(thread_id: str) -> dict[str, Any]:
@@ -277,11 +353,15 @@ class Keel:
         on_token: TokenCallback | None = None,
         *,
         first: bool = False,
+        b: Backends | None = None,
     ) -> RunOutcome:
-        """Invoke the graph for `ctx`'s execution; `first`: its first invocation (a new execution)."""
-        config = self.backends.telemetry.run_config(self._config(thread_id), ctx, first=first)
+        """Invoke `b`'s graph (default: this keel's own) for `ctx`'s execution; `first`: its first
+        invocation (a new execution)."""
+        b = b or self.backends
+        arm = {"arm": b.arm} if b.arm is not None else {}
+        config = b.telemetry.run_config(self._config(thread_id), ctx, first=first, **arm)
         async with self._lease(ctx.execution_id), _checkpoint_store(thread_id):
-            return await self._stream(payload, thread_id, ctx, config, on_step, on_token)
+            return await self._stream(payload, thread_id, ctx, config, on_step, on_token, self._graph(b))
 
     @contextlib.asynccontextmanager
     async def _lease(self, execution_id: str) -> AsyncIterator[None]:
@@ -309,13 +389,14 @@ class Keel:
         ctx: RunContext,
         config: dict[str, Any],
         on_step: StepCallback | None,
-        on_token: TokenCallback | None = None,
+        on_token: TokenCallback | None,
+        graph: CompiledStateGraph,
     ) -> RunOutcome:
         path: list[str] = []
         approval: dict[str, Any] | None = None
         # "messages" makes LangGraph ask the model to stream: only when someone listens for tokens.
         modes = ["updates", "messages"] if on_token is not None else ["updates"]
-        async for mode, chunk in self.graph.astream(
+        async for mode, chunk in graph.astream(
             payload, config, context=ctx, stream_mode=modes, durability=self.durability
         ):
             if mode == "messages":
@@ -332,7 +413,7 @@ class Keel:
                 path.append(node)
                 if on_step is not None:
                     on_step(node, update or {})
-        values = (await self.graph.aget_state(self._config(thread_id))).values
+        values = (await graph.aget_state(self._config(thread_id))).values
         if approval is not None:
             return RunOutcome(
                 thread_id=thread_id,

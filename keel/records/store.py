@@ -33,6 +33,7 @@ from keel.records import migrate
 from keel.records.feedback import FeedbackStore
 from keel.records.idle_ping import ping_when_idle
 from keel.records.memory_queue import MemoryQueueStore
+from keel.records.rollouts import RolloutStore
 from keel.records.tables import (
     APPROVAL_STATUSES,
     approvals,
@@ -103,7 +104,7 @@ def _row(cls: type[_T], row: sa.Row[Any] | None) -> _T | None:
     return None if row is None else cls(**row._mapping)
 
 
-class Records(MemoryQueueStore, VersionStore, FeedbackStore):
+class Records(MemoryQueueStore, VersionStore, FeedbackStore, RolloutStore):
     """The records database. Build with `from_url`, then `await setup()` once per process.
     The run-memory queue's methods come from `MemoryQueueStore` (keel/records/memory_queue.py), the agent
     versions' from `VersionStore` (keel/records/versions.py), feedback's from `FeedbackStore`

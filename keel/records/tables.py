@@ -27,6 +27,7 @@ __all__ = [
     "memory_queue",
     "agent_versions",
     "feedback",
+    "rollout_arms",
 ]
 
 EXECUTION_STATUSES = ("running", "awaiting_approval", "succeeded", "failed", "terminated", "interrupted")
@@ -269,3 +270,21 @@ feedback = sa.Table(
 `created_at` stays, `updated_at` moves). The unique constraint's index serves every lookup by execution.
 `score` is in [-1, 1] (-1/0/1, or a rating 0..1, four decimals); `comment` is redacted; `version` is the
 execution's. Written by `keel.feedback.give_feedback`, with its audit row in the same transaction."""
+
+
+rollout_arms = sa.Table(
+    "rollout_arms",
+    metadata,
+    sa.Column("rollout", sa.String(128), primary_key=True),
+    sa.Column("arm", sa.String(64), primary_key=True),
+    sa.Column("weight", sa.Float),
+    sa.Column("stopped_at", UTCDateTime),
+    sa.Column("stopped_by", sa.String(128)),
+    sa.Column("stop_reason", sa.Text),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("updated_by", sa.String(128), nullable=False),
+)
+"""What changed in a rollout since its file was written, shared by every process (migration 0014), by rollout
+name (rollout.yaml's `name`, else the agent's: one records database may serve several) and arm: an arm's
+weight set by an operator (`weight`, NULL: the file's) and its stop (`stopped_at`, by an operator or a guard
+rail, with the reason). Written by keel.records.rollouts with an audit row in the same transaction."""

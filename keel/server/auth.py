@@ -132,12 +132,13 @@ async def create_run(ctx: Auth.types.AuthContext, value: Auth.types.RunsCreate) 
                 status_code=403,
                 detail=f"context.{name} disagrees with the API key's identity; omit it (set from the key)",
             )
+    execution_id, version = await _execution(value, supplied, who)
     kwargs["context"] = {
         "user_id": who.user_id,
         "role": who.role,
         "tenant": who.tenant,
-        "execution_id": await _execution_id(value, supplied),
-        "version": server_backends().version.id,  # the server's, never the client's
+        "execution_id": execution_id,
+        "version": version,  # the server's (the user's rollout arm's), never the client's
     }
     value["kwargs"] = kwargs
     return {"owner": who.user_id}  # admins included: another user's thread resumes via the approvals route
@@ -174,22 +175,30 @@ async def _refuse_resume_by_non_approver(who: Principal, value: Auth.types.RunsC
     raise Auth.exceptions.HTTPException(status_code=403, detail=why)
 
 
-async def _execution_id(value: Auth.types.RunsCreate, supplied: dict[str, Any]) -> str:
-    """A resumed run (a command, or no input) continues the thread's execution; new input starts one, whose
-    id is the server's run id (the root run LangSmith traces: feedback on the execution is sent on it, see
-    `keel.observability.langsmith.root_run_id`) unless the client gave one."""
+async def _execution(
+    value: Auth.types.RunsCreate, supplied: dict[str, Any], who: Principal
+) -> tuple[str, str]:
+    """The run's execution id and agent version. A resumed run (a command, or no input) continues the
+    thread's execution as the version it started as; new input starts one, whose id is the server's run id
+    (the root run LangSmith traces: feedback on the execution is sent on it, see
+    `keel.observability.langsmith.root_run_id`) unless the client gave one, as the version of the user's
+    rollout arm (without a rollout: the server's)."""
+    b = server_backends()
     kwargs = value.get("kwargs") or {}
     given = supplied.get("execution_id")
     resuming = kwargs.get("command") is not None or kwargs.get("input") is None
     if resuming and value.get("thread_id") is not None:
-        b = server_backends()
         await b.ready()
         prior = await b.records.latest_execution(str(value["thread_id"]))
         if prior is not None:
-            return prior.execution_id
+            return prior.execution_id, prior.version
+    version = b.version.id
+    if b.rollout is not None:
+        await b.ready()
+        version = b.arms[await b.rollout.choose(who.user_id)].version.id
     if isinstance(given, str) and given:
-        return given
-    return str(value.get("run_id") or uuid.uuid4())
+        return given, version
+    return str(value.get("run_id") or uuid.uuid4()), version
 
 
 @auth.on.assistants.read

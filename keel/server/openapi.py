@@ -91,6 +91,30 @@ _RESULTS: dict[str, Any] = {
             "updated_at": _STR,
         }
     ),
+    "Rollout": _obj(
+        {
+            "arms": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "arm": _STR,
+                        "version": _STR,
+                        "config": _STR,
+                        "stable": {"type": "boolean"},
+                        "file_weight": {"type": "number"},
+                        "weight": {"type": "number"},
+                        "share": {"type": "number"},
+                        "allowed_users": _INT,
+                        "stopped": {"type": "boolean"},
+                        "stopped_at": _OPT_STR,
+                        "stopped_by": _OPT_STR,
+                        "stop_reason": _OPT_STR,
+                        "window": {"type": "object"},
+                    }
+                ),
+            }
+        }
+    ),
     "BudgetStatus": _obj(
         {
             "user_id": _STR,
@@ -194,6 +218,60 @@ SPEC: dict[str, Any] = {
                     **_errors(400, 401, 403, 404, 413, 422, 503),
                 },
             },
+        },
+        "/keel/rollout": {
+            "get": {
+                "summary": "The rollout: each arm's version, weight, share, stop and window (admins)",
+                "responses": {"200": _ok("rollout", _ref("Rollout")), **_errors(401, 403, 404, 503)},
+            }
+        },
+        "/keel/rollout/{arm}": {
+            "put": {
+                "summary": "Set an arm's weight for every replica (admins; audited)",
+                "parameters": [{"name": "arm", "in": "path", "required": True, "schema": _ID}],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["weight"],
+                            "additionalProperties": False,
+                            "properties": {"weight": {"type": "number", "minimum": 0, "maximum": 1000000}},
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": _ok("rollout", _ref("Rollout")),
+                    **_errors(400, 401, 403, 404, 413, 422, 503),
+                },
+            }
+        },
+        "/keel/rollout/{arm}/stop": {
+            "post": {
+                "summary": "Stop an arm: its users' new runs start in the stable arm (admins; audited)",
+                "parameters": [{"name": "arm", "in": "path", "required": True, "schema": _ID}],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}},
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": _ok("rollout", _ref("Rollout")),
+                    **_errors(400, 401, 403, 404, 409, 413, 422, 503),
+                },
+            }
+        },
+        "/keel/rollout/{arm}/resume": {
+            "post": {
+                "summary": "Resume a stopped arm (admins; audited)",
+                "parameters": [{"name": "arm", "in": "path", "required": True, "schema": _ID}],
+                "responses": {"200": _ok("rollout", _ref("Rollout")), **_errors(401, 403, 404, 409, 503)},
+            }
         },
         "/keel/openapi.json": {
             "get": {

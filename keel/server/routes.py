@@ -1,7 +1,8 @@
 """keel's custom HTTP routes on LangGraph Server (`langgraph.json` → "http.app", custom-route auth on).
 
 GET /keel/health · GET /keel/metrics · GET /keel/approvals · POST /keel/approvals/{id} ·
-POST /keel/feedback · GET|PUT /keel/budgets/{user} · GET /keel/openapi.json. `/metrics` itself is the
+POST /keel/feedback · GET|PUT /keel/budgets/{user} · GET /keel/rollout · PUT /keel/rollout/{arm} ·
+POST /keel/rollout/{arm}/stop|resume · GET /keel/openapi.json. `/metrics` itself is the
 server's own (unshadowable) route, so keel's Prometheus text is served at /keel/metrics.
 """
 
@@ -30,6 +31,7 @@ from keel.identity import Principal, principal_of
 from keel.ids import is_id
 from keel.policies import ADMIN_ROLE
 from keel.records import RecordsUnavailable
+from keel.rollout.router import Rollout
 from keel.server.auth import load_keys
 from keel.server.health import health_report
 from keel.server.inbox import decide, visible_approvals
@@ -221,6 +223,51 @@ def _budget_view(status: BudgetStatus) -> dict[str, Any]:
     return view
 
 
+def _rollout(who: Principal) -> Rollout:
+    if who.role != ADMIN_ROLE:
+        raise Forbidden("only admins see and change the rollout")
+    rollout = server_backends().rollout
+    if rollout is None:
+        raise NotFound("no rollout in force (rollout.yaml beside keel.yaml, or KEEL_ROLLOUT_FILE)")
+    return rollout
+
+
+async def _rollout_view(rollout: Rollout) -> Response:
+    return JSONResponse({"arms": [a.as_dict() for a in await rollout.status()]})
+
+
+async def get_rollout(request: Request, who: Principal) -> Response:
+    return await _rollout_view(_rollout(who))
+
+
+async def set_arm(request: Request, who: Principal) -> Response:
+    rollout, arm = _rollout(who), _path_id(request, "arm")
+    body = await _body(request, {"weight"})
+    weight = body.get("weight")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1_000_000:
+        raise BadRequest("weight must be a number from 0 to 1000000")
+    await rollout.set_weight(arm, float(weight), by=who.user_id, role=who.role)
+    return await _rollout_view(rollout)
+
+
+async def stop_arm(request: Request, who: Principal) -> Response:
+    rollout, arm = _rollout(who), _path_id(request, "arm")
+    body = await _body(request, {"reason"})
+    reason = body.get("reason", "stopped by an operator")
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 2000:
+        raise BadRequest("reason must be a non-empty string of at most 2000 characters")
+    if not await rollout.stop(arm, by=who.user_id, role=who.role, reason=reason):
+        raise Conflict(f"arm {arm!r} is stopped already")
+    return await _rollout_view(rollout)
+
+
+async def resume_arm(request: Request, who: Principal) -> Response:
+    rollout, arm = _rollout(who), _path_id(request, "arm")
+    if not await rollout.resume(arm, by=who.user_id, role=who.role):
+        raise Conflict(f"arm {arm!r} is not stopped")
+    return await _rollout_view(rollout)
+
+
 async def openapi(request: Request, who: Principal) -> Response:
     return JSONResponse(SPEC)
 
@@ -244,6 +291,10 @@ app = Starlette(
         Route("/keel/feedback", _endpoint(feedback), methods=["POST"]),
         Route("/keel/budgets/{user_id}", _endpoint(get_budget), methods=["GET"]),
         Route("/keel/budgets/{user_id}", _endpoint(put_budget), methods=["PUT"]),
+        Route("/keel/rollout", _endpoint(get_rollout), methods=["GET"]),
+        Route("/keel/rollout/{arm}", _endpoint(set_arm), methods=["PUT"]),
+        Route("/keel/rollout/{arm}/stop", _endpoint(stop_arm), methods=["POST"]),
+        Route("/keel/rollout/{arm}/resume", _endpoint(resume_arm), methods=["POST"]),
         Route("/keel/openapi.json", _endpoint(openapi), methods=["GET"]),
     ],
 )

@@ -138,7 +138,10 @@ class ABStore:
         else `rollout_stable` (the caller's rollout stable arm) when it ran, else the group with the most
         executions. See keel.report.ab for the metrics and keel.report.stats for the intervals."""
         until = until or utcnow()
-        start = until - since if isinstance(since, timedelta) else since
+        try:
+            start = until - since if isinstance(since, timedelta) else since
+        except OverflowError:
+            raise ValueError(f"the window {since} reaches back before the year 1") from None
         samples = await self.ab_samples(since=start, until=until)
         return build_ab_report(
             samples,

@@ -80,6 +80,26 @@ def test_wilson_is_within_0_1_contains_the_rate_and_narrows_with_n(
     assert more.high - more.low < got.high - got.low
 
 
+_COUNTS = st.integers(min_value=1, max_value=2000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
+
+
+@given(a=_COUNTS, b=_COUNTS)
+def test_a_rate_difference_contains_its_estimate_and_turns_over_with_the_groups(a, b) -> None:
+    d, back = newcombe(*a, *b), newcombe(*b, *a)
+    assert -1.0 <= d.low <= d.estimate <= d.high <= 1.0
+    assert close(d.low, -back.high) and close(d.high, -back.low)
+
+
+@given(
+    a=st.lists(st.floats(min_value=0, max_value=1e4), min_size=2, max_size=40),
+    b=st.lists(st.floats(min_value=0, max_value=1e4), min_size=2, max_size=40),
+)
+def test_welch_contains_the_difference_of_means_and_turns_over_with_the_groups(a, b) -> None:
+    d, back = welch(a, b), welch(b, a)
+    assert d.low <= d.estimate <= d.high
+    assert math.isclose(d.low, -back.high, rel_tol=1e-9, abs_tol=1e-9)
+
+
 # -- the report over synthetic executions ---------------------------------------------------------
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -108,7 +108,8 @@ def welch(a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
     se = math.sqrt(sa + sb)
     if se == 0:
         return Interval(estimate=d, low=d, high=d)
-    df = (sa + sb) ** 2 / (sa * sa / (len(a) - 1) + sb * sb / (len(b) - 1))
+    ra, rb = sa / max(sa, sb), sb / max(sa, sb)  # scaled: squares of tiny variances must not underflow to 0
+    df = (ra + rb) ** 2 / (ra * ra / (len(a) - 1) + rb * rb / (len(b) - 1))
     half = t_quantile(0.5 + confidence / 2, df) * se
     return Interval(estimate=d, low=d - half, high=d + half)
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import struct
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -376,3 +378,30 @@ def test_cli_errors_are_one_line(cli_home: Path) -> None:
     assert res.exit_code == 1 and "no executions of baseline 'nope'" in res.stderr
     assert _cli(cli_home, "--since", "soon").exit_code == 1
     assert _cli(cli_home, "--min-sample", "0").exit_code == 2
+
+
+def _pixels(png: bytes) -> list[list[tuple[int, int, int]]]:
+    """Decode the PNGs keel writes (8-bit RGB, one IDAT, filter 0 on every scanline)."""
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and png[12:16] == b"IHDR"
+    width, height = struct.unpack(">II", png[16:24])
+    start = png.index(b"IDAT") + 4
+    size = struct.unpack(">I", png[start - 8 : start - 4])[0]
+    raw = zlib.decompress(png[start : start + size])
+    stride = 1 + 3 * width
+    rows = [raw[y * stride + 1 : (y + 1) * stride] for y in range(height)]
+    assert all(raw[y * stride] == 0 for y in range(height))
+    return [[tuple(r[3 * x : 3 * x + 3]) for x in range(width)] for r in rows]
+
+
+def test_cli_png_draws_each_bar_to_its_estimate(cli_home: Path, tmp_path: Path) -> None:
+    from keel.report.png import BAR, BAR_W, BASE
+
+    res = _cli(cli_home, "--png", str(tmp_path / "ab.png"))
+    assert res.exit_code == 0 and res.stdout.splitlines()[-1] == f"chart: {tmp_path / 'ab.png'}"
+    image = _pixels((tmp_path / "ab.png").read_bytes())
+    # the first bar of each colour is the success rate's: stable (the baseline, grey) 45/50, canary 30/50
+    for colour, rate in ((BASE, 0.9), (BAR, 0.6)):
+        row = next(r for r in image if colour in r)
+        xs = [x for x, pixel in enumerate(row) if pixel == colour]
+        assert xs[-1] - xs[0] + 1 == round(rate * BAR_W)
+    assert _cli(cli_home, "--png", str(tmp_path / "no" / "ab.png")).exit_code == 1

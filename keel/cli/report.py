@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -36,14 +37,19 @@ def report_ab(
         min=1,
         help="Observations each group needs on a metric for a verdict (default: KEEL_REPORT_MIN_SAMPLE, 30).",
     ),
+    png: Path | None = typer.Option(
+        None,
+        "--png",
+        help="Also write the chart as a PNG image to this file (drawn without a plotting library).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compare groups of executions (the rollout arm, else the version) on success rate, duration, cost per
     run, tool failure rate (per tool call) and feedback score: each group's figure with its 95 % interval
     (Wilson for rates, Student t for means), each group against the baseline (Newcombe for rates, Welch's t
     for means) with a verdict: better, worse, no difference detected, or not enough data. Only finished runs
-    count. In a terminal the chart is coloured; in a pipe it is plain text. With --json: the whole report
-    (groups, figures, comparisons, verdict)."""
+    count. In a terminal the chart is coloured; in a pipe it is plain text; --png FILE also draws it as an
+    image. With --json: the whole report (groups, figures, comparisons, verdict)."""
     from keel.observability.health import parse_window
     from keel.settings import Settings
 
@@ -65,13 +71,20 @@ def report_ab(
             await records.close()
 
     report = call(go)
+    if png is not None:
+        from keel.report.png import write_ab_png
+
+        try:
+            write_ab_png(report, png)
+        except OSError as exc:
+            fail(f"cannot write {png}: {exc.strerror or exc}")
     if as_json:
         print_json(out, report.as_dict())
         return
-    _print_report(report, since)
+    _print_report(report, since, png)
 
 
-def _print_report(report: ABReport, since: str) -> None:
+def _print_report(report: ABReport, since: str, png: Path | None) -> None:
     from keel.report.chart import chart_lines
 
     colour = out.is_terminal
@@ -97,3 +110,5 @@ def _print_report(report: ABReport, since: str) -> None:
             else:
                 plain(out, line)
     plain(out, f"verdict: {report.verdict}")
+    if png is not None:
+        plain(out, f"chart: {png}")

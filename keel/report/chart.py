@@ -18,7 +18,7 @@ from rich.markup import escape
 from keel.report.ab import METRICS, ABReport, Metric
 from keel.report.stats import Interval
 
-__all__ = ["chart_lines", "format_value", "format_difference"]
+__all__ = ["chart_lines", "format_value", "format_difference", "scale"]
 
 WIDTH = 36
 _LEAST = {"rate": 1, "mean": 2}
@@ -47,7 +47,7 @@ def format_difference(metric: Metric, d: Interval) -> str:
     return f"{d.estimate:+.{digits}f}{unit} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]"
 
 
-def _scale(report: ABReport, metric: Metric) -> tuple[float, float]:
+def scale(report: ABReport, metric: Metric) -> tuple[float, float]:
     if metric.kind == "rate":
         return 0.0, 1.0
     if metric.name == "feedback_score":
@@ -85,7 +85,7 @@ def chart_lines(report: ABReport, *, colour: bool = False) -> list[str]:
     for m in METRICS:
         better = "higher" if m.higher_is_better else "lower"
         lines.append(mark(f"{m.label} ({report.confidence:.0%}: {m.method}; {better} is better)", "bold"))
-        lo, hi = _scale(report, m)
+        lo, hi = scale(report, m)
         for g in report.groups:
             f = report.figures[g.name][m.name]
             name = safe(g.name.ljust(width))

@@ -174,6 +174,7 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("tools", "pin"): ["--config", "{notes}"],
     ("versions", "list"): [],
     ("versions", "show"): ["{version}", "{version}"],
+    ("report", "ab"): [],
     ("memory", "list"): ["--user", "alice"],
     ("memory", "search"): ["shared", "--user", "alice"],
     ("memory", "forget"): ["--user", "alice"],

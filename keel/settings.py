@@ -173,6 +173,10 @@ class Settings(BaseSettings):
     health_p95_unhealthy_s: float = Field(default=180.0, gt=0)
     """p95 run duration (seconds) above which health is `unhealthy`."""
 
+    report_min_sample: int = Field(default=30, ge=1)
+    """Observations each group needs on a metric before `keel report ab` gives it a verdict (fewer: "not
+    enough data"): finished runs, tool calls or scored runs, as the metric counts."""
+
     budget_default_usd: float = Field(default=10.0, ge=0)
     """Monthly budget of a user with none set (`keel budget set`), in USD; months are UTC."""
 

@@ -179,6 +179,7 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("rollout", "set"): ["b", "20", "--by", "ops"],
     ("rollout", "stop"): ["b", "--by", "ops"],
     ("rollout", "resume"): ["b", "--by", "ops"],
+    ("report", "ab"): [],
     ("memory", "list"): ["--user", "alice"],
     ("memory", "search"): ["shared", "--user", "alice"],
     ("memory", "forget"): ["--user", "alice"],

@@ -155,7 +155,7 @@ async def test_the_file_is_hot_reloaded_and_a_bad_edit_changes_nothing(
         (lambda t: t.replace("weight: 10", "weight: -1"), 6, "arm b: weight must be a number >= 0"),
         (lambda t: t.replace("keel.b.yaml", "nowhere.yaml"), 6, "arm b: config 'nowhere.yaml' is not a file"),
         (lambda t: t.replace("min_runs: 3", "min_runs: 0"), 11, "min_runs must be an integer >= 1"),
-        (lambda t: t.replace("window: 1h", "window: soon"), 10, "'soon' is not a duration"),
+        (lambda t: t.replace("window: 1h", "window: soon"), 10, "invalid window 'soon'"),
         (lambda t: t.replace("  b: [", "  c: ["), 8, "allow: 'c' is not one of the arms"),
         (lambda t: t.replace("stable: a", "stable: a\nstabel: b"), 4, "unknown key 'stabel'"),
         (lambda t: t.replace("version: 1", "version: 2"), 1, "unsupported version 2"),

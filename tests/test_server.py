@@ -310,3 +310,16 @@ def test_budgets_are_admin_only(server: tuple[str, Path]) -> None:
         assert r.status_code in (200, 503), r.text
         if r.status_code == 200:
             assert r.json()["limit"].startswith("25") and alice.get("/keel/budgets/alice").status_code == 200
+
+
+def test_the_ab_report_is_for_admins(server: tuple[str, Path]) -> None:
+    url, _ = server
+    with _http(url, ALICE) as alice, _http(url, OPS) as ops:
+        assert alice.get("/keel/report/ab").status_code == 403
+        r = ops.get("/keel/report/ab", params={"since": "1d", "min_sample": 5})
+        assert r.status_code == 200, r.text
+        report = r.json()
+        assert report["min_sample"] == 5 and report["verdict"] and isinstance(report["groups"], list)
+        assert ops.get("/keel/report/ab", params={"since": "soon"}).status_code == 422
+        unknown = ops.get("/keel/report/ab", params={"baseline": "no-such-arm"})
+        assert unknown.status_code == 422 and "no executions of baseline" in unknown.json()["detail"]

@@ -30,6 +30,7 @@ OPERATIONS = [
     ("GET", "/keel/approvals"),
     ("POST", "/keel/approvals/{approval_id}"),
     ("POST", "/keel/feedback"),
+    ("GET", "/keel/report/ab"),
     ("GET", "/keel/budgets/{user_id}"),
     ("PUT", "/keel/budgets/{user_id}"),
     ("GET", "/keel/rollout"),

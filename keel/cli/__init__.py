@@ -18,6 +18,7 @@ from keel.cli.audit import audit_app, executions_app
 from keel.cli.budget import budget_app
 from keel.cli.memory import memory_app
 from keel.cli.policy import policy_app
+from keel.cli.report import report_app
 from keel.cli.rollout import rollout_app
 from keel.cli.tools import tools_app
 from keel.cli.versions import versions_app
@@ -44,6 +45,7 @@ app.add_typer(budget_app, name="budget")
 app.add_typer(executions_app, name="executions")
 app.add_typer(policy_app, name="policy")
 app.add_typer(rollout_app, name="rollout")
+app.add_typer(report_app, name="report")
 app.add_typer(tools_app, name="tools")
 app.add_typer(versions_app, name="versions")
 app.add_typer(memory_app, name="memory")

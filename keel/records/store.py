@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from keel import audit_chain
 from keel.records import migrate
+from keel.records.ab import ABStore
 from keel.records.feedback import FeedbackStore
 from keel.records.idle_ping import ping_when_idle
 from keel.records.memory_queue import MemoryQueueStore
@@ -104,11 +105,11 @@ def _row(cls: type[_T], row: sa.Row[Any] | None) -> _T | None:
     return None if row is None else cls(**row._mapping)
 
 
-class Records(MemoryQueueStore, VersionStore, FeedbackStore, RolloutStore):
+class Records(MemoryQueueStore, VersionStore, FeedbackStore, RolloutStore, ABStore):
     """The records database. Build with `from_url`, then `await setup()` once per process.
     The run-memory queue's methods come from `MemoryQueueStore` (keel/records/memory_queue.py), the agent
     versions' from `VersionStore` (keel/records/versions.py), feedback's from `FeedbackStore`
-    (keel/records/feedback.py)."""
+    (keel/records/feedback.py), the A/B report's read from `ABStore` (keel/records/ab.py)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

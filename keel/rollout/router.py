@@ -205,7 +205,7 @@ class Rollout:
         if await self._records.stop_arm(
             self.name, arm, by=GUARD_RAIL_ACTOR, role="system", reason=reason, figures=figures
         ):
-            _log.warning("rollout arm %s stopped by its guard rails: %s", arm, reason)
+            _log.info("rollout arm %s stopped by its guard rails: %s", arm, reason)
         await self.state(fresh=True)
         return reason
 

@@ -32,8 +32,8 @@ from typing import Any
 
 import yaml
 
-from keel.durations import parse_duration
 from keel.ids import ID_RULE, is_id
+from keel.observability.health import parse_window
 from keel.yamlfile import YamlDoc, YamlFileError
 
 __all__ = ["Arm", "GuardRails", "RolloutError", "RolloutSpec", "ROLLOUT_FILE", "load_rollout"]
@@ -204,7 +204,7 @@ class _Parser:
         values: dict[str, Any] = {}
         if "window" in entries:
             try:
-                values["window_s"] = parse_duration(doc.value(entries["window"]))
+                values["window_s"] = parse_window(str(doc.value(entries["window"]))).total_seconds()
             except ValueError as exc:
                 raise doc.fail(entries["window"], f"guard_rails.window: {exc}") from None
         if "min_runs" in entries:

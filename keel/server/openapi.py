@@ -6,7 +6,10 @@ from typing import Any
 
 from keel.ids import ID_PATTERN
 
-__all__ = ["SPEC"]
+__all__ = ["SPEC", "SINCE_PATTERN"]
+
+SINCE_PATTERN = r"[0-9]{1,6}(\.[0-9]{1,3})?[smhd]?"
+"""`since` of the A/B report: a number of seconds, minutes (the default unit), hours or days."""
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ID = {"type": "string", "pattern": ID_PATTERN}
@@ -115,6 +118,22 @@ _RESULTS: dict[str, Any] = {
             }
         }
     ),
+    "ABReport": _obj(
+        {
+            "since": _STR,
+            "until": _STR,
+            "confidence": {"type": "number"},
+            "min_sample": _INT,
+            "baseline": _OPT_STR,
+            "baseline_source": {"enum": ["asked", "rollout", "most executions", None]},
+            "excluded_unfinished": _INT,
+            "metrics": {"type": "object"},
+            "groups": {"type": "array", "items": {"type": "object"}},
+            "comparisons": {"type": "array", "items": {"type": "object"}},
+            "verdict": _STR,
+            "notes": {"type": "array", "items": _STR},
+        }
+    ),
     "BudgetStatus": _obj(
         {
             "user_id": _STR,
@@ -201,6 +220,32 @@ SPEC: dict[str, Any] = {
                     "201": _ok("feedback recorded", _ref("FeedbackRecorded")),
                     **_errors(400, 401, 404, 413, 422, 503),
                 },
+            }
+        },
+        "/keel/report/ab": {
+            "get": {
+                "summary": "The A/B report: rollout arms (else versions) compared with a baseline (admins)",
+                "parameters": [
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": f"^{SINCE_PATTERN}$"},
+                    },
+                    {
+                        "name": "baseline",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[!-~]{1,128}$"},
+                    },
+                    {
+                        "name": "min_sample",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                    },
+                ],
+                "responses": {"200": _ok("the report", _ref("ABReport")), **_errors(401, 403, 422, 503)},
             }
         },
         "/keel/budgets/{user_id}": {

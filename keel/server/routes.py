@@ -2,8 +2,8 @@
 
 GET /keel/health · GET /keel/metrics · GET /keel/approvals · POST /keel/approvals/{id} ·
 POST /keel/feedback · GET|PUT /keel/budgets/{user} · GET /keel/rollout · PUT /keel/rollout/{arm} ·
-POST /keel/rollout/{arm}/stop|resume · GET /keel/openapi.json. `/metrics` itself is the
-server's own (unshadowable) route, so keel's Prometheus text is served at /keel/metrics.
+POST /keel/rollout/{arm}/stop|resume · GET /keel/report/ab · GET /keel/openapi.json. `/metrics` itself is
+the server's own (unshadowable) route, so keel's Prometheus text is served at /keel/metrics.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from keel.rollout.router import Rollout
 from keel.server.auth import load_keys
 from keel.server.health import health_report
 from keel.server.inbox import decide, visible_approvals
-from keel.server.openapi import SPEC
+from keel.server.openapi import SINCE_PATTERN, SPEC
 
 __all__ = ["app"]
 
@@ -183,6 +183,33 @@ async def feedback(request: Request, who: Principal) -> Response:
     return JSONResponse(feedback_view(row), status_code=201)
 
 
+async def report_ab(request: Request, who: Principal) -> Response:
+    """The A/B report (`keel report ab`), for admins: ?since=7d&baseline=ARM&min_sample=30."""
+    from keel.observability.health import parse_window
+
+    if who.role != ADMIN_ROLE:
+        raise Forbidden("only admins read the A/B report")
+    b = server_backends()
+    since = request.query_params.get("since", "7d")
+    if not re.fullmatch(SINCE_PATTERN, since):
+        raise BadRequest("since must be a number with s, m, h or d, e.g. 7d")
+    try:
+        span = parse_window(since)
+    except ValueError as exc:
+        raise BadRequest(f"since: {exc}") from None
+    min_sample = _int_param(request, "min_sample", b.settings.report_min_sample, 1, 1_000_000)
+    try:
+        report = await b.records.ab_report(
+            since=span,
+            baseline=request.query_params.get("baseline"),
+            rollout_stable=b.rollout.spec().stable if b.rollout is not None else None,
+            min_sample=min_sample,
+        )
+    except KeyError as exc:  # a baseline that did not run in the window
+        raise BadRequest(str(exc.args[0])) from None
+    return JSONResponse(report.as_dict())
+
+
 def _ledger() -> BudgetLedger:
     ledger = server_backends().ledger
     if ledger is None:
@@ -289,6 +316,7 @@ app = Starlette(
         Route("/keel/approvals", _endpoint(list_approvals), methods=["GET"]),
         Route("/keel/approvals/{approval_id}", _endpoint(decide_approval), methods=["POST"]),
         Route("/keel/feedback", _endpoint(feedback), methods=["POST"]),
+        Route("/keel/report/ab", _endpoint(report_ab), methods=["GET"]),
         Route("/keel/budgets/{user_id}", _endpoint(get_budget), methods=["GET"]),
         Route("/keel/budgets/{user_id}", _endpoint(put_budget), methods=["PUT"]),
         Route("/keel/rollout", _endpoint(get_rollout), methods=["GET"]),

@@ -14,14 +14,14 @@ from typing import Protocol
 
 from keel.policies.matrix import PolicyError, PolicyMatrix
 
-__all__ = ["PolicySource", "PolicyWatcher"]
+__all__ = ["PolicySource", "PolicyWatcher", "file_signature"]
 
 _log = logging.getLogger("keel.policy")
 
 _Signature = tuple[int, int, int] | None
 
 
-def _signature(path: Path | None) -> _Signature:
+def file_signature(path: Path | None) -> _Signature:
     """What identifies a version of the file, from one ``stat`` (None: there is no file to watch)."""
     if path is None:
         return None
@@ -47,7 +47,7 @@ class PolicyWatcher:
 
     def __init__(self, matrix: PolicyMatrix) -> None:
         self._matrix = matrix
-        self._seen = _signature(matrix.path)
+        self._seen = file_signature(matrix.path)
         self.last_error: PolicyError | None = None
         """The error of the newest file version, when it was refused."""
 
@@ -58,7 +58,7 @@ class PolicyWatcher:
 
     def current(self) -> PolicyMatrix:
         """The matrix in force, re-read first when its file changed since the last look."""
-        sig = _signature(self._matrix.path)
+        sig = file_signature(self._matrix.path)
         if sig is None or sig == self._seen:
             return self._matrix
         self._seen = sig
@@ -76,4 +76,4 @@ class PolicyWatcher:
 
     def replace(self, matrix: PolicyMatrix) -> None:
         """Put ``matrix`` in force (after an explicit reload) and watch its file from now on."""
-        self._matrix, self._seen, self.last_error = matrix, _signature(matrix.path), None
+        self._matrix, self._seen, self.last_error = matrix, file_signature(matrix.path), None

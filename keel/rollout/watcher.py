@@ -9,9 +9,8 @@ stays) until the process restarts.
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 
+from keel.policies.watcher import file_signature
 from keel.rollout.spec import RolloutError, RolloutSpec, load_rollout
 
 __all__ = ["RolloutWatcher"]
@@ -19,26 +18,16 @@ __all__ = ["RolloutWatcher"]
 _log = logging.getLogger("keel.rollout")
 
 
-def _signature(path: Path | None) -> tuple[int, int, int] | None:
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 class RolloutWatcher:
     """Holds the rollout in force; `current()` costs one `stat` and re-reads a changed file."""
 
     def __init__(self, spec: RolloutSpec) -> None:
         self._spec = spec
-        self._seen = _signature(spec.path)
+        self._seen = file_signature(spec.path)
         self.last_error: RolloutError | None = None
 
     def current(self) -> RolloutSpec:
-        sig = _signature(self._spec.path)
+        sig = file_signature(self._spec.path)
         if sig is None or sig == self._seen:
             return self._spec
         self._seen = sig

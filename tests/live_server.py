@@ -161,5 +161,8 @@ def aegra_serve(
             urls.append(url)
         yield urls
     finally:
+        for proc in procs:  # all stop at once: each one's graceful shutdown takes a moment
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
             _stop(proc)

@@ -89,14 +89,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def scratch_databases(
-    *names: str, admin_url: str = "postgresql://postgres@127.0.0.1:5432/test"
-) -> Iterator[list[str]]:
+def scratch_databases(*names: str, admin_url: str | None = None) -> Iterator[list[str]]:
     """Create one PostgreSQL database per name (suffixed with a uuid8), yield their URLs, drop them after."""
     import uuid
 
     import psycopg
 
+    admin_url = admin_url or os.environ.get("KEEL_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/postgres")
     suffix = uuid.uuid4().hex[:8]
     dbs = [f"{name}_{suffix}" for name in names]
     with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError
-from live_server import ROOT, aegra_serve, langgraph_dev, scratch_databases
+from live_server import ROOT, aegra_serve, scratch_databases
 
 from keel.records import Records
 from keel.settings import Settings
@@ -55,11 +55,11 @@ def _home(root: Path) -> Path:
 
 @pytest.fixture(scope="module", params=["langgraph-dev", "aegra"])
 def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    home = _home(tmp_path_factory.mktemp(f"keel-{request.param}"))
-    if request.param == "langgraph-dev":
-        with langgraph_dev(home) as url:
-            yield Servers(request.param, [url], home, Settings(home=home))
+    if request.param == "langgraph-dev":  # the session's, shared with test_server.py (conftest.py)
+        url, home = request.getfixturevalue("keel_dev_server")
+        yield Servers(request.param, [url], home, Settings(home=home))
         return
+    home = _home(tmp_path_factory.mktemp(f"keel-{request.param}"))
     keys = home / "api_keys.yaml"  # the bundled file is refused with the postgres profile: a copy of it
     shutil.copyfile(ROOT / "keel" / "server" / "dev_keys.yaml", keys)
     with scratch_databases("aegra", "keel") as (aegra_db, keel_db):
@@ -131,7 +131,7 @@ async def test_no_key_or_an_unknown_key_is_a_401_on_every_replica(servers: Serve
 
 async def test_a_paused_run_is_seen_run_on_and_decided_only_by_whom_it_may(servers: Servers) -> None:
     s = servers
-    thread, request = await _pause_for_approval(s, "old-draft.md")
+    thread, request = await _pause_for_approval(s, "paused-draft.md")
     approval_id = request["approval_id"]
     bob = get_client(url=s.url(1), api_key=BOB)
     with pytest.raises(NotFoundError):

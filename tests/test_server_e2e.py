@@ -60,6 +60,12 @@ def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         yield Servers(request.param, [url], home, Settings(home=home))
         return
     home = _home(tmp_path_factory.mktemp(f"keel-{request.param}"))
+    limits = home / "limits.yaml"  # the shipped limits, and one search per user per minute
+    limits.write_text(
+        (ROOT / "policies" / "limits.yaml")
+        .read_text()
+        .replace("tools:\n", "tools:\n  search_notes: {per_user: 1/minute}\n")
+    )
     keys = home / "api_keys.yaml"  # the bundled file is refused with the postgres profile: a copy of it
     shutil.copyfile(ROOT / "keel" / "server" / "dev_keys.yaml", keys)
     with scratch_databases("aegra", "keel") as (aegra_db, keel_db):
@@ -72,6 +78,7 @@ def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             "KEEL_API_KEYS_FILE": str(keys),
             "KEEL_MODEL_PROVIDER": "scripted",
             "KEEL_MODEL": "keel-scripted",
+            "KEEL_LIMITS_FILE": str(limits),
         }
         with aegra_serve(home, env, replicas=2) as urls:
             settings = Settings(profile="postgres", database_url=keel_db, home=home)
@@ -231,3 +238,21 @@ async def test_replicas_share_keels_records_and_budgets(servers: Servers) -> Non
     async with _http(servers.url(0), OPS) as ops0, _http(servers.url(1), OPS) as ops1:
         assert (await ops0.put(f"/keel/budgets/{user}", json={"monthly_usd": 3.5})).status_code == 200
         assert (await ops1.get(f"/keel/budgets/{user}")).json()["limit"].startswith("3.5")
+
+
+async def test_a_rate_limit_counts_the_calls_of_every_replica(servers: Servers) -> None:
+    """One search per user per minute: the second, on the other replica, is refused."""
+    if len(servers.urls) < 2:
+        pytest.skip("`langgraph dev` is one process")
+    outcomes = []
+    for i in range(2):
+        bob = get_client(url=servers.url(i), api_key=BOB)
+        thread = (await bob.threads.create())["thread_id"]
+        payload = {"messages": [{"role": "human", "content": "search kind in shared"}]}
+        await bob.runs.wait(thread, "keel", input=payload)
+        execution = await _latest_execution(servers, thread)
+        outcomes.append((execution.status, execution.tools_used, execution.tools_refused))
+    assert outcomes == [("succeeded", ("search_notes",), ()), ("failed", (), ("search_notes",))]
+    audit = await _audit(servers, thread)
+    refused = [r.detail or "" for r in audit if r.event == "tool_call" and r.status == "refused"]
+    assert len(refused) == 1 and "rate-limited" in refused[0]

@@ -28,20 +28,6 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 
 @pytest.fixture(scope="session")
-def keel_dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """One `langgraph dev` (URL, KEEL_HOME) for the session's server tests: its start-up is slow."""
-    from live_server import langgraph_dev
-
-    home = tmp_path_factory.mktemp("keel-server-home")
-    (home / "workspace" / "home" / "alice").mkdir(parents=True)
-    (home / "workspace" / "shared").mkdir(parents=True)
-    (home / "workspace" / "home" / "alice" / "old-draft.md").write_text("old draft\n")
-    (home / "workspace" / "shared" / "handbook.md").write_text("# Handbook\nBe kind.\n")
-    with langgraph_dev(home) as url:
-        yield url, home
-
-
-@pytest.fixture(scope="session")
 def pg_url() -> str:
     """A fresh PostgreSQL database for this test session, dropped at the end."""
     name = f"keel_test_{uuid.uuid4().hex[:10]}"

@@ -6,12 +6,14 @@ makes the dev server reload), driven with langgraph-sdk and plain HTTP like a re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError, PermissionDeniedError
+from live_server import langgraph_dev
 
 from keel.records import Records
 from keel.settings import Settings
@@ -24,9 +26,14 @@ _PROTECTED = (("POST", "/threads/search"), ("GET", "/keel/health"), ("GET", "/ke
 
 
 @pytest.fixture(scope="module")
-def server(keel_dev_server: tuple[str, Path]) -> tuple[str, Path]:
-    """The session's `langgraph dev` (conftest.py), shared with test_server_e2e.py."""
-    return keel_dev_server
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    home = tmp_path_factory.mktemp("keel-server-home")
+    (home / "workspace" / "home" / "alice").mkdir(parents=True)
+    (home / "workspace" / "shared").mkdir(parents=True)
+    (home / "workspace" / "home" / "alice" / "old-draft.md").write_text("old draft\n")
+    (home / "workspace" / "shared" / "handbook.md").write_text("# Handbook\nBe kind.\n")
+    with langgraph_dev(home) as url:
+        yield url, home
 
 
 def _http(url: str, key: str | None = None) -> httpx.Client:

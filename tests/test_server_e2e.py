@@ -20,7 +20,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError
-from live_server import ROOT, aegra_serve, scratch_databases
+from live_server import ROOT, aegra_serve, langgraph_dev, scratch_databases
 
 from keel.records import Records
 from keel.settings import Settings
@@ -55,11 +55,11 @@ def _home(root: Path) -> Path:
 
 @pytest.fixture(scope="module", params=["langgraph-dev", "aegra"])
 def servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    if request.param == "langgraph-dev":  # the session's, shared with test_server.py (conftest.py)
-        url, home = request.getfixturevalue("keel_dev_server")
-        yield Servers(request.param, [url], home, Settings(home=home))
-        return
     home = _home(tmp_path_factory.mktemp(f"keel-{request.param}"))
+    if request.param == "langgraph-dev":
+        with langgraph_dev(home) as url:
+            yield Servers(request.param, [url], home, Settings(home=home))
+        return
     limits = home / "limits.yaml"  # the shipped limits, and one search per user per minute
     limits.write_text(
         (ROOT / "policies" / "limits.yaml")

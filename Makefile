@@ -77,6 +77,7 @@ serve-now:
 	@test -n "$$DATABASE_URL" || { echo "make serve: set DATABASE_URL (postgresql://...) for Aegra's tables" >&2; exit 2; }
 	@test -n "$$KEEL_DATABASE_URL" || { echo "make serve: set KEEL_DATABASE_URL (postgresql://...) for keel's records" >&2; exit 2; }
 	@test "$$KEEL_DATABASE_URL" != "$$DATABASE_URL" || { echo "make serve: KEEL_DATABASE_URL must name another database than DATABASE_URL" >&2; exit 2; }
+	@test -n "$$KEEL_API_KEYS_FILE" || { echo "make serve: set KEEL_API_KEYS_FILE (your hashed API keys; docs/deployment.md)" >&2; exit 2; }
 	AEGRA_CONFIG=aegra.json KEEL_PROFILE=$${KEEL_PROFILE:-postgres} \
 	SQLALCHEMY_POOL_SIZE=$${SQLALCHEMY_POOL_SIZE:-10} LANGGRAPH_MAX_POOL_SIZE=$${LANGGRAPH_MAX_POOL_SIZE:-10} \
 	exec $(BIN)/uvicorn aegra_api.main:app --host $${HOST:-0.0.0.0} --port $${PORT:-8000}

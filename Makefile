@@ -9,7 +9,7 @@ export LANGGRAPH_NO_VERSION_CHECK := true
 export ANONYMIZED_TELEMETRY := False
 export LANGSMITH_TRACING ?= false
 
-.PHONY: install run demo test test-fast bench bench-quick bench-render bench-keel bench-keel-record mutate dev lint imports fmt clean
+.PHONY: install run demo test test-fast bench bench-quick bench-render bench-keel bench-keel-record mutate dev serve serve-now lint imports fmt clean
 
 install: $(STAMP)
 
@@ -66,6 +66,21 @@ mutate: install
 dev: install
 	export KEEL_HOME=$${KEEL_HOME:-$${TMPDIR:-/tmp}/keel-dev}; \
 	$(BIN)/keel workspace seed && $(BIN)/langgraph dev --no-browser --port $${PORT:-2024}
+
+# `make serve`: keel on Aegra (aegra.json; docs/deployment.md, "Aegra") over PostgreSQL on $PORT (default 8000).
+# Needs DATABASE_URL (Aegra's threads, runs, checkpoints) and KEEL_DATABASE_URL (keel's records: another
+# database, both keep an `alembic_version` table), KEEL_REDIS_URL and KEEL_API_KEYS_FILE. Replicas: start
+# one, then the others (each migrates both databases at start). `serve-now` skips the install check.
+serve: install serve-now
+
+serve-now:
+	@test -n "$$DATABASE_URL" || { echo "make serve: set DATABASE_URL (postgresql://...) for Aegra's tables" >&2; exit 2; }
+	@test -n "$$KEEL_DATABASE_URL" || { echo "make serve: set KEEL_DATABASE_URL (postgresql://...) for keel's records" >&2; exit 2; }
+	@test "$$KEEL_DATABASE_URL" != "$$DATABASE_URL" || { echo "make serve: KEEL_DATABASE_URL must name another database than DATABASE_URL" >&2; exit 2; }
+	@test -n "$$KEEL_API_KEYS_FILE" || { echo "make serve: set KEEL_API_KEYS_FILE (your hashed API keys; docs/deployment.md)" >&2; exit 2; }
+	AEGRA_CONFIG=aegra.json KEEL_PROFILE=$${KEEL_PROFILE:-postgres} \
+	SQLALCHEMY_POOL_SIZE=$${SQLALCHEMY_POOL_SIZE:-10} LANGGRAPH_MAX_POOL_SIZE=$${LANGGRAPH_MAX_POOL_SIZE:-10} \
+	exec $(BIN)/uvicorn aegra_api.main:app --host $${HOST:-0.0.0.0} --port $${PORT:-8000}
 
 # The layer contract (.importlinter) over the installed layout: builds the wheel, lints the unpacked keel.
 imports: install

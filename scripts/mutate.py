@@ -324,6 +324,33 @@ MUTANTS: tuple[Mutant, ...] = (
         new="if False:",
         tests=("tests/test_server.py",),
     ),
+    # --- keel on Aegra (make serve) ------------------------------------------------------------------------
+    M(
+        id="aegra-run-on-another-users-thread",
+        guarantee="on Aegra, a user cannot start a run on another user's thread",
+        file="keel/server/aegra.py",
+        old="if owner is not None and owner != user.identity:",
+        new="if False:",
+        tests=(
+            "tests/test_server_e2e.py::test_a_paused_run_is_seen_run_on_and_decided_only_by_whom_it_may[aegra]",
+        ),
+    ),
+    M(
+        id="aegra-run-skips-keels-run-checks",
+        guarantee="on Aegra, the run's context is the key's and a raw resume by a non-approver is a 403",
+        file="keel/server/aegra.py",
+        old="        await keel_auth.create_run(ctx, value)  # type: ignore[arg-type]",
+        new="        pass",
+        tests=("tests/test_server_e2e.py::test_a_client_context_naming_another_user_is_refused[aegra-wait]",),
+    ),
+    M(
+        id="aegra-graph-keeps-the-configs-user",
+        guarantee="on Aegra, the run's user is the authenticated one whatever a config names",
+        file="keel/app/aegra_graph.py",
+        old='config["configurable"] = {**(config.get("configurable") or {}), "langgraph_auth_user": user}',
+        new='config["configurable"] = {"langgraph_auth_user": user, **(config.get("configurable") or {})}',
+        tests=("tests/test_aegra_graph.py",),
+    ),
 )
 
 

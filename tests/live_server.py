@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-__all__ = ["ROOT", "free_port", "langgraph_dev"]
+__all__ = ["ROOT", "free_port", "langgraph_dev", "aegra_serve", "scratch_databases"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,3 +76,92 @@ def langgraph_dev(home: Path, ready_s: float = 90, env: dict[str, str] | None = 
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=5)
         log.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+@contextmanager
+def scratch_databases(*names: str, admin_url: str | None = None) -> Iterator[list[str]]:
+    """Create one PostgreSQL database per name (suffixed with a uuid8), yield their URLs, drop them after."""
+    import uuid
+
+    import psycopg
+
+    admin_url = admin_url or os.environ.get("KEEL_TEST_PG_ADMIN", "postgresql://127.0.0.1:5432/postgres")
+    suffix = uuid.uuid4().hex[:8]
+    dbs = [f"{name}_{suffix}" for name in names]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for db in dbs:
+            conn.execute(f'CREATE DATABASE "{db}"')
+    base = admin_url.rsplit("/", 1)[0]
+    try:
+        yield [f"{base}/{db}" for db in dbs]
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            for db in dbs:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+@contextmanager
+def aegra_serve(
+    home: Path, env: dict[str, str], replicas: int = 2, ready_s: float = 60
+) -> Iterator[list[str]]:
+    """`make serve-now` (keel on Aegra) `replicas` times over the databases in `env`, one after the other
+    (each migrates at start), on free ports; yields their base URLs and stops each process group on exit."""
+    env = {
+        **os.environ,
+        **env,
+        "KEEL_HOME": str(home),
+        "LANGSMITH_TRACING": "false",
+        "BIN": str(Path(sys.executable).parent),
+    }
+    for name in ("LANGGRAPH_API_KEY", "LANGSMITH_API_KEY", "LANGCHAIN_API_KEY", "AEGRA_CONFIG"):
+        env.pop(name, None)
+    procs: list[subprocess.Popen] = []
+    urls: list[str] = []
+    try:
+        for i in range(replicas):
+            port = free_port()
+            log_path = home / f"aegra-{i}.log"
+            with log_path.open("w") as log:
+                cmd = ["make", "--no-print-directory", "-s", "serve-now", f"BIN={env['BIN']}"]
+                run_env = {**env, "PORT": str(port), "HOST": "127.0.0.1"}
+                procs.append(
+                    subprocess.Popen(
+                        cmd,
+                        cwd=ROOT,
+                        env=run_env,
+                        start_new_session=True,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + ready_s
+            while True:
+                if procs[-1].poll() is not None:
+                    pytest.fail(f"make serve exited early:\n{log_path.read_text()[-3000:]}")
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"make serve not ready in {ready_s:.0f} s:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.2)
+            urls.append(url)
+        yield urls
+    finally:
+        for proc in procs:  # all stop at once: each one's graceful shutdown takes a moment
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            _stop(proc)

@@ -5,13 +5,14 @@ thread is resumed through the server's own API (`langgraph_sdk.get_client()` wit
 transport). That queues a run in the server's run queue like any client's: whichever replica's worker picks
 it up runs it under the thread's lock, with the server's checkpointer, and clients streaming the thread see
 it. Running the graph inside the route instead would bypass the queue and the thread lock, and on several
-replicas two processes could run one thread at once.
+replicas two processes could run one thread at once. On Aegra (no in-process SDK transport, no run queue)
+keel.server.aegra installs its own `ServerApi`, which creates the run through Aegra's run endpoint.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from keel.approvals import check_approver, parse_decision, record_decision, recorded_resume, refuse
 from keel.errors import Conflict, NotFound
@@ -20,7 +21,7 @@ from keel.policies import ADMIN_ROLE
 from keel.policies.matrix import PolicyMatrix
 from keel.records import Approval, Records
 
-__all__ = ["visible_approvals", "decide", "Resumed"]
+__all__ = ["visible_approvals", "decide", "Resumed", "ServerApi", "LangGraphServerApi", "use_server"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,51 +95,88 @@ async def decide(
     )
 
 
+class ServerApi(Protocol):
+    """What the inbox asks of the server it runs on (LangGraph Server, or Aegra: keel.server.aegra)."""
+
+    async def waiting_on(self, thread_id: str) -> set[str] | None:
+        """The approval ids the thread's interrupts wait on; None when there is no such thread."""
+        ...
+
+    async def busy(self, thread_id: str) -> bool:
+        """True when a run is queued or running on the thread."""
+        ...
+
+    async def resume(self, thread_id: str, resume: dict[str, Any], context: dict[str, Any]) -> str:
+        """Queue a run that resumes the thread with `resume`, as `context` (keel's own, authorised call)."""
+        ...
+
+
+class LangGraphServerApi:
+    """LangGraph Server's own API through `langgraph_sdk.get_client()` without a URL (in-process)."""
+
+    async def waiting_on(self, thread_id: str) -> set[str] | None:
+        from langgraph_sdk import get_client
+        from langgraph_sdk.errors import NotFoundError
+
+        try:
+            thread = await get_client().threads.get(thread_id)
+        except NotFoundError:
+            return None
+        return {
+            (i.get("value") or {}).get("approval_id")
+            for interrupts in (thread.get("interrupts") or {}).values()
+            for i in interrupts
+            if isinstance(i.get("value"), dict)
+        }
+
+    async def busy(self, thread_id: str) -> bool:
+        from langgraph_sdk import get_client
+
+        client = get_client()
+        for status in ("pending", "running"):
+            if await client.runs.list(thread_id, status=status, limit=1):
+                return True
+        return False
+
+    async def resume(self, thread_id: str, resume: dict[str, Any], context: dict[str, Any]) -> str:
+        from langgraph_sdk import get_client
+
+        client = get_client()  # in-process: keel's own call, authorised by the caller
+        thread = await client.threads.get(thread_id)
+        assistant = (thread.get("metadata") or {}).get("assistant_id") or "keel"
+        run = await client.runs.create(
+            thread_id, assistant, command={"resume": resume}, context=context, multitask_strategy="enqueue"
+        )
+        return str(run["run_id"])
+
+
+_server: list[ServerApi] = [LangGraphServerApi()]
+
+
+def use_server(api: ServerApi) -> None:
+    """Resume through `api` from now on (keel.server.aegra installs Aegra's when Aegra loads keel's app)."""
+    _server[0] = api
+
+
 async def _waits_without_run(row: Approval) -> bool:
     """True when the row's thread is paused on this request and no run is queued or running on it."""
-    from langgraph_sdk import get_client
-    from langgraph_sdk.errors import NotFoundError
-
-    client = get_client()  # in-process
-    try:
-        thread = await client.threads.get(row.thread_id)
-    except NotFoundError:
+    api = _server[0]
+    waiting = await api.waiting_on(row.thread_id)
+    if waiting is None or row.approval_id not in waiting:
         return False
-    waiting = {
-        (i.get("value") or {}).get("approval_id")
-        for interrupts in (thread.get("interrupts") or {}).values()
-        for i in interrupts
-        if isinstance(i.get("value"), dict)
-    }
-    if row.approval_id not in waiting:
-        return False
-    for status in ("pending", "running"):
-        if await client.runs.list(row.thread_id, status=status, limit=1):
-            return False
-    return True
+    return not await api.busy(row.thread_id)
 
 
 async def _resume(records: Records, row: Approval, resume: dict[str, Any]) -> str:
     """Queue the resume through the server's API, as the requester's execution (identity from the record)."""
-    from langgraph_sdk import get_client
-
     execution = await records.get_execution(row.execution_id)
     if execution is None:
         raise NotFound(f"no execution {row.execution_id} for approval {row.approval_id}")
-    client = get_client()  # in-process: keel's own call, authorised above
-    thread = await client.threads.get(row.thread_id)
-    assistant = (thread.get("metadata") or {}).get("assistant_id") or "keel"
-    run = await client.runs.create(
-        row.thread_id,
-        assistant,
-        command={"resume": resume},
-        context={
-            "user_id": execution.user_id,
-            "role": execution.role,
-            "tenant": execution.tenant,
-            "execution_id": execution.execution_id,
-            "version": execution.version,
-        },
-        multitask_strategy="enqueue",
-    )
-    return str(run["run_id"])
+    context = {
+        "user_id": execution.user_id,
+        "role": execution.role,
+        "tenant": execution.tenant,
+        "execution_id": execution.execution_id,
+        "version": execution.version,
+    }
+    return await _server[0].resume(row.thread_id, resume, context)

@@ -44,4 +44,7 @@ def authenticated(config: Any) -> dict[str, Any]:
 async def make_graph() -> AegraGraph:
     """Entry point for `aegra.json` (awaited once per process by Aegra, with no arguments)."""
     graph = await make_server_graph()
-    return AegraGraph(**{k: v for k, v in graph.__dict__.items() if k != "__orig_class__"})
+    cls = AegraGraph
+    if graph.arms:  # a rollout: the runs still go to their version's graph (SyncDurableGraph.arms)
+        cls = type("AegraRolloutGraph", (AegraGraph,), {"arms": dict(graph.arms)})
+    return cls(**{k: v for k, v in graph.__dict__.items() if k != "__orig_class__"})

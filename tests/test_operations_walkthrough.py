@@ -36,7 +36,9 @@ def test_the_walkthrough_starts_b_stops_it_on_its_guard_rail_and_resumes_it(
     lines = _walkthrough()
     assert lines[0] == "cp -r examples/support_desk /tmp/desk && cd /tmp/desk"
     desk = tmp_path / "desk"
-    shutil.copytree(ROOT / "examples" / "support_desk", desk, ignore=shutil.ignore_patterns(".keel", "__pycache__"))
+    shutil.copytree(
+        ROOT / "examples" / "support_desk", desk, ignore=shutil.ignore_patterns(".keel", "__pycache__")
+    )
     monkeypatch.chdir(desk)
     env: dict[str, str] = {"KEEL_EMBEDDINGS": "hashing", "COLUMNS": "200"}
     runner = CliRunner()

@@ -42,7 +42,8 @@ FEEDBACK_KEY = "user_score"
 _RUN_NAMESPACE = uuid.UUID("5b0c7c7e-3f1e-4d52-9a57-6b1e0f4a2d11")
 
 DEFAULT_ARM = "default"
-"""The rollout arm of a run until rollouts exist (a placeholder the rollout work will fill)."""
+"""The arm of a run without a rollout (with one: the arm's name, keel.rollout; the metadata's
+`keel_rollout_arm` and the tag `keel-arm:<arm>`)."""
 
 
 def _hide(payload: dict[str, Any]) -> dict[str, Any]:

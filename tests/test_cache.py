@@ -264,6 +264,7 @@ async def test_redis_entries_expire_and_clear_touches_only_this_deployment(redis
         assert await other.get("k1") == "theirs"
         assert await client.get(prefix + "breaker:m") == "keel data that is not cache"
     finally:
+        await store.clear()
         await other.clear()
         await client.delete(prefix + "breaker:m")
         await client.aclose()
@@ -329,3 +330,21 @@ def test_cache_stats_and_clear_json(cached, settings: Settings):
         assert after["entries"] == 0
     else:
         assert (done["cleared"], done["removed"]) == (False, 0)
+
+
+# -- keel.yaml `cache:` ----------------------------------------------------------------------------------
+
+
+def test_keel_yaml_cache_section_sets_the_ttls_and_bad_values_fail_at_their_line(tmp_path: Path):
+    from keel.config import ConfigError, load_config
+
+    path = tmp_path / "keel.yaml"
+    path.write_text("agent: {name: shop}\ncache:\n  model_ttl_s: 30\n  tool_ttl_s: 5\n", encoding="utf-8")
+    applied = load_config(path).apply(Settings(home=tmp_path))
+    assert (applied.cache_model_ttl_s, applied.cache_tool_ttl_s) == (30, 5)
+    path.write_text("agent: {name: shop}\ncache:\n  model_ttl_s: -1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"keel.yaml:3: .*model_ttl_s"):
+        load_config(path)
+    path.write_text("cache:\n  ttl: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"keel.yaml:2: .*ttl"):
+        load_config(path)

@@ -348,3 +348,48 @@ def test_keel_yaml_cache_section_sets_the_ttls_and_bad_values_fail_at_their_line
     path.write_text("cache:\n  ttl: 3\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"keel.yaml:2: .*ttl"):
         load_config(path)
+
+
+# -- the cache on the call path: what a hit keeps owed, and an unreachable cache -----------------------------
+
+
+async def test_a_hit_keeps_what_the_run_still_owes_the_ledger():
+    """A hit settles nothing (no reservation, no transaction): earlier calls' charges stay owed in the
+    state, to be settled by the run's next transaction, never dropped."""
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.outputs import ChatGeneration
+
+    from keel.context import RunContext
+    from keel.hotstate.model_cache import ModelResponseCache
+    from keel.nodes._model_cache import CACHED_MARK, CachedModel
+
+    cache = ModelResponseCache(MemoryCacheStore(), ttl_s=60)
+    run = RunContext(user_id="olga", version="keel@abc")
+    lookup = CachedModel(cache, object(), [HumanMessage("hi")], run=run, model_name="m")
+    await cache.aupdate(lookup.prompt, lookup.llm_string, [ChatGeneration(message=AIMessage("hello"))])
+    owed = {"reservation_id": "r1", "user_id": "olga", "month": "2026-12", "name": "m"}
+    call = await lookup.lookup({"owed_charges": [owed]})
+    assert call is not None and call.cached and call.cost == 0
+    assert call.owed == (owed,)
+    assert call.message.response_metadata[CACHED_MARK] is True
+
+
+async def test_an_unreachable_cache_is_a_miss_not_a_failure():
+    from langchain_core.messages import AIMessage
+    from langchain_core.outputs import ChatGeneration
+
+    from keel.hotstate.model_cache import ModelResponseCache
+    from keel.hotstate.redis import redis_client
+    from keel.hotstate.tool_cache import CachedResult, ToolResultCache
+
+    client = redis_client("redis://127.0.0.1:1/0")  # nothing listens there
+    store = RedisCacheStore(client, prefix=f"keeltest:{_uid()}:")
+    try:
+        model = ModelResponseCache(store, ttl_s=60)
+        await model.aupdate("p", "l", [ChatGeneration(message=AIMessage("x"))])
+        assert await model.alookup("p", "l") is None
+        tools = ToolResultCache(store, ttl_s=60)
+        await tools.remember("k", CachedResult(output="x"))
+        assert await tools.lookup("k") is None
+    finally:
+        await client.aclose()

@@ -1,4 +1,5 @@
-"""The model-response cache on decide's call path: asked before the budget gate, filled after a paid answer.
+"""The model-response cache on the model call path of plan and decide: asked before the budget gate, filled
+after a paid answer.
 
 Why not a LangGraph node `CachePolicy` on decide: decide's step reserves money, settles what the run owes
 and checks the turn's permissions; a node-level cache would skip all of that and replay a whole state
@@ -15,13 +16,13 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 
 from keel.context import RunContext
 from keel.hotstate.model_cache import ModelResponseCache, llm_string_of, prompt_of
-from keel.nodes._shared import ModelCall
+from keel.nodes._shared import ModelCall, ModelCalls, call_model
 
-__all__ = ["CachedModel", "CACHED_MARK"]
+__all__ = ["CachedModel", "CACHED_MARK", "cached_or_called"]
 
 CACHED_MARK = "keel_cached"
 """`response_metadata[CACHED_MARK]` is True on an answer served from the cache."""
@@ -75,3 +76,24 @@ class CachedModel:
         """Keep a paid answer (never one that overran its bound)."""
         if call.overrun is None and not call.cached:
             await self.cache.aupdate(self.prompt, self.llm_string, [ChatGeneration(message=call.message)])
+
+
+async def cached_or_called(
+    calls: ModelCalls,
+    model: Runnable,
+    messages: Sequence[BaseMessage],
+    state: Mapping[str, Any],
+    config: RunnableConfig,
+    *,
+    run: RunContext,
+    model_name: str,
+) -> ModelCall:
+    """The cached answer when the cache has one; otherwise `call_model` (guarded, paid), then kept."""
+    if calls.cache is None:
+        return await call_model(calls, model, messages, state, config, run=run, model_name=model_name)
+    cached = CachedModel(calls.cache, model, messages, run=run, model_name=model_name)
+    if (hit := await cached.lookup(state)) is not None:
+        return hit
+    call = await call_model(calls, model, messages, state, config, run=run, model_name=model_name)
+    await cached.remember(call)
+    return call

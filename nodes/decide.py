@@ -13,12 +13,11 @@ from langgraph.runtime import Runtime
 from keel.context import RunContext
 from keel.graphs.state import AgentState, PendingCall
 from keel.memory.stores import MemoryBackends, fit_context
-from keel.nodes._model_cache import CachedModel
+from keel.nodes._model_cache import cached_or_called
 from keel.nodes._shared import (
     ModelCallFailed,
     ModelCalls,
     bounded,
-    call_model,
     overrun_reason,
     thread_id_of,
     usage_update,
@@ -59,18 +58,9 @@ def make_decide(
             messages = await fit_context(
                 memory, thread_id_of(config), system, state["messages"], model_name=name, tools=schemas
             )
-            cached = (
-                CachedModel(calls.cache, model, messages, run=runtime.context, model_name=name)
-                if calls.cache is not None
-                else None
+            call = await cached_or_called(
+                calls, model, messages, state, config, run=runtime.context, model_name=name
             )
-            call = await cached.lookup(state) if cached is not None else None
-            if call is None:
-                call = await call_model(
-                    calls, model, messages, state, config, run=runtime.context, model_name=name
-                )
-                if cached is not None:
-                    await cached.remember(call)
         except ModelCallFailed as exc:
             return {"steps": steps, "terminated_reason": exc.reason, "error": exc.detail}
         if call.overrun and call.message.tool_calls:  # paid for; its calls would spend past the bound

@@ -45,15 +45,14 @@ def cached(make_keel, tmp_path: Path):
     prices_file.write_text(yaml.safe_dump(prices), encoding="utf-8")
 
     def open_(turns: list[Any], *, model_ttl_s: float = 0, tool_ttl_s: float = 0, **overrides: Any):
+        settings = {"plan_enabled": False, "memory_enabled": False, **overrides}
         return make_keel(
             turns,
             cache_model_ttl_s=model_ttl_s,
             cache_tool_ttl_s=tool_ttl_s,
-            plan_enabled=False,
-            memory_enabled=False,
             prompt_file=prompt,
             prices_file=prices_file,
-            **overrides,
+            **settings,
         )
 
     return open_
@@ -92,6 +91,16 @@ async def test_a_repeat_is_answered_from_the_cache_at_no_cost(cached):
 
         other = await keel.run("What is the capital of France?", user_id=carol, tenant="acme")
         assert other.answer == "Lyon." and _decide_calls(keel) == 2  # tenants never share answers
+
+
+async def test_the_plan_call_is_cached_too(cached):
+    """With the plan node on, a repeat makes neither the plan call nor decide's: two cached calls."""
+    async with cached(["Paris."], model_ttl_s=60, plan_enabled=True) as keel:
+        await keel.run("What is the capital of France?", user_id=f"pia-{_uid()}")
+        assert len(keel.fake_model.calls) == 2  # the plan, then decide
+        again = await keel.run("What is the capital of France?", user_id=f"quin-{_uid()}")
+        assert again.answer == "Paris." and len(keel.fake_model.calls) == 2
+        assert (await _execution(keel, again)).cached_model_calls == 2
 
 
 async def test_a_new_agent_version_misses(cached):

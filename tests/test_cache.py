@@ -402,3 +402,25 @@ async def test_an_unreachable_cache_is_a_miss_not_a_failure():
         assert await tools.lookup("k") is None
     finally:
         await client.aclose()
+
+
+async def test_the_policy_is_asked_before_any_cache(cached):
+    """A cached answer's tool calls and a cached tool result are both behind the permission check: rosa's
+    read is cached while she runs as admin; as a viewer (no rule for `stock:`) the same call is denied
+    and nothing is served. A cached turn asking for `send_ping` pauses a user's run for approval, as a
+    fresh one would."""
+    counts: dict[str, int] = {}
+    registry = default_registry().with_tools(*_stock_tools(counts))
+    rosa = f"rosa-{_uid()}"
+    read = tool_call("read_stock", call_id="r1", sku="a")
+    ping = tool_call("send_ping", call_id="p1", to="ops")
+    turns = [read, "3 left.", read, "I may not look.", ping, "pinged"]
+    async with cached(turns, model_ttl_s=0, tool_ttl_s=60, registry=registry) as keel:
+        await keel.run("stock of a", user_id=rosa, role="admin")
+        denied = await keel.run("stock of a", user_id=rosa, role="viewer")
+        assert counts == {"read_stock": 1} and denied.status == "failed"
+        assert not any(r.cached for r in await _results(keel, denied))
+    async with cached(turns[4:], model_ttl_s=60, registry=registry) as keel:
+        await keel.run("ping ops", user_id=f"sam-{_uid()}", role="admin")
+        paused = await keel.run("ping ops", user_id=f"tess-{_uid()}", role="user")
+        assert paused.status == "awaiting_approval" and counts["send_ping"] == 1

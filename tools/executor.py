@@ -257,9 +257,6 @@ class ToolExecutor:
                 return self._outcome(call, output, "ok")
             raw = await self._run(checked, call, limit_s, None)
             output = self._clip(raw)
-            if (key := self._cache_key(checked, call.run)) is not None and self.cache is not None:
-                digest = hashlib.sha256(raw.encode()).hexdigest()
-                await self.cache.remember(key, CachedResult(output=output, result_digest=digest))
         except TimeoutError:
             status = "timeout"
             output = f"error: {name} timed out after {max(limit_s, 0):.1f} s and was cancelled"
@@ -270,6 +267,10 @@ class ToolExecutor:
         await self._record(
             call, checked, status, output, raw, started, charge=gate if status == "ok" else None
         )
+        key = self._cache_key(checked, call.run) if status == "ok" else None
+        if key is not None and self.cache is not None:  # kept once its result row has committed
+            digest = hashlib.sha256(raw.encode()).hexdigest()
+            await self.cache.remember(key, CachedResult(output=output, result_digest=digest))
         return self._outcome(call, output, status)
 
     def _cache_key(self, checked: CheckedCall, run: RunContext) -> str | None:

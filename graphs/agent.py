@@ -43,6 +43,7 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
         model_name=b.model_name,
         instructions=b.instructions,
         providers=chain_providers(settings),
+        cache=b.caches.model,
     )
     nodes = {
         "recall": make_recall(

@@ -13,6 +13,7 @@ from langchain_core.language_models import BaseChatModel
 
 from keel.costs import PriceTable
 from keel.guards import Guards, NoGuards
+from keel.hotstate.caches import Caches
 from keel.memory.stores import MemoryBackends
 from keel.observability.telemetry import Telemetry
 from keel.policies.watcher import PolicySource
@@ -65,6 +66,10 @@ class GraphDeps(Protocol):
     def telemetry(self) -> Telemetry: ...
     @property
     def memory(self) -> MemoryBackends | None: ...
+    @property
+    def caches(self) -> Caches:
+        """The model-response and tool result caches (each None when off)."""
+        ...
 
     async def ready(self) -> None:
         """Make sure the records database is reachable and migrated (once per process)."""

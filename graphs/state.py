@@ -73,6 +73,8 @@ class AgentState(InputState, total=False):
     """Prompt tokens used by this run."""
     output_tokens: int
     """Completion tokens used by this run."""
+    cached_model_calls: int
+    """Model answers this run took from the response cache (no call made, nothing charged)."""
     started_at: float
     """Run start, seconds since the epoch."""
     deadline: float

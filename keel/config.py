@@ -30,6 +30,7 @@ __all__ = [
     "ConfigError",
     "KeelConfig",
     "AgentConfig",
+    "CacheConfig",
     "ToolEntry",
     "McpServer",
     "CONFIG_ENV",
@@ -41,7 +42,10 @@ __all__ = [
 CONFIG_ENV = "KEEL_CONFIG"
 CONFIG_FILE = "keel.yaml"
 _KIND = "config file"
-_TOP_KEYS = ("agent", "model", "fallback_models", "tools", "policy", "prices", "limits")
+_TOP_KEYS = ("agent", "model", "fallback_models", "tools", "policy", "prices", "limits", "cache")
+_CACHE_KEYS = ("model_ttl_s", "tool_ttl_s")
+"""`cache:`: seconds a model answer / a `read` tool's result is kept (settings `cache_model_ttl_s`,
+`cache_tool_ttl_s`; 0: off)."""
 _AGENT_KEYS = ("name", "version", "prompt", "plan")
 _SOURCES = ("import", "builtin", "mcp")
 _TOOL_KEYS = (*_SOURCES, "effect", "resource", "timeout_s", "price_usd")
@@ -80,6 +84,13 @@ class McpServer(_Strict):
     url: str | None = Field(default=None, pattern=r"^https?://")
     tools: tuple[str, ...] | None = Field(default=None, min_length=1)
     """The server's tools this entry declares; None: all of them."""
+
+
+class CacheConfig(_Strict):
+    """`cache:`: the response cache's and the tool result cache's time to live, in seconds (0: off)."""
+
+    model_ttl_s: float | None = Field(default=None, ge=0)
+    tool_ttl_s: float | None = Field(default=None, ge=0)
 
 
 class ToolEntry(_Strict):
@@ -122,6 +133,7 @@ class KeelConfig:
     policy: Path | None = None
     prices: Path | None = None
     limits: Path | None = None
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     @property
     def source(self) -> str:
@@ -159,6 +171,10 @@ class KeelConfig:
             update["plan_enabled"] = self.agent.plan
         if self.agent.version is not None:
             update["version"] = self.agent.version
+        if self.cache.model_ttl_s is not None:
+            update["cache_model_ttl_s"] = self.cache.model_ttl_s
+        if self.cache.tool_ttl_s is not None:
+            update["cache_tool_ttl_s"] = self.cache.tool_ttl_s
         return settings.model_copy(update=update) if update else settings
 
 
@@ -227,6 +243,7 @@ class _Parser:
             policy=self.file(top["policy"], "policy") if "policy" in top else None,
             prices=self.file(top["prices"], "prices") if "prices" in top else None,
             limits=self.file(top["limits"], "limits") if "limits" in top else None,
+            cache=self.cache(top["cache"]) if "cache" in top else CacheConfig(),
         )
 
     def string(self, node: yaml.Node, what: str) -> str:
@@ -280,6 +297,11 @@ class _Parser:
         if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < math.inf:
             raise self.doc.fail(node, f"the price of {model!r} must be a non-negative number, got {value!r}")
         return float(value)
+
+    def cache(self, node: yaml.Node) -> CacheConfig:
+        entries = self.doc.mapping(node, "cache", _CACHE_KEYS)
+        values = {k: self.doc.value(v) for k, v in entries.items()}
+        return self.model_of(CacheConfig, values, node, entries)
 
     def agent(self, node: yaml.Node) -> AgentConfig:
         entries = self.doc.mapping(node, "agent", _AGENT_KEYS)

@@ -197,6 +197,19 @@ class Settings(BaseSettings):
     redis_prefix: str = "keel:"
     """Prefix of every Redis key keel writes (breakers, rate windows)."""
 
+    # --- caching (keel/hotstate/caches.py) ---
+    cache_model_ttl_s: float = Field(default=0.0, ge=0)
+    """Seconds a model answer stays in the response cache (exact match on the agent version, model, messages
+    and tools, within a tenant); 0: off. A cached answer costs nothing and is counted in the execution
+    record's `cached_model_calls`. Redis in the postgres profile, in-process when embedded."""
+
+    cache_tool_ttl_s: float = Field(default=0.0, ge=0)
+    """Seconds a `read` tool's result stays in the tool result cache (per user, tool, arguments and agent
+    version); 0: off. Tools with any other effect are never served from cache."""
+
+    cache_max_entries: int = Field(default=10_000, ge=1)
+    """Entries the in-process cache (embedded profile) holds before it drops the oldest."""
+
     @field_validator("fallback_models", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:

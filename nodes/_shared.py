@@ -18,6 +18,7 @@ from keel.costs import PriceTable
 from keel.errors import describe
 from keel.guards import Guards, ModelGate, NoGuards, failure_of
 from keel.guards.errors import STORE_ERRORS
+from keel.hotstate.model_cache import ModelResponseCache
 from keel.observability.instrument import traced_model_call
 from keel.observability.telemetry import Telemetry
 from keel.redaction import redact_text
@@ -60,6 +61,8 @@ class ModelCalls:
     """The project's system instructions (keel.yaml `agent.prompt`); None: keel's built-in ones."""
     providers: Mapping[str, str] = field(default_factory=dict)
     """Each model's provider by name (a fallback may be another provider); the settings' when absent."""
+    cache: ModelResponseCache | None = None
+    """The model-response cache decide asks before a call (nodes/_model_cache.py); None: off."""
 
 
 def bounded(calls: ModelCalls, model: Runnable) -> Runnable:
@@ -95,6 +98,8 @@ class ModelCall:
     owed: tuple[dict[str, str], ...] = ()
     """This call's charge, kept in the run's state until the run's next records transaction settles it
     (what earlier calls owed was settled in this call's reservation)."""
+    cached: bool = False
+    """Served from the model-response cache: no call was made, nothing reserved or charged."""
 
 
 async def call_model(
@@ -214,6 +219,7 @@ def usage_update(state: Mapping[str, Any], call: ModelCall) -> dict[str, Any]:
         "output_tokens": state.get("output_tokens", 0) + call.output_tokens,
         "run_cost": state.get("run_cost", 0.0) + call.cost,
         "owed_charges": list(call.owed),
+        "cached_model_calls": state.get("cached_model_calls", 0) + int(call.cached),
     }
 
 

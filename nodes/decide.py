@@ -13,11 +13,11 @@ from langgraph.runtime import Runtime
 from keel.context import RunContext
 from keel.graphs.state import AgentState, PendingCall
 from keel.memory.stores import MemoryBackends, fit_context
+from keel.nodes._model_cache import cached_or_called
 from keel.nodes._shared import (
     ModelCallFailed,
     ModelCalls,
     bounded,
-    call_model,
     overrun_reason,
     thread_id_of,
     usage_update,
@@ -58,7 +58,7 @@ def make_decide(
             messages = await fit_context(
                 memory, thread_id_of(config), system, state["messages"], model_name=name, tools=schemas
             )
-            call = await call_model(
+            call = await cached_or_called(
                 calls, model, messages, state, config, run=runtime.context, model_name=name
             )
         except ModelCallFailed as exc:

@@ -115,6 +115,7 @@ async def _record(
         output_tokens=state.get("output_tokens", 0),
         total_tokens=state.get("input_tokens", 0) + state.get("output_tokens", 0),
         cost=cost,
+        cached_model_calls=state.get("cached_model_calls", 0),
         tools_used=state.get("tools_used", []),
         tools_failed=state.get("tools_failed", []),
         tools_refused=state.get("tools_refused", []),

@@ -12,11 +12,11 @@ from langgraph.runtime import Runtime
 from keel.context import RunContext
 from keel.graphs.state import AgentState
 from keel.memory.stores import MemoryBackends, fit_context
+from keel.nodes._model_cache import cached_or_called
 from keel.nodes._shared import (
     ModelCallFailed,
     ModelCalls,
     bounded,
-    call_model,
     overrun_reason,
     thread_id_of,
     usage_update,
@@ -44,7 +44,9 @@ def make_plan(*, calls: ModelCalls, model: BaseChatModel, memory: MemoryBackends
             tail=[HumanMessage(PLAN_INSTRUCTION)],
         )
         try:
-            call = await call_model(calls, model, messages, state, config, run=runtime.context)
+            call = await cached_or_called(
+                calls, model, messages, state, config, run=runtime.context, model_name=calls.model_name
+            )
         except ModelCallFailed:
             return {"plan": ""}
         if call.overrun:  # the guard edge ends the run before decide calls the model again

@@ -126,6 +126,7 @@ def make_recall(
             "run_cost": 0.0,
             "input_tokens": 0,
             "output_tokens": 0,
+            "cached_model_calls": 0,
             "started_at": now,
             "deadline": now + settings.run_timeout_s,
             "pending": [],

@@ -168,6 +168,8 @@ JSON_ARGS: dict[tuple[str, ...], list[str]] = {
     ("budget", "show"): ["--user", "alice"],
     ("budget", "set"): ["--user", "alice", "--usd", "5"],
     ("budget", "history"): ["--user", "alice"],
+    ("cache", "stats"): [],
+    ("cache", "clear"): [],
     ("policy", "check"): ["--role", "user", "--tool", "read_file", "--resource", "shared:x"],
     ("policy", "explain"): ["--role", "user", "--tool", "read_file", "--resource", "shared:x"],
     ("policy", "validate"): [],

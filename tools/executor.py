@@ -19,6 +19,7 @@ from keel.audit import audit_event
 from keel.context import RunContext
 from keel.guards import Guard, ProposedCall, ToolGate, ToolGuard
 from keel.guards.none import FreeToolGate, NoToolGuard
+from keel.hotstate.tool_cache import CachedResult, ToolResultCache
 from keel.records import AuditEvent, Records, ToolResult
 from keel.redaction import redact_text
 from keel.tool_status import ToolStatus
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 _REPLAYED = "already executed; recorded result returned"
+_CACHED = "cached: served from the tool result cache; the tool did not run and nothing was charged"
 _RECORDED: dict[str, ToolStatus] = {"error": "failed"}
 """Statuses of tool_results rows written before migration 0008, as read now."""
 
@@ -129,6 +131,7 @@ class ToolExecutor:
         call_guards: Sequence[Guard[ProposedCall]] = (),
         default_timeout_s: float = 30.0,
         max_output_chars: int = 20_000,
+        cache: ToolResultCache | None = None,
     ) -> None:
         self.registry = registry
         self.records = records
@@ -139,6 +142,8 @@ class ToolExecutor:
         """keel.guards.Guard[ProposedCall]s, checked in order before the schema (per-turn cap, size)."""
         self.default_timeout_s = default_timeout_s
         self.max_output_chars = max_output_chars
+        self.cache = cache
+        """The tool result cache (keel.hotstate.tool_cache), for `read` tools only; None: off."""
 
     async def check(self, name: str, args: Any, run: RunContext, position: int | None = None) -> CheckedCall:
         """Validate a call: its tool-call guards pass, the tool exists, args fit its schema, the resource
@@ -191,7 +196,7 @@ class ToolExecutor:
         if done is not None:
             recorded = _RECORDED.get(done.status, done.status)
             outcome = self._outcome(call, done.output, "replayed" if recorded == "ok" else recorded)
-            if recorded == "ok" and done.execution_id == run.execution_id:
+            if recorded == "ok" and done.execution_id == run.execution_id and not done.cached:
                 # Its charge committed with this row (see _record): count it in this run's cost again,
                 # since the state that had counted it was lost with the crash.
                 outcome = replace(outcome, cost=self.guard.charge_of(name))
@@ -201,6 +206,12 @@ class ToolExecutor:
         except ToolCallRefused as exc:
             await self._record(call, None, "invalid", f"error: {exc.message}", "", time.perf_counter())
             return self._outcome(call, f"error: {exc.message}", "invalid")
+        key = self._cache_key(checked, run)
+        if key is not None and self.cache is not None and (hit := await self.cache.lookup(key)) is not None:
+            # Allowed by the policy already (the permission step runs first, always): recorded and audited
+            # as any call, marked cached, neither run nor charged.
+            await self._record(call, checked, "ok", hit.output, "", time.perf_counter(), cached=hit)
+            return self._outcome(call, hit.output, "ok")
         try:
             async with self.guard.tool_call(name, run, thread_id, call_id) as gate:
                 return await gate.charged(await self._run_checked(call, checked, deadline, gate))
@@ -256,7 +267,25 @@ class ToolExecutor:
         await self._record(
             call, checked, status, output, raw, started, charge=gate if status == "ok" else None
         )
+        key = self._cache_key(checked, call.run) if status == "ok" else None
+        if key is not None and self.cache is not None:  # kept once its result row has committed
+            digest = hashlib.sha256(raw.encode()).hexdigest()
+            await self.cache.remember(key, CachedResult(output=output, result_digest=digest))
         return self._outcome(call, output, status)
+
+    def _cache_key(self, checked: CheckedCall, run: RunContext) -> str | None:
+        """The tool cache key of a call that may be served from the cache, else None: only a tool declared
+        `read` (keel.tool_effect); a side effect (idempotent, external, transactional) always runs."""
+        spec = checked.spec
+        if self.cache is None or spec.effect != "read" or spec.transactional:
+            return None
+        return ToolResultCache.key(
+            tenant=run.tenant,
+            user_id=run.user_id,
+            version=run.version,
+            tool=spec.name,
+            args=checked.args.model_dump(mode="json"),
+        )
 
     async def _run(
         self, checked: CheckedCall, call: _Call, limit_s: float, conn: AsyncConnection | None
@@ -283,6 +312,7 @@ class ToolExecutor:
         *,
         conn: AsyncConnection | None = None,
         charge: ToolGate | None = None,
+        cached: CachedResult | None = None,
     ) -> None:
         """The tool_results row, the audit row and the call's charge (`charge.settle(conn)`) in one
         transaction (the tool's own, when it has one): a crash leaves all or none, so a replayed
@@ -295,13 +325,20 @@ class ToolExecutor:
             status=status,
             output=output,
             created_at=datetime.now(UTC),
+            cached=cached is not None,
         )
         event = call.audit(
             status=status,
             resource=checked.resource if checked else None,
             duration_ms=int((time.perf_counter() - started) * 1000),
-            result_digest=hashlib.sha256(raw.encode()).hexdigest() if status == "ok" else None,
-            detail=None if status == "ok" else output,
+            result_digest=(
+                cached.result_digest
+                if cached is not None
+                else hashlib.sha256(raw.encode()).hexdigest()
+                if status == "ok"
+                else None
+            ),
+            detail=_CACHED if cached is not None else None if status == "ok" else output,
         )
         if conn is not None:
             await self._write(result, event, charge, conn)

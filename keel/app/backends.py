@@ -17,6 +17,7 @@ from keel.chain import fallback_models
 from keel.config import KeelConfig
 from keel.costs import PriceTable, UnknownPrice
 from keel.guards import Guard, Guards, NextCall, NoGuards, build_guards
+from keel.hotstate.caches import Caches
 from keel.memory.stores import MemoryBackends
 from keel.memory.writer import MemoryWriter
 from keel.models import ModelSetupError, make_chat_model
@@ -66,6 +67,8 @@ class Backends:
     """Logs, traces and the LangSmith tracer (keel.observability)."""
     memory: MemoryBackends | None = None
     """Long-term memory, working memory and the context fitter (memory/)."""
+    caches: Caches = field(default_factory=Caches)
+    """The model-response and tool result caches (keel.hotstate.caches; off unless configured)."""
     memory_writer: MemoryWriter | None = None
     """Writes run memories from the records queue to long-term memory (a task started by `ready()`, flushed
     by `aclose()`); None when long-term memory is off."""
@@ -155,10 +158,12 @@ class Backends:
             chain = [(name, model), *fallback_models(settings)]
             # The one price check of the chain, before any call (build_guards refuses an unpriced model).
             built, close_guards = build_guards(settings, records, prices, [n for n, _ in chain], extra=guards)
+        caches = Caches.from_settings(settings)
         executor = ToolExecutor(
             registry,
             records,
             workspace,
+            cache=caches.tools,
             guard=built.tools,
             call_guards=built.before_tool,
             default_timeout_s=settings.tool_timeout_s,
@@ -194,6 +199,7 @@ class Backends:
             telemetry=telemetry,
             memory=memory,
             memory_writer=memory.writer if parent is None and memory is not None else None,
+            caches=caches,
             config=config,
             arm=arm,
             parent=parent,
@@ -257,6 +263,7 @@ class Backends:
         if self._close_guards is not None:
             await self._close_guards()
         await self.registry.aclose()
+        await self.caches.close()  # an arm's own (its config's TTLs)
         if self.parent is not None:
             return
         await self.records.close()

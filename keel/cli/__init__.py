@@ -16,6 +16,7 @@ from keel.cli._group import KeelGroup
 from keel.cli.approvals import approvals_app
 from keel.cli.audit import audit_app, executions_app
 from keel.cli.budget import budget_app
+from keel.cli.cache import cache_app
 from keel.cli.memory import memory_app
 from keel.cli.policy import policy_app
 from keel.cli.report import report_app
@@ -42,6 +43,7 @@ _feedback.register(app)
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(audit_app, name="audit")
 app.add_typer(budget_app, name="budget")
+app.add_typer(cache_app, name="cache")
 app.add_typer(executions_app, name="executions")
 app.add_typer(policy_app, name="policy")
 app.add_typer(rollout_app, name="rollout")

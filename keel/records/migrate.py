@@ -32,7 +32,7 @@ __all__ = [
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
-HEAD_REVISION = "0014"
+HEAD_REVISION = "0015"
 """The newest revision in migrations/versions (tests/test_cold_start.py checks it against `head_revision()`).
 Adding a migration means updating this: a stale value would let `setup` skip the new migration."""
 

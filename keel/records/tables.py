@@ -104,6 +104,7 @@ executions = sa.Table(
     sa.Column("output_tokens", sa.Integer, nullable=False),
     sa.Column("total_tokens", sa.Integer, nullable=False),
     sa.Column("cost", _money(), nullable=False),
+    sa.Column("cached_model_calls", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("tools_used", _json(), nullable=False),
     sa.Column("tools_failed", _json(), nullable=False),
     sa.Column("tools_refused", _json(), nullable=False, server_default=sa.text("'[]'")),
@@ -201,6 +202,7 @@ tool_results = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("output", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("cached", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint(_in("status", TOOL_RESULT_STATUSES), name="status"),
 )
 

@@ -85,6 +85,8 @@ class Execution(_Row):
     output_tokens: int = 0
     total_tokens: int = 0
     cost: Decimal = Decimal("0")
+    cached_model_calls: int = 0
+    """Model answers served from the response cache (keel.hotstate.model_cache): no call, no cost."""
     tools_used: tuple[str, ...] = ()
     """Names of the tools called, in order."""
     tools_failed: tuple[str, ...] = ()
@@ -199,6 +201,8 @@ class ToolResult(_Row):
     status: ToolResultStatus
     output: str
     created_at: datetime = field(default_factory=utcnow)
+    cached: bool = False
+    """Served from the tool result cache (keel.hotstate.tool_cache): the tool did not run, nothing charged."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -128,8 +128,16 @@ class Keel:
         return self.backends.records
 
     def _context(
-        self, b: Backends, user_id: str, role: str, tenant: str, execution_id: str | None = None
+        self,
+        user_id: str,
+        role: str,
+        tenant: str,
+        execution_id: str | None = None,
+        *,
+        b: Backends | None = None,
     ) -> RunContext:
+        """The run's context as `b` (default: this keel's own config) runs it: its roles, its version."""
+        b = b or self.backends
         roles = b.policy.current().roles
         if role not in roles:
             raise InvalidContext(f"unknown role {role!r} (known: {', '.join(sorted(roles))})")
@@ -175,7 +183,7 @@ class Keel:
             raise InvalidContext("the task is empty")
         check_task_size(task, self.backends.settings.max_task_chars)  # refused whole, never cut
         b = await self._arm_for(user_id)
-        ctx = self._context(b, user_id, role, tenant)
+        ctx = self._context(user_id, role, tenant, b=b)
         thread_id = thread_id or str(uuid.uuid4())
         if (prior := await self.records.latest_execution(thread_id)) is not None:
             if prior.user_id != user_id:
@@ -200,7 +208,7 @@ class Keel:
         async with _checkpoint_store(thread_id):
             snapshot = await self.graph.aget_state(self._config(thread_id))
         b = self._arm_of(prior.version)
-        ctx = self._context(b, prior.user_id, prior.role, prior.tenant, prior.execution_id)
+        ctx = self._context(prior.user_id, prior.role, prior.tenant, prior.execution_id, b=b)
         if (approval_id := _waiting_on(snapshot)) is not None:
             row = await self.records.get_approval(approval_id)
             if row is None or row.status == "pending":
@@ -220,7 +228,7 @@ class Keel:
             return await self._drive(None, thread_id, ctx, on_step, on_token, b=b)
         if prior.status == "terminated":  # a new execution: in the user's arm now
             b = await self._arm_for(prior.user_id)
-            ctx = self._context(b, prior.user_id, prior.role, prior.tenant)
+            ctx = self._context(prior.user_id, prior.role, prior.tenant, b=b)
             _, task = original_request(snapshot.values.get("messages", []))
             return await self._drive(
                 {"messages": [continue_message(task)]}, thread_id, ctx, on_step, on_token, first=True, b=b
@@ -335,7 +343,7 @@ class Keel:
                 "decide it under the project's config (keel --config PATH approvals …)"
             )
         await record_decision(self.records, b.policy.current(), row, choice, approver_role)
-        ctx = self._context(b, execution.user_id, execution.role, execution.tenant, execution.execution_id)
+        ctx = self._context(execution.user_id, execution.role, execution.tenant, execution.execution_id, b=b)
         return await self._drive(
             Command(resume=choice.as_resume()), row.thread_id, ctx, on_step, on_token, b=b
         )

@@ -53,9 +53,19 @@ _lock = threading.Lock()
 _server: tuple[subprocess.Popen[bytes], str] | None = None
 
 
+_BASE_PATH: list[str] = []
+"""The server's sys.path without its script's folder and PYTHONPATH: the interpreter's own (stdlib, site)."""
+
+
+def _paths(value: str | None) -> list[str]:
+    return [os.path.abspath(p) for p in (value or "").split(os.pathsep) if p]
+
+
 def _serve(path: str) -> None:  # pragma: no cover - runs in the server process
     import importlib
 
+    own = _paths(os.environ.get("PYTHONPATH"))
+    _BASE_PATH[:] = [p for p in sys.path[1:] if os.path.abspath(p) not in own]
     for name in _WARM:
         importlib.import_module(name)
     assert threading.active_count() == 1, "a warmed module started a thread: forking it is unsafe"
@@ -99,16 +109,20 @@ def _child(request: dict[str, Any], fds: list[int]) -> None:  # pragma: no cover
     os.environ.update(request["env"])
     random.seed()  # not the server's sequence
     argv: list[str] = request["argv"]
-    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    extra = _paths(os.environ.get("PYTHONPATH"))  # sys.path as `python ...` would build it, from its env
     code = 0
     try:
         if argv[0] == "-c":
             sys.argv = ["-c", *argv[2:]]
-            sys.path[:0] = ["", *extra]
+            sys.path[:] = ["", *extra, *_BASE_PATH]
             exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+        elif argv[0] == "-m":
+            sys.argv = [argv[1], *argv[2:]]
+            sys.path[:] = [os.getcwd(), *extra, *_BASE_PATH]
+            runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
         else:
             sys.argv = list(argv)
-            sys.path[:0] = [str(Path(argv[0]).resolve().parent), *extra]
+            sys.path[:] = [os.path.dirname(os.path.abspath(argv[0])), *extra, *_BASE_PATH]
             runpy.run_path(argv[0], run_name="__main__")
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
@@ -172,7 +186,7 @@ def run(
     timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
     """`subprocess.run(argv, capture_output=True, text=True, env=..., cwd=..., timeout=...)` for
-    `argv = [sys.executable, script, *args]` or `[sys.executable, "-c", code, *args]`, in a forked child."""
+    `argv = [sys.executable, script | -c code | -m module, *args]`, in a forked child."""
     assert argv[0] == sys.executable, argv[0]
     path = _start()
     out_r, out_w = os.pipe()

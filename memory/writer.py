@@ -17,6 +17,7 @@ long-term memory, off the request path. One asyncio task per process, owned by t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -72,6 +73,7 @@ class MemoryWriter:
         """Rows this process wrote and deleted."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
         self._closing = False
 
     @property
@@ -86,6 +88,7 @@ class MemoryWriter:
         if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
             return
         self._wake = asyncio.Event()
+        self._closed = asyncio.Event()
         self._task = loop.create_task(self._run(), name="keel-memory-writer")
 
     def wake(self) -> None:
@@ -107,6 +110,7 @@ class MemoryWriter:
         if task is None:
             return
         self._wake.set()
+        self._closed.set()
         timed_out = False
         try:
             await asyncio.wait_for(task, self.flush_timeout_s)  # cancels the task on timeout
@@ -154,7 +158,13 @@ class MemoryWriter:
                 continue
             self._wake.clear()
             if not self._closing:
-                await asyncio.sleep(self.linger_s)
+                await self._linger()
+
+    async def _linger(self) -> None:
+        """Wait `linger_s` for more rows, or less: `aclose` ends the wait (no run will queue one now)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.linger_s):
+                await self._closed.wait()
 
     async def _write(self, rows: Sequence[QueuedMemory]) -> int:
         if not rows:

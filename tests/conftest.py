@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -13,6 +15,7 @@ import psycopg
 import pytest
 
 from keel.app.service import Keel
+from keel.records import Records
 from keel.settings import Settings
 from keel.testing.fake_model import FakeChatModel
 from keel.testing.openai_server import FakeOpenAIServer
@@ -38,6 +41,23 @@ def pg_url() -> str:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def migrated_records(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedded records database migrated to head once per session, and nothing else in it: each
+    embedded home starts as a copy (Alembic's upgrade of a new file is tested in test_cold_start.py)."""
+    home = tmp_path_factory.mktemp("migrated-records")
+    records = Records.from_url(f"sqlite+aiosqlite:///{home / 'records.sqlite'}")
+
+    async def migrate() -> None:
+        try:
+            await records.setup()
+        finally:
+            await records.close()
+
+    asyncio.run(migrate())
+    return home / "records.sqlite"
+
+
 @pytest.fixture(params=["embedded", pytest.param("postgres", marks=pytest.mark.postgres)])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
     """Settings for one profile, with a private home and workspace."""
@@ -48,6 +68,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
             home=tmp_path,
             redis_prefix=f"keeltest:{uuid.uuid4().hex[:10]}:",  # breakers/rate windows private to the test
         )
+    shutil.copyfile(request.getfixturevalue("migrated_records"), tmp_path / "records.sqlite")
     return Settings(home=tmp_path)
 
 

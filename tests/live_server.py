@@ -65,7 +65,7 @@ def langgraph_dev(home: Path, ready_s: float = 90, env: dict[str, str] | None = 
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"langgraph dev not ready in {ready_s:.0f} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+            time.sleep(0.1)
         yield url
     finally:
         if proc.poll() is None:

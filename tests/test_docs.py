@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import warm_python
 from typer.testing import CliRunner
 
 from keel.cli import app
@@ -149,12 +150,10 @@ def test_the_readme_tour_runs_offline_with_the_exit_codes_it_claims(tmp_path: Pa
     for command, expected in tour:
         argv = shlex.split(command)
         if "ID" in argv:  # the placeholder the reader copies from `keel approvals list`
-            listed = subprocess.run([keel, "approvals", "list", "--json"], env=env, cwd=ROOT,
-                                    capture_output=True, text=True, check=True)  # fmt: skip
+            listed = warm_python.run([sys.executable, keel, "approvals", "list", "--json"], env=env, cwd=ROOT)
+            assert listed.returncode == 0, listed.stderr
             argv[argv.index("ID")] = json.loads(listed.stdout)[0]["approval_id"]
-        done = subprocess.run(
-            [keel, *argv[1:]], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
-        )
+        done = warm_python.run([sys.executable, keel, *argv[1:]], env=env, cwd=ROOT, timeout=120)
         assert done.returncode == expected, f"{command}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
 
 

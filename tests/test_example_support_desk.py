@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import warm_python
 
 from keel.app.service import Keel
 from keel.config import load_config
@@ -77,7 +78,7 @@ def test_offline_cli_lookup_refund_pauses_approval_refunds_once(tmp_path: Path) 
     env |= {"KEEL_HOME": str(tmp_path / "home"), "KEEL_EMBEDDINGS": "hashing", "SUPPORT_DESK_DB": str(db)}
 
     def keel(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([KEEL, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        return warm_python.run([sys.executable, KEEL, *argv], cwd=ROOT, env=env, timeout=120)
 
     user = f"alice-{uuid.uuid4().hex[:8]}"
     looked = keel("run", "--config", str(CONFIG), "--json", "--user", user, "lookup_order order_id=1001")

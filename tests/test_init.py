@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import pytest
+import warm_python
 from typer.testing import CliRunner
 
 from keel.cli import app
@@ -40,20 +40,16 @@ def _name() -> str:
 @pytest.mark.slow
 def test_init_then_keel_run_works_offline_and_the_generated_test_passes(tmp_path: Path) -> None:
     project = tmp_path / _name()
-    done = subprocess.run(
-        [KEEL, "init", str(project)], env=_env(tmp_path), capture_output=True, text=True, timeout=120
-    )
+    done = warm_python.run([sys.executable, KEEL, "init", str(project)], env=_env(tmp_path), timeout=120)
     assert done.returncode == 0, done.stderr
     package = project.name.replace("-", "_")
     assert f"created\t{project}/{package}/tools.py" in done.stdout.splitlines()
     assert done.stdout.splitlines()[-1] == (f'next\tcd {project} && keel run "lookup_order order_id=A1"')
 
-    run = subprocess.run(
-        [KEEL, "run", "--json", "--user", "alice", "lookup_order order_id=A1"],
+    run = warm_python.run(
+        [sys.executable, KEEL, "run", "--json", "--user", "alice", "lookup_order order_id=A1"],
         cwd=project,
         env=_env(tmp_path),
-        capture_output=True,
-        text=True,
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
@@ -61,12 +57,10 @@ def test_init_then_keel_run_works_offline_and_the_generated_test_passes(tmp_path
     assert out["status"] == "succeeded" and out["path"].count("tool") == 1
     assert "- lookup_order A1: done — order A1: shipped" in out["answer"]
 
-    tests = subprocess.run(
+    tests = warm_python.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_agent.py"],
         cwd=project,
         env=_env(tmp_path),
-        capture_output=True,
-        text=True,
         timeout=180,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr

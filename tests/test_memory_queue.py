@@ -158,6 +158,24 @@ async def test_a_failed_write_keeps_the_row_counts_it_and_backs_off(records: Rec
     assert await records.claim_memory(limit=10, lease_s=60) == []
 
 
+async def test_a_shutdown_ends_the_linger_and_writes_at_once(records: Records, ltm: LongTermMemory) -> None:
+    """Woken, the writer lingers to embed runs finishing together in one call; no run queues a row after
+    a shutdown began, so `aclose` ends the linger and writes now (an hour's linger, a 10 s flush window)."""
+    alice = user()
+    writer = MemoryWriter(records, ltm, linger_s=3600)
+    writer.start()
+    writer.wake()  # nothing queued yet: the task finds no row, then lingers
+    for _ in range(500):
+        if not writer._wake.is_set():  # cleared when its linger begins
+            break
+        await asyncio.sleep(0.01)
+    await records.enqueue_memory(item(alice))
+    await writer.aclose()
+    assert writer.written == 1
+    assert await records.queued_memory(user_id=alice) == []
+    assert await ltm.count(MemoryScope(user_id=alice)) == 1
+
+
 # -- in runs ------------------------------------------------------------------------------------------
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import warm_python
 from pydantic import BaseModel
 
 from keel.settings import Settings
@@ -99,9 +99,7 @@ async def test_paused_run_survives_a_process_restart(pg_url: str, tmp_path: Path
     (ws / "draft.md").write_text("old")
     argv = [sys.executable, "-c", _PAUSE_SCRIPT, pg_url, str(tmp_path)] + (["kill"] if hard_kill else [])
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
-    proc = await asyncio.to_thread(
-        subprocess.run, argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
-    )
+    proc = await asyncio.to_thread(warm_python.run, argv, cwd=ROOT, env=env, timeout=120)
     assert proc.returncode == (137 if hard_kill else 0), proc.stderr[-2000:]
     paused = json.loads(proc.stdout.strip().splitlines()[-1])
     assert paused["status"] == "awaiting_approval"
@@ -141,9 +139,7 @@ async def test_a_reservation_held_by_a_dead_process_is_released_on_resume(tmp_pa
     thread = "7f0c5a4e-0000-4000-8000-000000000001"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
     argv = [sys.executable, "-c", _DIE_IN_MODEL_CALL, str(tmp_path), thread]
-    proc = await asyncio.to_thread(
-        subprocess.run, argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
-    )
+    proc = await asyncio.to_thread(warm_python.run, argv, cwd=ROOT, env=env, timeout=120)
     assert proc.returncode == 137, proc.stderr[-2000:]
 
     from keel.app.service import Keel

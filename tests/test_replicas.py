@@ -3,13 +3,18 @@
 Budget: 50 concurrent runs of one user; the ledger never overdraws and equals the recorded costs.
 Rate limit: N calls per window in total across the workers. Breaker: opened by one worker, open in
 all; after the recovery timeout exactly one probe goes through, whichever worker asks.
+
+The workers start together: each says `ready` once imported and connected, then waits on its stdin for the
+line that lets them all go at once (no fixed head start that slower machines would have to outwait).
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from decimal import Decimal
@@ -25,11 +30,18 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = "redis://127.0.0.1:6379/0"
 WORKERS = 4
+RECOVERY_S = 3.0
+"""The breaker's recovery timeout: the workers ask while it runs, then all at once after it."""
 
 _WORKER = r"""
 import asyncio, json, sys, time
 from keel.settings import Settings
-mode, start_at, args = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
+mode, args = sys.argv[1], json.loads(sys.argv[2])
+
+async def wait_for(word):
+    print("ready" if word == "go" else f"ready-{word}", flush=True)
+    line = await asyncio.to_thread(sys.stdin.readline)
+    assert line.strip() == word, line
 
 async def runs():
     from keel.app.service import Keel
@@ -38,7 +50,7 @@ async def runs():
                  max_output_tokens=5)
     model = FakeChatModel(["ok"] * args["runs"], usage=(300, 5))
     async with Keel.open(s, model=model, model_name="fake-model") as keel:
-        await asyncio.sleep(max(start_at - time.time(), 0))
+        await wait_for("go")
         outs = await asyncio.gather(*[keel.run("hi", user_id=args["user"]) for _ in range(args["runs"])])
     return [o.terminated_reason or o.status for o in outs]
 
@@ -50,7 +62,7 @@ async def rate():
     cfg = BreakerConfig(failure_threshold=3, recovery_s=10)
     hits = [RateHit(scope="per_tool", item=parse(args["limit"]), key=("tool", "send_sms")),
             RateHit(scope="per_user", item=parse("9/minute"), key=("user", "ann", "send_sms"))]
-    await asyncio.sleep(max(start_at - time.time(), 0))
+    await wait_for("go")
     got = await asyncio.gather(*[rates.hit(parse(args["limit"]), "tool", "send_email") for _ in range(10)])
     admitted = await asyncio.gather(*[admission.admit("tool:send_sms", cfg, hits) for _ in range(10)])
     return [sum(g.allowed for g in got), sum(a.allowed for a in admitted), admission.round_trips]
@@ -60,11 +72,13 @@ async def breaker():
     cfg = BreakerConfig(failure_threshold=3, recovery_s=args["recovery"])
     b = RedisBreakers(redis_client(args["redis"]), args["redis"], prefix=args["prefix"])
     if args["fail"]:
+        await wait_for("go")
         for _ in range(3):
             await b.record("model:fake-model", cfg, ok=False, probe=False)
         return "opened"
+    await wait_for("check")  # once the breaker was opened by the other worker
     seen = (await b.acquire("model:fake-model", cfg)).allowed
-    await asyncio.sleep(max(start_at - time.time(), 0))
+    await wait_for("go")  # past the recovery timeout
     got = await asyncio.gather(*[b.acquire("model:fake-model", cfg) for _ in range(5)])
     return {"allowed_while_open": seen, "probes": sum(d.probe and d.allowed for d in got)}
 
@@ -72,23 +86,62 @@ print(json.dumps(asyncio.run({"runs": runs, "rate": rate, "breaker": breaker}[mo
 """
 
 
-def _spawn(mode: str, start_at: float, **args) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", _WORKER, mode, str(start_at), json.dumps(args)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+class _Worker:
+    """One worker process; its stdout lines are read as they come (`ready…` lines, then one JSON result)."""
+
+    def __init__(self, mode: str, **args) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER, mode, json.dumps(args)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr), daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put(None)
+
+    def _next(self) -> str:
+        try:
+            line = self.lines.get(timeout=150)
+        except queue.Empty:
+            self.proc.kill()
+            line = None
+        if line is None:
+            self.proc.wait(timeout=30)
+            raise AssertionError(f"worker failed with {self.proc.returncode}: {''.join(self.stderr)[-2000:]}")
+        return line
+
+    def expect(self, line: str) -> None:
+        assert (got := self._next()) == line, got
+
+    def send(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def result(self):
+        out = self._next()
+        assert self.proc.wait(timeout=150) == 0, f"worker failed: {''.join(self.stderr)[-2000:]}"
+        return json.loads(out)
 
 
-def _results(procs: list[subprocess.Popen]) -> list:
-    outs = []
-    for p in procs:
-        stdout, stderr = p.communicate(timeout=150)
-        assert p.returncode == 0, f"worker failed with {p.returncode}: {stderr[-2000:]}"
-        outs.append(json.loads(stdout.strip().splitlines()[-1]))
-    return outs
+def _together(workers: list[_Worker], word: str = "go") -> None:
+    """Wait until every worker is ready for `word`, then send it to all of them at once."""
+    for w in workers:
+        w.expect("ready" if word == "go" else f"ready-{word}")
+    for w in workers:
+        w.send(word)
+
+
+def _results(workers: list[_Worker]) -> list:
+    return [w.result() for w in workers]
 
 
 def _prefix() -> str:
@@ -104,12 +157,11 @@ async def test_fifty_concurrent_runs_of_one_user_never_overdraw_the_budget(
     ledger = BudgetLedger(records, default_usd=0)
     await ledger.set_limit(user, budget)
     args = {"db": pg_url, "prefix": _prefix(), "user": user}
-    start_at = time.time() + 8
-    procs = [
-        _spawn("runs", start_at, home=str(tmp_path / f"w{i}"), runs=[13, 13, 12, 12][i], **args)
-        for i in range(4)
+    workers = [
+        _Worker("runs", home=str(tmp_path / f"w{i}"), runs=[13, 13, 12, 12][i], **args) for i in range(4)
     ]
-    endings = [e for out in _results(procs) for e in out]
+    _together(workers)
+    endings = [e for out in _results(workers) for e in out]
     assert len(endings) == 50
     assert "succeeded" in endings and "budget_exceeded" in endings
     executions = await records.list_executions(user_id=user, limit=1000)
@@ -131,20 +183,25 @@ async def test_fifty_concurrent_runs_of_one_user_never_overdraw_the_budget(
 
 
 def test_a_rate_limit_holds_globally_across_workers() -> None:
-    start_at = time.time() + 3
     args = {"redis": REDIS, "prefix": _prefix(), "limit": "7/minute"}
-    procs = [_spawn("rate", start_at, **args) for _ in range(WORKERS)]
-    outs = _results(procs)
+    workers = [_Worker("rate", **args) for _ in range(WORKERS)]
+    _together(workers)
+    outs = _results(workers)
     assert sum(o[0] for o in outs) == 7, "40 attempts from 4 processes, 7 allowed in the window"
     assert sum(o[1] for o in outs) == 7, "tool-call admissions (breaker + 2 windows) hold the same limit"
     assert [o[2] for o in outs] == [10] * WORKERS, "one Redis round trip per tool-call check"
 
 
 def test_a_breaker_opened_in_one_worker_is_open_in_all_and_lets_exactly_one_probe() -> None:
-    prefix = _prefix()
-    common = {"redis": REDIS, "prefix": prefix, "recovery": 10.0}
-    assert _results([_spawn("breaker", 0, fail=True, **common)]) == ["opened"]
-    start_at = time.time() + 10.5  # past the recovery timeout, all workers ask at once
-    outs = _results([_spawn("breaker", start_at, fail=False, **common) for _ in range(WORKERS)])
+    common = {"redis": REDIS, "prefix": _prefix(), "recovery": RECOVERY_S}
+    opener = _Worker("breaker", fail=True, **common)
+    workers = [_Worker("breaker", fail=False, **common) for _ in range(WORKERS)]
+    _together([opener])
+    assert _results([opener]) == ["opened"]
+    opened = time.monotonic()
+    _together(workers, "check")  # each asks once, while the breaker is open
+    time.sleep(max(0.0, opened + RECOVERY_S + 0.5 - time.monotonic()))
+    _together(workers)  # past the recovery timeout, all workers ask at once
+    outs = _results(workers)
     assert [o["allowed_while_open"] for o in outs] == [False] * WORKERS
     assert sum(o["probes"] for o in outs) == 1

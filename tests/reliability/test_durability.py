@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import textwrap
 import uuid
 from pathlib import Path
 
 import pytest
+import warm_python
 
 from keel.settings import Settings
 
@@ -54,9 +54,7 @@ async def test_a_run_killed_in_the_step_after_a_slow_checkpoint_resumes(tmp_path
     thread = "7f0c5a4e-0000-4000-8000-0000000000d1"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KEEL_")}
     argv = [sys.executable, "-c", _DIE_AFTER_A_SLOW_CHECKPOINT, str(tmp_path), thread]
-    proc = await asyncio.to_thread(
-        subprocess.run, argv, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120
-    )
+    proc = await asyncio.to_thread(warm_python.run, argv, cwd=ROOT, env=env, timeout=120)
     assert proc.returncode == 137, proc.stderr[-2000:]
 
     from keel.app.service import Keel

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import warm_python
 from sqlalchemy import text
 
 from keel.records import Records
@@ -61,14 +62,7 @@ def _settings_of(settings: Settings) -> dict[str, Any]:
 
 
 def _worker(plan: dict[str, Any], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(WORKER), json.dumps(plan)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    return warm_python.run([sys.executable, str(WORKER), json.dumps(plan)], env=env, timeout=120, cwd=ROOT)
 
 
 def _attempts(world: Path) -> list[tuple[str, str | None]]:

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import warm_python
 from _drill import Job, Totals, check, drill_seed, jobs
 from _invariants import *  # noqa: F403 - the shared zero-tolerance tests
 
@@ -58,13 +58,8 @@ def drive(
     for _ in range(len(kills) + 3):
         kill = queue.pop(0) if queue else None
         plan = {"settings": plan_settings, "jobs": [j.as_plan() for j in drill_jobs], "kill": kill}
-        proc = subprocess.run(
-            [sys.executable, str(WORKER), json.dumps(plan)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=_env(),
-            timeout=120,
+        proc = warm_python.run(
+            [sys.executable, str(WORKER), json.dumps(plan)], cwd=ROOT, env=_env(), timeout=120
         )
         events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"drill"')]
         for event in events:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+import warm_python
 from typer.testing import CliRunner
 
 from keel.cli import app
@@ -48,9 +48,7 @@ def test_keel_resume_carries_out_a_decision_whose_approver_died(tmp_path: Path) 
     assert paused["status"] == "awaiting_approval"
     approval_id, thread = paused["approval"]["approval_id"], paused["thread_id"]
     child_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    killed = subprocess.run(
-        [sys.executable, "-c", _APPROVE_THEN_DIE, approval_id], env=child_env, cwd=ROOT, timeout=120
-    )
+    killed = warm_python.run([sys.executable, "-c", _APPROVE_THEN_DIE, approval_id], env=child_env, cwd=ROOT)
     assert killed.returncode == 9 and draft.exists()
     listed = json.loads(cli("approvals", "list", "--json").stdout)
     assert approval_id not in [a["approval_id"] for a in listed]  # recorded as decided

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import warm_python
 
 from keel.app.service import Keel
 from keel.memory.types import MemoryScope
@@ -44,9 +45,7 @@ def _plan(settings: Settings, user: str, kill: str) -> dict[str, Any]:
 
 
 def _worker(plan: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(WORKER), json.dumps(plan)], capture_output=True, text=True, timeout=120
-    )
+    return warm_python.run([sys.executable, str(WORKER), json.dumps(plan)], timeout=120)
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ _WORKER = r"""
 import asyncio, json, sys, time
 from keel.records import AuditEvent, Records
 
-db, threads, rounds, start_at = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+db, threads, rounds = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 
 def event(thread, i, k):
     return AuditEvent(execution_id="ex", thread_id=thread, user_id="alice", role="user", tenant="acme",
@@ -48,7 +48,8 @@ async def one(records, thread):
 async def main():
     records = Records.from_url(db, pool_size=4)
     await records.ping()  # connect before the start line
-    time.sleep(max(0.0, start_at - time.time()))
+    print("ready", flush=True)
+    sys.stdin.readline()  # the start line, given once every worker is ready
     chunks = await asyncio.gather(*(one(records, t) for t in threads))
     await records.close()
     print(json.dumps([i for chunk in chunks for i in chunk]))

@@ -31,13 +31,14 @@ from decimal import Decimal
 from keel.budget import BudgetExceeded, BudgetLedger
 from keel.records import Records
 
-db, users, start_at = sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3])
+db, users = sys.argv[1], json.loads(sys.argv[2])
 
 async def main():
     records = Records.from_url(db)
     ledger = BudgetLedger(records, default_usd=0)
     await ledger.status(users[0])  # connect before the start line
-    time.sleep(max(0.0, start_at - time.time()))
+    print("ready", flush=True)
+    sys.stdin.readline()  # the start line, given once every worker is ready
     charged = 0
     for user in users:
         try:
@@ -79,7 +80,7 @@ from decimal import Decimal
 from keel.budget import BudgetExceeded, BudgetLedger
 from keel.records import Records
 
-db, user, tasks, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+db, user, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 async def one(ledger):
     try:
@@ -93,7 +94,8 @@ async def main():
     records = Records.from_url(db)
     ledger = BudgetLedger(records, default_usd=0)
     await ledger.status(user)  # connect before the start line
-    time.sleep(max(0.0, start_at - time.time()))
+    print("ready", flush=True)
+    sys.stdin.readline()  # the start line, given once every worker is ready
     won = sum(await asyncio.gather(*[one(ledger) for _ in range(tasks)]))
     await records.close()
     print(json.dumps({"won": won, "transactions": ledger.transactions, "statements": ledger.statements}))

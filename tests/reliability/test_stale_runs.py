@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import warm_python
 
 from keel.app.service import Keel
 from keel.settings import Settings
@@ -45,9 +46,7 @@ def _env(settings: Settings) -> dict[str, str]:
 async def test_a_run_whose_process_died_is_swept_interrupted_and_resumed(settings: Settings):
     thread = "5a7e0000-0000-4000-8000-000000000007"
     argv = [sys.executable, "-c", _DIE_MID_RUN, thread]
-    proc = await asyncio.to_thread(
-        subprocess.run, argv, capture_output=True, text=True, cwd=ROOT, env=_env(settings), timeout=120
-    )
+    proc = await asyncio.to_thread(warm_python.run, argv, cwd=ROOT, env=_env(settings), timeout=120)
     assert proc.returncode == 137, proc.stderr[-2000:]
 
     # Within its lease the execution is still taken for alive: the sweep leaves it alone.

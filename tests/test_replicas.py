@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -86,6 +87,20 @@ print(json.dumps(asyncio.run({"runs": runs, "rate": rate, "breaker": breaker}[mo
 """
 
 
+_SPAWNED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test() -> Iterator[None]:
+    """A test that failed (or timed out) kills its workers, so none holds a lock the next test waits on."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+
+
 class _Worker:
     """One worker process; its stdout lines are read as they come (`ready…` lines, then one JSON result)."""
 
@@ -98,6 +113,7 @@ class _Worker:
             stderr=subprocess.PIPE,
             text=True,
         )
+        _SPAWNED.append(self.proc)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -291,6 +292,13 @@ def _at_config_line(config: KeelConfig | None) -> Iterator[None]:
         raise config.error(line, str(exc)) from None
 
 
+async def _try_lock(conn: Any, key: int) -> bool:
+    """Take the session advisory lock `key` if it is free (one statement that never waits)."""
+    cur = await conn.execute("SELECT pg_try_advisory_lock(%s) AS got", (key,))
+    row = await cur.fetchone()
+    return bool(row["got"] if isinstance(row, dict) else row[0])
+
+
 @asynccontextmanager
 async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
     """The durable checkpointer of the profile: SQLite file (embedded) or PostgreSQL."""
@@ -314,8 +322,12 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
         ) as pool:
             saver = AsyncPostgresSaver(pool)
             async with pool.connection() as lock_conn:
-                # Replicas starting together would race on the checkpointer's own migrations.
-                await lock_conn.execute("SELECT pg_advisory_lock(%s)", (_CHECKPOINT_SETUP_LOCK,))
+                # Replicas starting together would race on the checkpointer's own migrations. The lock is
+                # tried, not waited for: a session blocked in `pg_advisory_lock` is a running statement,
+                # and the migrations' CREATE INDEX CONCURRENTLY waits for every running statement to end,
+                # so the holder would wait on its waiters (the start-up hung on a new database).
+                while not await _try_lock(lock_conn, _CHECKPOINT_SETUP_LOCK):  # noqa: ASYNC110 - held by another process
+                    await asyncio.sleep(0.05)
                 try:
                     await saver.setup()
                 finally:

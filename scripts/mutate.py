@@ -114,8 +114,8 @@ MUTANTS: tuple[Mutant, ...] = (
         id="recorded-call-runs-again",
         guarantee="a recorded call is never executed again (exactly once by tool_call_id)",
         file="tools/executor.py",
-        old="if done is not None:",
-        new="if False:",
+        old="if done is not None:\n            recorded = _RECORDED.get",
+        new="if False:\n            recorded = _RECORDED.get",
         tests=("tests/test_recovery.py", "tests/reliability/test_proofs_exactly_once.py"),
     ),
     # --- permissions ------------------------------------------------------------------------------------
@@ -186,11 +186,11 @@ MUTANTS: tuple[Mutant, ...] = (
         tests=("tests/test_budget.py",),
     ),
     M(
-        id="budget-ledger-no-row-lock",
+        id="budget-reserve-without-fit-check",
         guarantee="concurrent reservations (across processes) never overdraw the budget",
-        file="keel/budget/ledger.py",
-        old="            .with_for_update()\n",
-        new="",
+        file="keel/budget/statements.py",
+        old="        where=None if zero else fits,\n",
+        new="        where=None,\n",
         tests=("tests/reliability/test_proofs_budget.py",),
     ),
     M(

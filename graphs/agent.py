@@ -78,7 +78,8 @@ def agent_nodes(b: GraphDeps) -> dict[str, Callable[..., Awaitable[dict[str, Any
         "fallback": make_fallback(guards=guards, settings=settings),
         "finalize": make_finalize(records=records, guards=guards, memory=memory, on_finished=_on_finished(b)),
     }
-    return {name: instrument_node(b.telemetry, name, node) for name, node in nodes.items()}
+    arm = getattr(b, "arm", None)
+    return {name: instrument_node(b.telemetry, name, node, arm=arm) for name, node in nodes.items()}
 
 
 def _on_finished(b: GraphDeps) -> Callable[[], Awaitable[None]] | None:

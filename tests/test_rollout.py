@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typer.testing import CliRunner
 
 from keel.app.service import Keel
@@ -48,6 +49,8 @@ async def test_runs_go_to_their_arm_and_a_failing_arm_is_stopped_once_then_resum
     project: RolloutProject, settings: Settings
 ) -> None:
     async with _open(project, settings) as keel:
+        spans = InMemorySpanExporter()
+        keel.backends.telemetry.tracing.add_exporter(spans)
         arms = keel.backends.arms
         assert set(arms) == {"a", "b"} and arms["a"] is keel.backends  # keel.yaml is arm a
         va, vb = arms["a"].version.id, arms["b"].version.id
@@ -67,6 +70,16 @@ async def test_runs_go_to_their_arm_and_a_failing_arm_is_stopped_once_then_resum
             out = await keel.run(TASK, user_id=user)
             ex = await keel.records.get_execution(out.execution_id)
             assert (out.status, ex.arm, ex.version) == ("failed", "b", vb)
+        run_spans = {
+            s.attributes["keel.execution_id"]: s
+            for s in spans.get_finished_spans()
+            if s.name == "invoke_agent keel"
+        }
+        traced = run_spans[out.execution_id].attributes
+        assert (traced["keel.arm"], traced["keel.version"]) == (
+            "b",
+            vb,
+        )  # the trace names the arm and version
         assert await _stops(keel, project) == []  # two runs: fewer than min_runs, no verdict yet
         out = await keel.run(TASK, user_id=c3)
         assert (await keel.records.get_execution(out.execution_id)).arm == "b"

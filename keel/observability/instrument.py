@@ -31,8 +31,12 @@ _T = TypeVar("_T")
 _log = get_logger("keel")
 
 
-def instrument_node(telemetry: Telemetry, name: str, fn: Callable[..., Awaitable[dict[str, Any]]]):
-    """Wrap a node: its span (child of the run span), its log context, one log line, step metrics."""
+def instrument_node(
+    telemetry: Telemetry, name: str, fn: Callable[..., Awaitable[dict[str, Any]]], *, arm: str | None = None
+):
+    """Wrap a node: its span (child of the run span), its log context, one log line, step metrics. `arm`:
+    the rollout arm the graph runs (the run span's `keel.arm`)."""
+    own = {"keel.arm": arm} if arm is not None else {}
 
     @functools.wraps(fn)
     async def node(state: Mapping[str, Any], config: Any, runtime: Any) -> dict[str, Any]:
@@ -48,6 +52,7 @@ def instrument_node(telemetry: Telemetry, name: str, fn: Callable[..., Awaitable
                 "keel.role": run.role,
                 "keel.tenant": run.tenant,
                 "keel.version": run.version,
+                **own,
             },
         )
         with (

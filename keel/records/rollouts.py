@@ -76,6 +76,15 @@ class ArmWindow(_Row):
     def cost_per_run(self) -> float | None:
         return float(self.cost) / self.runs if self.runs else None
 
+    def figures(self) -> dict[str, Any]:
+        """What the guard rails judge, as the stop's audit row and `keel rollout status` show it."""
+        return {
+            "runs": self.runs,
+            "success_rate": self.success_rate,
+            "tool_failure_rate": self.tool_failure_rate,
+            "cost_per_run_usd": self.cost_per_run,
+        }
+
 
 class RolloutStore:
     """`Records`' rollout methods (a base class of `Records`, which provides the connections)."""

@@ -139,7 +139,7 @@ class Rollout:
             stable=spec.stable,
             salt=spec.salt,
             allow=spec.allow,
-            stopped={name for name, s in state.items() if s.stopped and name != spec.stable},
+            stopped=_stopped(spec, state),
         )
 
     # -- what operators change --------------------------------------------------------------------
@@ -196,14 +196,8 @@ class Rollout:
         reason = judge(window, spec.guard_rails)
         if reason is None:
             return None
-        figures = {
-            "runs": window.runs,
-            "success_rate": window.success_rate,
-            "tool_failure_rate": window.tool_failure_rate,
-            "cost_per_run_usd": window.cost_per_run,
-        }
         if await self._records.stop_arm(
-            self.name, arm, by=GUARD_RAIL_ACTOR, role="system", reason=reason, figures=figures
+            self.name, arm, by=GUARD_RAIL_ACTOR, role="system", reason=reason, figures=window.figures()
         ):
             _log.info("rollout arm %s stopped by its guard rails: %s", arm, reason)
         await self.state(fresh=True)
@@ -231,7 +225,7 @@ class Rollout:
         spec = self.spec()
         state = await self.state(fresh=True)
         weights = self._weights(spec, state)
-        stopped = {name for name, s in state.items() if s.stopped and name != spec.stable}
+        stopped = _stopped(spec, state)
         # As choose_arm assigns: by the weights in force, a stopped arm's users going to the stable arm.
         total = sum(weights.values())
         shares = {name: (0.0 if name in stopped or total <= 0 else w / total) for name, w in weights.items()}
@@ -258,11 +252,13 @@ class Rollout:
                     stop_reason=s.stop_reason if s is not None else None,
                     window={
                         "since": window.since.isoformat(),
-                        "runs": window.runs,
-                        "success_rate": window.success_rate,
-                        "tool_failure_rate": window.tool_failure_rate,
-                        "cost_per_run_usd": window.cost_per_run,
+                        **window.figures(),
                     },
                 )
             )
         return out
+
+
+def _stopped(spec: RolloutSpec, state: Mapping[str, ArmState]) -> set[str]:
+    """The arms stopped in the shared state (the stable arm never counts as stopped)."""
+    return {name for name, s in state.items() if s.stopped and name != spec.stable}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from keel.app.server_graph import SyncDurableGraph
+from keel.app.server_graph import SyncDurableGraph, always_sync
 from keel.app.server_graph import make_graph as make_server_graph
 from keel.context import InvalidContext
 
@@ -44,7 +44,5 @@ def authenticated(config: Any) -> dict[str, Any]:
 async def make_graph() -> AegraGraph:
     """Entry point for `aegra.json` (awaited once per process by Aegra, with no arguments)."""
     graph = await make_server_graph()
-    cls = AegraGraph
-    if graph.arms:  # a rollout: the runs still go to their version's graph (SyncDurableGraph.arms)
-        cls = type("AegraRolloutGraph", (AegraGraph,), {"arms": dict(graph.arms)})
-    return cls(**{k: v for k, v in graph.__dict__.items() if k != "__orig_class__"})
+    # With a rollout, the runs still go to their version's graph (SyncDurableGraph.arms).
+    return always_sync(graph, graph.arms, base=AegraGraph)  # type: ignore[return-value]

@@ -66,13 +66,16 @@ def _sync(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def always_sync(
-    graph: CompiledStateGraph, arms: Mapping[str, CompiledStateGraph] | None = None
+    graph: CompiledStateGraph,
+    arms: Mapping[str, CompiledStateGraph] | None = None,
+    *,
+    base: type[SyncDurableGraph] = SyncDurableGraph,
 ) -> SyncDurableGraph:
-    """The same compiled graph as a SyncDurableGraph (Pregel.copy keeps the class in the server's copies);
-    `arms`: the graphs runs of other versions go to (a subclass carries them)."""
-    cls = SyncDurableGraph
+    """The same compiled graph as a `base` (a SyncDurableGraph; Pregel.copy keeps the class in the server's
+    copies); `arms`: the graphs runs of other versions go to (a subclass of `base` carries them)."""
+    cls = base
     if arms:
-        cls = type("SyncDurableRolloutGraph", (SyncDurableGraph,), {"arms": dict(arms)})
+        cls = type(f"{base.__name__}WithArms", (base,), {"arms": dict(arms)})
     attrs = {k: v for k, v in graph.__dict__.items() if k != "__orig_class__"}
     return cls(**attrs)
 

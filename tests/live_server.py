@@ -30,6 +30,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_ready(
+    proc: subprocess.Popen, url: str, log_path: Path, ready_s: float, what: str, *, interval: float
+) -> None:
+    """Poll `url` until it answers 200; fail the test (with the log's tail) if `proc` exits or `ready_s`
+    passes first."""
+    deadline = time.monotonic() + ready_s
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited early:\n{log_path.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not ready in {ready_s:.0f} s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(interval)
+
+
 @contextmanager
 def langgraph_dev(home: Path, ready_s: float = 90, env: dict[str, str] | None = None) -> Iterator[str]:
     """Start `langgraph dev` with KEEL_HOME=home (and `env`), wait for /ok, yield its base URL, stop it."""
@@ -54,18 +73,7 @@ def langgraph_dev(home: Path, ready_s: float = 90, env: dict[str, str] | None = 
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True, **out)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + ready_s
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"langgraph dev exited early:\n{log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/ok", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"langgraph dev not ready in {ready_s:.0f} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
+        _wait_ready(proc, f"{url}/ok", log_path, ready_s, "langgraph dev", interval=0.1)
         yield url
     finally:
         if proc.poll() is None:
@@ -145,18 +153,7 @@ def aegra_serve(
                     )
                 )
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + ready_s
-            while True:
-                if procs[-1].poll() is not None:
-                    pytest.fail(f"make serve exited early:\n{log_path.read_text()[-3000:]}")
-                try:
-                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"make serve not ready in {ready_s:.0f} s:\n{log_path.read_text()[-3000:]}")
-                time.sleep(0.2)
+            _wait_ready(procs[-1], f"{url}/health", log_path, ready_s, "make serve", interval=0.2)
             urls.append(url)
         yield urls
     finally:
